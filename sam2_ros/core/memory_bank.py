@@ -1,0 +1,163 @@
+"""Per-object memory of the streaming tracker: what SAM 2 can attend to, and nothing else.
+
+Memory policy (bounded on an endless stream). For each object the bank keeps
+- its prompted ("conditioning") frames, at most ``max_cond_frames``; past that the oldest is
+  dropped, the choice SAM 2's ``select_closest_cond_frames`` makes for a frame after all of
+  them. A dropped prompted frame that is still inside the recent window stays attendable as
+  an ordinary frame, as SAM 2 treats unselected conditioning frames;
+- ordinary ("non-conditioning") frames only while SAM 2 can still use them for the newest
+  frame or for a prompt on any frame of the frame ring: spatial memories for the last
+  ``num_maskmem - 1`` frames (times the temporal stride), object pointers for the last
+  ``max_obj_ptrs_in_encoder - 1`` frames, low-resolution mask logits for the ring frames.
+Everything older is released, so resident memory is flat whatever the stream length.
+
+The memory tokens are assembled here (instead of by ``SAM2Base._prepare_memory_conditioned_
+features``) because that method reads one shared output dict for a whole batch, which
+forces every object in a batch to have been prompted on the same frames. Assembling each
+object's tokens and positional encodings separately, with the same selection and order as
+SAM 2, lets objects prompted at different times share one batched memory-attention call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
+
+
+@dataclass
+class FrameOutput:
+    """What the tracker keeps of one object on one frame (the compact SAM 2 output)."""
+
+    obj_ptr: torch.Tensor  # [1, C]
+    object_score_logits: torch.Tensor  # [1, 1]
+    pred_masks: torch.Tensor | None  # [1, 1, S/4, S/4] mask logits, holes filled
+    maskmem_features: torch.Tensor | None  # [1, mem_dim, S/16, S/16], bfloat16 like SAM 2
+    iou: float  # SAM 2's predicted IoU of the chosen mask
+    point_inputs: dict[str, torch.Tensor] | None = None  # clicks given on this frame
+    prompted: bool = False  # the output came from a prompt on this frame
+
+
+@dataclass
+class ObjectMemory:
+    """One tracked object: its identity, prompts and memory."""
+
+    object_id: int
+    label: str = ""
+    cond: dict[int, FrameOutput] = field(default_factory=dict)
+    non_cond: dict[int, FrameOutput] = field(default_factory=dict)
+    last_prompt_frame: int | None = None
+
+    @property
+    def is_tracked(self) -> bool:
+        """SAM 2 can only track an object that has at least one prompted frame."""
+        return bool(self.cond)
+
+    def output_at(self, frame_index: int) -> FrameOutput | None:
+        out = self.cond.get(frame_index)
+        return out if out is not None else self.non_cond.get(frame_index)
+
+    def set_cond(self, frame_index: int, out: FrameOutput, max_cond_frames: int) -> None:
+        """Store a prompted frame; past the cap, the oldest becomes an ordinary frame."""
+        self.cond[frame_index] = out
+        self.non_cond.pop(frame_index, None)
+        while max_cond_frames > 0 and len(self.cond) > max_cond_frames:
+            oldest = min(self.cond)
+            self.non_cond.setdefault(oldest, self.cond.pop(oldest))
+
+    def clear(self) -> None:
+        self.cond.clear()
+        self.non_cond.clear()
+        self.last_prompt_frame = None
+
+    def prune(self, keep_ptr_from: int, keep_mem_from: int, keep_mask_from: int) -> None:
+        """Release what no future frame and no prompt on a ring frame can attend to."""
+        for index in [i for i in self.non_cond if i < keep_ptr_from]:
+            del self.non_cond[index]
+        for index, out in self.non_cond.items():
+            if index < keep_mem_from:
+                out.maskmem_features = None
+            if index < keep_mask_from:
+                out.pred_masks = None
+                out.point_inputs = None
+        for index, out in self.cond.items():
+            if index < keep_mask_from:
+                out.point_inputs = None
+
+
+def assemble_memory(
+    model: torch.nn.Module,
+    obj: ObjectMemory,
+    frame_index: int,
+    maskmem_pos_enc: torch.Tensor,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Memory tokens, their positional encodings ([L, 1, mem_dim] each) and the pointer count.
+
+    Same frames, order and encodings as SAM2Base._prepare_memory_conditioned_features for
+    forward tracking in eval mode with an unbounded video length.
+    """
+    num_maskmem = model.num_maskmem
+    selected, unselected = select_closest_cond_frames(
+        frame_index, obj.cond, model.max_cond_frames_in_attn
+    )
+    t_pos_and_prevs: list[tuple[int, FrameOutput | None]] = [(0, o) for o in selected.values()]
+    stride = model.memory_temporal_stride_for_eval
+    for t_pos in range(1, num_maskmem):
+        t_rel = num_maskmem - t_pos
+        if t_rel == 1:
+            prev = frame_index - 1
+        else:
+            prev = ((frame_index - 2) // stride) * stride - (t_rel - 2) * stride
+        out = obj.non_cond.get(prev)
+        t_pos_and_prevs.append((t_pos, out if out is not None else unselected.get(prev)))
+
+    spatial_pos = maskmem_pos_enc.flatten(2).permute(2, 0, 1)
+    memory: list[torch.Tensor] = []
+    memory_pos: list[torch.Tensor] = []
+    for t_pos, prev in t_pos_and_prevs:
+        if prev is None:
+            continue
+        if prev.maskmem_features is None:
+            raise RuntimeError(f"memory of frame needed at t_pos {t_pos} was released")
+        memory.append(prev.maskmem_features.to(device).flatten(2).permute(2, 0, 1).float())
+        memory_pos.append(spatial_pos + model.maskmem_tpos_enc[num_maskmem - t_pos - 1])
+
+    num_ptr_tokens = 0
+    if model.use_obj_ptrs_in_encoder:
+        max_ptrs = model.max_obj_ptrs_in_encoder
+        ptr_cond = selected
+        if model.only_obj_ptrs_in_the_past_for_eval:
+            ptr_cond = {t: o for t, o in selected.items() if t <= frame_index}
+        signed = model.use_signed_tpos_enc_to_obj_ptrs
+        pos_and_ptrs = [
+            ((frame_index - t) if signed else abs(frame_index - t), o.obj_ptr)
+            for t, o in ptr_cond.items()
+        ]
+        for t_diff in range(1, max_ptrs):
+            t = frame_index - t_diff
+            if t < 0:
+                break
+            out = obj.non_cond.get(t, unselected.get(t))
+            if out is not None:
+                pos_and_ptrs.append((t_diff, out.obj_ptr))
+        if pos_and_ptrs:
+            pos_list, ptrs_list = zip(*pos_and_ptrs, strict=True)
+            obj_ptrs = torch.stack(ptrs_list, dim=0)
+            hidden, mem_dim = model.hidden_dim, model.mem_dim
+            if model.add_tpos_enc_to_obj_ptrs:
+                tpos_dim = hidden if model.proj_tpos_enc_in_obj_ptrs else mem_dim
+                obj_pos = torch.tensor(pos_list).to(device=device)
+                obj_pos = get_1d_sine_pe(obj_pos / (max_ptrs - 1), dim=tpos_dim)
+                obj_pos = model.obj_ptr_tpos_proj(obj_pos).unsqueeze(1).expand(-1, 1, mem_dim)
+            else:
+                obj_pos = obj_ptrs.new_zeros(len(pos_list), 1, mem_dim)
+            if mem_dim < hidden:
+                obj_ptrs = obj_ptrs.reshape(-1, 1, hidden // mem_dim, mem_dim)
+                obj_ptrs = obj_ptrs.permute(0, 2, 1, 3).flatten(0, 1)
+                obj_pos = obj_pos.repeat_interleave(hidden // mem_dim, dim=0)
+            memory.append(obj_ptrs)
+            memory_pos.append(obj_pos)
+            num_ptr_tokens = obj_ptrs.shape[0]
+    return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), num_ptr_tokens

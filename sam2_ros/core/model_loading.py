@@ -1,0 +1,232 @@
+"""Build Meta's SAM 2 model (``SAM2Base``) from a config and an official checkpoint.
+
+Why not ``build_sam2_video_predictor``: the streaming engine drives SAM2Base's own steps
+frame by frame and must not inherit the offline predictor's keep-everything state. The
+model is still built from Meta's config files with the same post-processing options the
+official video predictor switches on, so both produce the same masks for the same weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sam2_ros.core.errors import CheckpointError, ModelConfigError
+
+LOG = logging.getLogger(__name__)
+
+# Model names (the official checkpoint file stems without the size word) -> config files
+# inside the sam2 package.
+MODEL_CONFIGS: dict[str, str] = {
+    "sam2.1_hiera_t": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "sam2.1_hiera_s": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "sam2.1_hiera_b+": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "sam2.1_hiera_l": "configs/sam2.1/sam2.1_hiera_l.yaml",
+    "sam2_hiera_t": "configs/sam2/sam2_hiera_t.yaml",
+    "sam2_hiera_s": "configs/sam2/sam2_hiera_s.yaml",
+    "sam2_hiera_b+": "configs/sam2/sam2_hiera_b+.yaml",
+    "sam2_hiera_l": "configs/sam2/sam2_hiera_l.yaml",
+}
+
+# Official checkpoint file names, for the README and for error messages.
+CHECKPOINT_FILES: dict[str, str] = {
+    "sam2.1_hiera_t": "sam2.1_hiera_tiny.pt",
+    "sam2.1_hiera_s": "sam2.1_hiera_small.pt",
+    "sam2.1_hiera_b+": "sam2.1_hiera_base_plus.pt",
+    "sam2.1_hiera_l": "sam2.1_hiera_large.pt",
+    "sam2_hiera_t": "sam2_hiera_tiny.pt",
+    "sam2_hiera_s": "sam2_hiera_small.pt",
+    "sam2_hiera_b+": "sam2_hiera_base_plus.pt",
+    "sam2_hiera_l": "sam2_hiera_large.pt",
+}
+
+# (patch embedding width, number of Hiera blocks) of each size, to name the config a
+# mismatching checkpoint probably belongs to without building every model.
+_HIERA_SIGNATURES: dict[tuple[int, int], str] = {
+    (96, 12): "t",
+    (96, 16): "s",
+    (112, 24): "b+",
+    (144, 48): "l",
+}
+
+# The options Meta's build_sam2_video_predictor adds on top of the config files
+# (apply_postprocessing=True). The hole filling option belongs to the predictor class,
+# so the engine applies it itself (see StreamingTracker's fill_hole_area).
+_VIDEO_POSTPROCESSING = {
+    "sam_mask_decoder_extra_args": {
+        "dynamic_multimask_via_stability": True,
+        "dynamic_multimask_stability_delta": 0.05,
+        "dynamic_multimask_stability_thresh": 0.98,
+    },
+    "binarize_mask_from_pts_for_mem_enc": True,
+}
+VIDEO_FILL_HOLE_AREA = 8
+
+
+@dataclass
+class LoadedModel:
+    """A ready SAM2Base with the settings the engine needs to run it."""
+
+    model: torch.nn.Module
+    config_path: str
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None = run in float32
+    image_size: int
+    random_weights: bool
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; anything else is passed to torch."""
+    if device in ("", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ModelConfigError(f"unknown device {device!r}: {exc}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelConfigError(f"device {device!r} asked for, but CUDA is not available")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: bf16 on CUDA by default, float32 elsewhere."""
+    choices = {"auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16"}
+    if precision not in choices:
+        raise ModelConfigError(f"unknown precision {precision!r}; use one of {sorted(choices)}")
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision in ("fp32", "float32"):
+        return None
+    return torch.bfloat16 if precision.startswith("b") else torch.float16
+
+
+def resolve_config(model: str) -> Path:
+    """A known model name, or a path to a SAM 2 config YAML file."""
+    import sam2
+
+    if model in MODEL_CONFIGS:
+        return Path(sam2.__path__[0]) / MODEL_CONFIGS[model]
+    path = Path(model).expanduser()
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ModelConfigError(f"model config file not found: {path}")
+        return path
+    known = ", ".join(MODEL_CONFIGS)
+    raise ModelConfigError(f"unknown model {model!r}: give one of {known} or a config .yaml path")
+
+
+def build_model(
+    model: str = "sam2.1_hiera_t",
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    image_size: int | None = None,
+    compile_image_encoder: bool = False,
+) -> LoadedModel:
+    """Build SAM2Base from a config and (optionally) an official checkpoint.
+
+    Without a checkpoint the weights are random: only good for tests and demos, which is
+    why a loud warning is logged.
+    """
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    config_path = resolve_config(model)
+    torch_device = resolve_device(device)
+    autocast_dtype = resolve_precision(precision, torch_device)
+    try:
+        cfg = OmegaConf.load(config_path)
+    except Exception as exc:
+        raise ModelConfigError(f"cannot read model config {config_path}: {exc}") from exc
+    if "model" not in cfg:
+        raise ModelConfigError(f"{config_path} is not a SAM 2 model config (no 'model' key)")
+    cfg.model._target_ = "sam2.modeling.sam2_base.SAM2Base"
+    OmegaConf.update(cfg, "model", _VIDEO_POSTPROCESSING, merge=True)
+    if image_size is not None:
+        if image_size < 64 or image_size % 32:
+            raise ModelConfigError(f"image_size must be a multiple of 32, >= 64; got {image_size}")
+        cfg.model.image_size = int(image_size)
+    cfg.model.compile_image_encoder = bool(compile_image_encoder)
+    OmegaConf.resolve(cfg)
+    sam = instantiate(cfg.model, _recursive_=True)
+
+    random_weights = checkpoint is None or str(checkpoint) == ""
+    if random_weights:
+        LOG.warning(
+            "NO CHECKPOINT: SAM 2 (%s) runs with RANDOM weights; its masks mean nothing. "
+            "Use this for tests and demos only; pass a checkpoint for real tracking.",
+            config_path.name,
+        )
+    else:
+        load_checkpoint(sam, Path(checkpoint), config_path)
+    sam = sam.to(torch_device).eval()
+    return LoadedModel(
+        model=sam,
+        config_path=str(config_path),
+        device=torch_device,
+        autocast_dtype=autocast_dtype,
+        image_size=int(sam.image_size),
+        random_weights=random_weights,
+    )
+
+
+def load_checkpoint(model: torch.nn.Module, path: Path, config_path: Path) -> None:
+    """Load an official ``{"model": state_dict}`` checkpoint strictly, with clear errors."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint is not a file: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a torch file): {exc}")
+    if not isinstance(data, dict) or "model" not in data or not isinstance(data["model"], dict):
+        raise CheckpointError(
+            f"{path} is not an official SAM 2 checkpoint: expected a dict with a 'model' state_dict"
+        )
+    state = data["model"]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(
+        k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or wrong_shape:
+        guess = guess_checkpoint_model(state)
+        hint = f"; it looks like a {guess} checkpoint" if guess else ""
+        raise CheckpointError(
+            f"checkpoint {path.name} does not match config {config_path.name}: "
+            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(wrong_shape)} "
+            f"mis-shaped tensors (e.g. {(missing + unexpected + wrong_shape)[:3]}){hint}"
+        )
+    model.load_state_dict(state, strict=True)
+    LOG.info("loaded SAM 2 checkpoint %s", path)
+
+
+def guess_checkpoint_model(state: dict[str, torch.Tensor]) -> str | None:
+    """Name the model config a state_dict probably belongs to, from keys and shapes."""
+    patch = state.get("image_encoder.trunk.patch_embed.proj.weight")
+    if patch is None:
+        return None
+    blocks = {
+        int(k.split(".")[3])
+        for k in state
+        if k.startswith("image_encoder.trunk.blocks.") and k.split(".")[3].isdigit()
+    }
+    size = _HIERA_SIGNATURES.get((int(patch.shape[0]), len(blocks)))
+    if size is None:
+        return None
+    version = "sam2.1" if "no_obj_embed_spatial" in state else "sam2"
+    return f"{version}_hiera_{size}"
