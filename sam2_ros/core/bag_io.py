@@ -16,11 +16,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sam2_ros.core.synthetic_scene import SceneConfig, camera_intrinsics, render_scene
+
+if TYPE_CHECKING:
+    from sam2_ros.core.message_building import MessageTypes
 
 FRAME_ID = "camera_optical_frame"
 IMAGE_TOPIC = "/camera/image_raw"
@@ -473,3 +476,19 @@ def iter_messages(path: str | Path, topics: Iterable[str] | None = None
             raise BagError(f"cannot read bag {path}: {_one_line(err)}") from err
     finally:
         reader.close()
+
+
+def rosbags_message_types() -> MessageTypes:
+    """The rosbags classes message_building fills to write the node's topics into a bag."""
+    from sam2_ros.core.message_building import MessageTypes
+
+    types = get_typestore().types
+    return MessageTypes(
+        Time=types["builtin_interfaces/msg/Time"],
+        Header=types["std_msgs/msg/Header"],
+        RegionOfInterest=types["sensor_msgs/msg/RegionOfInterest"],
+        Image=types[IMAGE_TYPE],
+        Point=types["geometry_msgs/msg/Point"],
+        TrackedObject=types[TRACKED_OBJECT_TYPE],
+        TrackedObjectArray=types[TRACKED_OBJECT_ARRAY_TYPE],
+    )

@@ -191,7 +191,9 @@ def load_checkpoint(model: torch.nn.Module, path: Path, config_path: Path) -> No
             warnings.simplefilter("ignore")
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a torch file): {exc}")
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (corrupt or not a torch file): {exc}"
+        ) from exc
     if not isinstance(data, dict) or "model" not in data or not isinstance(data["model"], dict):
         raise CheckpointError(
             f"{path} is not an official SAM 2 checkpoint: expected a dict with a 'model' state_dict"

@@ -1,0 +1,134 @@
+"""Build the node's output messages from tracker results, for any message library.
+
+The live node fills rclpy message classes; the offline replay fills ``rosbags`` classes to
+write the same topics into a bag. Both libraries construct messages from keyword
+arguments, so one builder, given the classes to use (``MessageTypes``), serves both and
+the two outputs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sam2_ros.core.masks import crop_mask, label_image
+from sam2_ros.core.tracking_results import ObjectResult
+
+_CHANNELS = {"mono8": 1, "8UC1": 1, "mono16": 1, "16UC1": 1, "bgr8": 3, "rgb8": 3, "32FC1": 1}
+
+
+@dataclass(frozen=True)
+class MessageTypes:
+    """The message classes of one library (rclpy's generated ones or rosbags')."""
+
+    Time: Any
+    Header: Any
+    RegionOfInterest: Any
+    Image: Any
+    Point: Any
+    TrackedObject: Any
+    TrackedObjectArray: Any
+
+
+def build_time(types: MessageTypes, stamp_ns: int) -> Any:
+    return types.Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+
+
+def build_header(types: MessageTypes, stamp_ns: int, frame_id: str) -> Any:
+    return types.Header(stamp=build_time(types, stamp_ns), frame_id=frame_id)
+
+
+def build_image(types: MessageTypes, header: Any, array: np.ndarray, encoding: str) -> Any:
+    """An Image message holding a numpy array in the given encoding (host byte order)."""
+    if _CHANNELS.get(encoding) is None:
+        raise ValueError(f"cannot build an image message with encoding {encoding!r}")
+    array = np.ascontiguousarray(array)
+    height, width = (array.shape[0], array.shape[1]) if array.ndim >= 2 else (0, 0)
+    step = width * _CHANNELS[encoding] * array.dtype.itemsize
+    return types.Image(
+        header=header,
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(sys.byteorder == "big" and array.dtype.itemsize > 1),
+        step=step,
+        data=np.frombuffer(array.tobytes(), dtype=np.uint8),
+    )
+
+
+def build_roi(types: MessageTypes, bbox: Sequence[int]) -> Any:
+    x, y, w, h = (int(v) for v in bbox)
+    return types.RegionOfInterest(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False)
+
+
+def build_tracked_object(
+    types: MessageTypes,
+    header: Any,
+    result: ObjectResult,
+    position: Sequence[float] | None = None,
+) -> Any:
+    """TrackedObject: the mask is cropped to the box and left empty when not visible."""
+    visible = bool(result.visible and result.area > 0)
+    if visible:
+        mask = build_image(types, header, crop_mask(result.mask, result.bbox), "mono8")
+    else:
+        mask = build_image(types, header, np.zeros((0, 0), np.uint8), "mono8")
+    has_position = position is not None and visible
+    x, y, z = (float(v) for v in position) if has_position else (0.0, 0.0, 0.0)
+    return types.TrackedObject(
+        id=int(result.object_id),
+        label=result.label,
+        visible=bool(result.visible),
+        presence=float(result.presence),
+        score=float(result.score),
+        bbox=build_roi(types, result.bbox if visible else (0, 0, 0, 0)),
+        centroid_x=float(result.centroid[0]) if visible else 0.0,
+        centroid_y=float(result.centroid[1]) if visible else 0.0,
+        area=int(result.area) if visible else 0,
+        mask=mask,
+        frames_since_prompt=int(result.frames_since_prompt),
+        has_position=bool(has_position),
+        position=types.Point(x=x, y=y, z=z),
+    )
+
+
+def build_object_array(
+    types: MessageTypes,
+    stamp_ns: int,
+    frame_id: str,
+    results: Sequence[ObjectResult],
+    positions: Mapping[int, Sequence[float]] | None = None,
+) -> Any:
+    header = build_header(types, stamp_ns, frame_id)
+    positions = positions or {}
+    objects = [
+        build_tracked_object(types, header, r, positions.get(r.object_id))
+        for r in sorted(results, key=lambda r: r.object_id)
+    ]
+    return types.TrackedObjectArray(header=header, objects=objects)
+
+
+def label_image_of(
+    results: Sequence[ObjectResult], image_hw: tuple[int, int], threshold: float = 0.0
+) -> np.ndarray:
+    """uint16 label image: pixel = id of the visible object with the highest logit."""
+    visible = [r for r in results if r.visible and r.area > 0]
+    return label_image(
+        [r.logits for r in visible], [r.object_id for r in visible], threshold, shape=image_hw
+    )
+
+
+def build_label_image(
+    types: MessageTypes,
+    stamp_ns: int,
+    frame_id: str,
+    results: Sequence[ObjectResult],
+    image_hw: tuple[int, int],
+    threshold: float = 0.0,
+) -> Any:
+    header = build_header(types, stamp_ns, frame_id)
+    return build_image(types, header, label_image_of(results, image_hw, threshold), "16UC1")
