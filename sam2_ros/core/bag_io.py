@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ def find_msg_dir() -> Path:
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         if prefix:
             candidates.append(Path(prefix) / "share" / "sam2_ros" / "msg")
+    candidates.append(Path(sys.prefix) / "share" / "sam2_ros" / "msg")  # pip install .
     candidates.append(Path(__file__).resolve().parents[2] / "msg")
     for cand in candidates:
         if all((cand / f"{name}.msg").is_file() for name in _CUSTOM_MSGS):

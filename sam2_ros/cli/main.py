@@ -1,0 +1,228 @@
+"""`sam2_ros`: make a synthetic camera bag, replay a bag through the tracker, run the demo.
+
+Each subcommand is a thin layer over the core (``sam2_ros.core``); the demo alone needs
+ROS 2 (it starts the real node), and imports it only when asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sam2_ros.core.errors import CheckpointError, ModelConfigError
+
+DESCRIPTION = """\
+Streaming SAM 2 object tracking for ROS 2, offline tools.
+
+  make-bag  render a synthetic camera scene (moving, crossing, occluded shapes) to a rosbag2
+  replay    track every frame of a bag with prompts from a YAML file; writes an output bag,
+            an overlay video and metrics (J&F too when the bag has ground-truth labels)
+  demo      the whole product end to end: make a bag, start the real tracker node, play
+            the bag into it over ROS, prompt it through its AddPrompt service, record what
+            it publishes, and write an overlay video and a summary
+
+Without --checkpoint the model runs with RANDOM weights: fine to see the pipeline work,
+meaningless masks. Official checkpoints: see README.md.
+"""
+
+
+def _add_model_options(parser: argparse.ArgumentParser, image_size: int) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="sam2.1_hiera_t", help="model name or config .yaml")
+    group.add_argument("--checkpoint", default="", help="official SAM 2 checkpoint (.pt)")
+    group.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda...")
+    group.add_argument("--precision", default="auto", help="auto (bf16 on CUDA), fp32, bf16")
+    group.add_argument(
+        "--image-size",
+        type=int,
+        default=image_size,
+        help=f"model input size; small is fast on CPU (default {image_size}, 0 = config's 1024)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sam2_ros", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    make_bag = sub.add_parser(
+        "make-bag",
+        help="write a synthetic camera scene as a rosbag2",
+        description="Render a synthetic scene: textured background, shapes that move, cross, "
+        "leave the frame, return and get occluded. Topics: /camera/image_raw (or "
+        "/camera/image_raw/compressed), /camera/camera_info, /camera/depth/image_raw (16UC1 "
+        "mm), /ground_truth/labels (16UC1, pixel = object id).",
+    )
+    make_bag.add_argument("out", type=Path, help="output bag folder (must not exist)")
+    make_bag.add_argument("--width", type=int, default=320)
+    make_bag.add_argument("--height", type=int, default=240)
+    make_bag.add_argument("--fps", type=float, default=10.0)
+    make_bag.add_argument("--duration", type=float, default=6.0, help="seconds")
+    make_bag.add_argument("--objects", type=int, default=3, help="number of shapes")
+    make_bag.add_argument("--seed", type=int, default=0)
+    make_bag.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8")
+    make_bag.add_argument("--compressed", action="store_true", help="JPEG CompressedImage")
+    make_bag.add_argument("--no-depth", action="store_true", help="leave out the depth topic")
+    make_bag.add_argument("--no-gt", action="store_true", help="leave out ground-truth labels")
+    make_bag.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
+
+    replay = sub.add_parser(
+        "replay",
+        help="track a bag offline (every frame, deterministic)",
+        description="Track every frame of the bag's image topic (no drops, no ROS graph) with "
+        "prompts from a YAML file (format: see sam2_ros/core/prompt_file.py or README.md). "
+        "Writes DIR/output_bag (the node's topics), DIR/overlay.mp4, DIR/metrics.json|md "
+        "and DIR/visibility.png.",
+    )
+    replay.add_argument("bag", type=Path)
+    replay.add_argument("--prompts", type=Path, required=True, help="prompts YAML file")
+    replay.add_argument("--out", type=Path, required=True, help="output folder")
+    replay.add_argument("--image-topic", default="", help="default: the camera image topic")
+    replay.add_argument("--gt-topic", default="/ground_truth/labels")
+    replay.add_argument("--overlay-topic", action="store_true", help="also record ~/overlay")
+    replay.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    _add_model_options(replay, image_size=256)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the node end to end over ROS 2 (needs rclpy)",
+        description="Make (or take) a bag, start the real sam2_tracker node, play the bag into "
+        "it at the recorded rate, prompt it through ~/add_prompt as a planner would, record "
+        "its outputs into a bag, and write overlay.mp4, summary.md|json and visibility.png.",
+    )
+    demo.add_argument(
+        "--bag",
+        type=Path,
+        help="use this bag (needs /ground_truth/labels for "
+        "automatic prompts) instead of a synthetic one",
+    )
+    demo.add_argument("--out", type=Path, help="output folder (default out/demo-<time>)")
+    demo.add_argument("--duration", type=float, default=6.0, help="synthetic scene, seconds")
+    demo.add_argument("--fps", type=float, default=10.0, help="synthetic scene frame rate")
+    demo.add_argument("--width", type=int, default=320)
+    demo.add_argument("--height", type=int, default=240)
+    _add_model_options(demo, image_size=256)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from sam2_ros.core.bag_io import BagError
+    from sam2_ros.core.bag_replay import ReplayError
+    from sam2_ros.core.prompt_file import PromptFileError
+
+    try:
+        if args.command == "make-bag":
+            return _make_bag(args)
+        if args.command == "replay":
+            return _replay(args)
+        return _demo(args)
+    except (
+        BagError,
+        ReplayError,
+        PromptFileError,
+        ModelConfigError,
+        CheckpointError,
+        FileExistsError,
+        ValueError,
+    ) as exc:
+        print(f"sam2_ros {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _settings(args: argparse.Namespace):
+    from sam2_ros.core.tracker_settings import TrackerSettings
+
+    return TrackerSettings(
+        model=args.model,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        image_size=args.image_size,
+    )
+
+
+def _make_bag(args: argparse.Namespace) -> int:
+    from sam2_ros.core.bag_io import inspect_bag, write_scene_bag
+    from sam2_ros.core.synthetic_scene import SceneConfig
+
+    cfg = SceneConfig(
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        duration_s=args.duration,
+        num_objects=args.objects,
+        seed=args.seed,
+        with_depth=not args.no_depth,
+    )
+    write_scene_bag(
+        args.out,
+        cfg,
+        storage=args.storage,
+        image_encoding=args.encoding,
+        compressed=args.compressed,
+        with_gt=not args.no_gt,
+    )
+    info = inspect_bag(args.out)
+    print(f"wrote {args.out} ({info.storage}, {info.duration_s:.1f} s):")
+    for topic in info.topics.values():
+        print(f"  {topic.name}  {topic.msgtype}  x{topic.count}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from sam2_ros.core.bag_replay import ReplayOptions, replay_bag
+    from sam2_ros.core.run_summary import summary_table
+
+    options = ReplayOptions(
+        image_topic=args.image_topic,
+        gt_topic=args.gt_topic,
+        write_overlay_topic=args.overlay_topic,
+        storage=args.storage,
+    )
+    report = replay_bag(args.bag, args.prompts, args.out, _settings(args), options)
+    summary = report.summary
+    if summary.get("random_weights"):
+        print("NOTE: RANDOM weights (no --checkpoint): the masks mean nothing.")
+    print(summary_table(summary))
+    timing = summary["frame_time_s"]
+    print(f"{report.frames} frames, per frame p50 {timing['p50']:.3f} s p95 {timing['p95']:.3f} s")
+    if "J&F_mean" in summary:
+        print(
+            f"J&F {summary['J&F_mean']:.3f} (J {summary['J_mean']:.3f}, F {summary['F_mean']:.3f})"
+        )
+    print(
+        f"outputs in {report.out_dir}: output_bag/ overlay.mp4 metrics.md metrics.json "
+        "visibility.png"
+    )
+    if report.interrupted:
+        print("interrupted: the output bag holds the frames processed so far", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from sam2_ros.ros.demo_runner import run_demo
+    except ImportError as exc:
+        print(
+            f"sam2_ros demo needs ROS 2 (rclpy and the built sam2_ros interfaces): {exc}. "
+            "Run it through `make demo`, or source your ROS 2 install and this package's "
+            "install/setup.bash.",
+            file=sys.stderr,
+        )
+        return 2
+    return run_demo(args, _settings(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
