@@ -77,7 +77,6 @@ PUBLISHER = """
 
 def test_tracked_object_array_crosses_processes(ros_env: dict[str, str]) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-
     from sam2_ros.msg import TrackedObjectArray
 
     proc = _spawn(PUBLISHER, ros_env)
@@ -134,7 +133,6 @@ SERVER = """
 
 def test_add_prompt_service_is_served_across_processes(ros_env: dict[str, str]) -> None:
     from geometry_msgs.msg import Point
-
     from sam2_ros.srv import AddPrompt
 
     proc = _spawn(SERVER, ros_env)

@@ -154,10 +154,10 @@ def test_first_frame_prompts_are_on_their_objects():
 def test_prompt_point_avoids_occluded_centroid():
     # In the most occluded frame the circle's visible centroid may fall on the
     # rectangle; the prompt helper must still click on the circle itself.
-    from sam2_ros.core.synthetic_scene import _interior_point
+    from sam2_ros.core.synthetic_scene import interior_point
 
     mask = np.zeros((40, 40), bool)
     mask[5:35, 5:10] = True
     mask[5:35, 30:35] = True  # two bars: centroid lies between them, off the object
-    x, y = _interior_point(mask, (20.0, 20.0))
+    x, y = interior_point(mask, (20.0, 20.0))
     assert mask[round(y), round(x)]

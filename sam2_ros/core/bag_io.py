@@ -289,6 +289,13 @@ class BagWriter:
         self._writer.write(conn, int(stamp_ns), data)
         self.counts[topic] += 1
 
+    def write_raw(self, topic: str, stamp_ns: int, data: bytes) -> None:
+        """Store an already CDR-serialized message (e.g. one recorded from DDS)."""
+        if topic not in self._conns:
+            raise KeyError(f"topic {topic} was not declared; declared: {sorted(self._conns)}")
+        self._writer.write(self._conns[topic][0], int(stamp_ns), bytes(data))
+        self.counts[topic] += 1
+
     def close(self) -> None:
         """Finish the bag (writes metadata.yaml); safe to call twice."""
         writer, self._writer = self._writer, None
@@ -454,6 +461,18 @@ def iter_messages(path: str | Path, topics: Iterable[str] | None = None
     error rather than an empty stream, since that is almost always a typo or
     the wrong bag.
     """
+    store = get_typestore()
+    for topic, stamp, msgtype, raw in iter_raw_messages(path, topics):
+        try:
+            msg = store.deserialize_cdr(raw, msgtype)
+        except Exception as err:
+            raise BagError(f"cannot read bag {path}: {_one_line(err)}") from err
+        yield topic, stamp, msg
+
+
+def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None
+                      ) -> Iterator[tuple[str, int, str, bytes]]:
+    """Yield ``(topic, bag_stamp_ns, msgtype, cdr_bytes)`` in time order (see iter_messages)."""
     path = Path(path)
     reader = _open_reader(path)
     try:
@@ -467,11 +486,10 @@ def iter_messages(path: str | Path, topics: Iterable[str] | None = None
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
         if not conns:  # rosbags treats an empty filter as "everything"
             return
-        store = get_typestore()
-        _ensure_types(store, conns)
+        _ensure_types(get_typestore(), conns)
         try:
             for conn, stamp, raw in reader.messages(connections=conns):
-                yield conn.topic, int(stamp), store.deserialize_cdr(raw, conn.msgtype)
+                yield conn.topic, int(stamp), conn.msgtype, bytes(raw)
         except BagError:
             raise
         except Exception as err:

@@ -283,12 +283,17 @@ def _state(obj: _Obj, labels: np.ndarray) -> ObjectState:
     return ObjectState(obj.id, obj.shape, True, int(xs.size), bbox, centre, obj.depth_m)
 
 
-def _interior_point(mask: np.ndarray, centre: tuple[float, float]) -> tuple[float, float]:
-    """The centroid if it lies on the object, else its most interior pixel.
+def interior_point(
+    mask: np.ndarray, centre: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """The centroid (or ``centre``) if it lies on the object, else its most interior pixel.
 
     A partly occluded object's centroid can fall outside its visible pixels, and
     a positive click off the object would teach the tracker the wrong thing.
     """
+    if centre is None:
+        ys, xs = np.nonzero(mask)
+        centre = (float(xs.mean()), float(ys.mean()))
     x, y = round(centre[0]), round(centre[1])
     if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and mask[y, x]:
         return centre
@@ -309,7 +314,7 @@ def first_frame_prompts(cfg: SceneConfig, min_area: int = 50) -> list[ObjectProm
         for st in frame.objects:
             if st.id in pending and st.visible and st.area >= min_area:
                 assert st.bbox is not None and st.centre is not None
-                point = _interior_point(frame.labels == st.id, st.centre)
+                point = interior_point(frame.labels == st.id, st.centre)
                 x0, y0, x1, y1 = st.bbox
                 box = (float(x0), float(y0), float(x1), float(y1))
                 prompts[st.id] = ObjectPrompt(st.id, frame.index, frame.stamp_ns, point, box)

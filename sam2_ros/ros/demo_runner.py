@@ -1,0 +1,461 @@
+"""`sam2_ros demo`: the product end to end, over real ROS 2 between real processes.
+
+1. make a synthetic camera bag (or take one);
+2. start the real ``sam2_tracker`` node as its own process;
+3. play the bag's camera topics into it at the recorded rate;
+4. prompt each object through the node's ``~/add_prompt`` service, as a planner would,
+   on a frame the node has processed (named by stamp) where the object is visible;
+5. record what the node publishes into an output bag, and write the overlay video, a
+   visibility plot and a summary (frames in, processed, dropped, latency, objects, J&F).
+
+Discovery and completion are awaited through events (matched endpoints, futures), with
+deadlines, never fixed sleeps; playback itself follows the bag's timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sam2_ros.core import bag_io
+from sam2_ros.core.bag_replay import MASKS_TOPIC, OBJECTS_TOPIC, OVERLAY_TOPIC, choose_image_topic
+from sam2_ros.core.run_summary import RunTimeline, plot_visibility, write_summary
+from sam2_ros.core.synthetic_scene import SceneConfig
+from sam2_ros.core.tracker_settings import TrackerSettings
+from sam2_ros.core.tracking_results import ObjectResult
+from sam2_ros.core.video_output import VideoOutput
+
+DISCOVERY_TIMEOUT_S = 60.0
+MODEL_START_TIMEOUT_S = 300.0
+MIN_PROMPT_AREA = 80  # pixels of ground truth an object needs before the demo prompts it
+
+
+@dataclass
+class _Recorder:
+    """What the demo hears from the node, with arrival times."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    processed: dict[int, float] = field(default_factory=dict)  # stamp -> receive time
+    objects: dict[int, object] = field(default_factory=dict)  # stamp -> TrackedObjectArray
+    label_images: dict[int, np.ndarray] = field(default_factory=dict)
+    overlays: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    new_frame: threading.Condition = field(default_factory=threading.Condition)
+
+
+def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool) -> list[str]:
+    """The installed tracker_node executable with the package's parameter file."""
+    try:
+        from ament_index_python.packages import get_package_prefix, get_package_share_directory
+
+        prefix = Path(get_package_prefix("sam2_ros"))
+        executable = [str(prefix / "lib" / "sam2_ros" / "tracker_node")]
+        params = Path(get_package_share_directory("sam2_ros")) / "config" / "tracker.yaml"
+    except (ImportError, LookupError, ValueError):
+        executable = [sys.executable, "-m", "sam2_ros.ros.tracker_node"]
+        params = Path(__file__).resolve().parents[2] / "config" / "tracker.yaml"
+    if not executable[0].endswith("tracker_node") or not Path(executable[0]).exists():
+        executable = [sys.executable, "-m", "sam2_ros.ros.tracker_node"]
+    input_topic = "image/compressed" if compressed else "image"
+    return [
+        *executable,
+        "--ros-args",
+        "--params-file",
+        str(params),
+        "-p", f"model:={settings.model}",
+        "-p", f"checkpoint:={settings.checkpoint}",
+        "-p", f"device:={settings.device}",
+        "-p", f"precision:={settings.precision}",
+        "-p", f"image_size:={settings.image_size}",
+        "-p", "qos_reliability:=reliable",
+        "-p", "publish_overlay:=true",
+        "-p", f"image_transport:={'compressed' if compressed else 'raw'}",
+        "-r", f"{input_topic}:={image_topic}",
+    ]  # fmt: skip
+
+
+def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    out = args.out or Path("out") / time.strftime("demo-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.bag:
+        bag = args.bag
+    else:
+        cfg = SceneConfig(
+            width=args.width,
+            height=args.height,
+            fps=args.fps,
+            duration_s=args.duration,
+            num_objects=3,
+            seed=0,
+        )
+        bag = out / "input_bag"
+        print(
+            f"[demo] synthetic scene {cfg.width}x{cfg.height}, {cfg.fps:g} fps, "
+            f"{cfg.duration_s:g} s ({cfg.num_frames} frames) -> {bag}"
+        )
+        bag_io.write_scene_bag(bag, cfg)
+    info = bag_io.inspect_bag(bag)
+    image_topic = choose_image_topic(info, "")
+    compressed = info.topics[image_topic].msgtype == bag_io.COMPRESSED_TYPE
+    gt = (
+        {
+            bag_io.time_to_ns(msg.header.stamp): bag_io.image_to_numpy(msg)
+            for _, _, msg in bag_io.iter_messages(bag, [bag_io.GT_LABELS_TOPIC])
+        }
+        if bag_io.GT_LABELS_TOPIC in info.topics
+        else {}
+    )
+    if not gt:
+        print(
+            f"[demo] error: {bag} has no {bag_io.GT_LABELS_TOPIC} topic to place prompts "
+            "from; use `sam2_ros replay --prompts` for such bags",
+            file=sys.stderr,
+        )
+        return 2
+    weights = (
+        f"checkpoint {settings.checkpoint}"
+        if settings.checkpoint
+        else "RANDOM weights (no --checkpoint): the pipeline is real, the masks are not"
+    )
+    print(
+        f"[demo] model {settings.model}, image_size {settings.image_size or 'config'}, "
+        f"device {settings.device}; {weights}"
+    )
+
+    env = dict(os.environ)
+    # Keep the demo's traffic on this machine, away from any real robot on the network.
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE",)})
+    node_log = open(out / "node.log", "w")  # noqa: SIM115 - closed in finally
+    command = _node_command(settings, image_topic, compressed)
+    node_proc = subprocess.Popen(command, env=env, stdout=node_log, stderr=subprocess.STDOUT)
+    print(f"[demo] started tracker node (pid {node_proc.pid}), log: {out / 'node.log'}")
+    rclpy.init()
+    executor = MultiThreadedExecutor(num_threads=3)
+    player = _Player(rclpy, image_topic, compressed, out / "output_bag")
+    executor.add_node(player.node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        player.wait_for_node(node_proc)
+        timeline, summary = player.play(bag, image_topic, gt, info, node_proc)
+    except RuntimeError as exc:
+        print(f"[demo] error: {exc} (see {out / 'node.log'})", file=sys.stderr)
+        return 1
+    finally:
+        player.close()
+        executor.shutdown()
+        rclpy.try_shutdown()
+        if node_proc.poll() is None:
+            node_proc.send_signal(signal.SIGINT)
+            try:
+                node_proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                node_proc.kill()
+        node_log.close()
+    fps = info.topics[image_topic].count / max(info.duration_s, 1e-6)
+    with VideoOutput(
+        out / "overlay.mp4", fps * summary["frames_processed"] / max(1, summary["frames_in"])
+    ) as video:
+        for _, bgr in player.recorder.overlays:
+            video.write(bgr)
+    summary.update(
+        {
+            "random_weights": not settings.checkpoint,
+            "model": settings.model,
+            "image_size": settings.image_size,
+            "video_codec": video.codec,
+        }
+    )
+    notes = [
+        f"Input: `{bag}` ({summary['frames_in']} frames at {fps:.1f} fps); node: "
+        f"{settings.model}, image_size {settings.image_size}, device {settings.device}.",
+        f"Weights: {weights}.",
+        f"Frames in {summary['frames_in']}, processed {summary['frames_processed']}, dropped "
+        f"{summary['frames_dropped']} (the node keeps only the newest frame while busy).",
+        f"Prompts sent through ~/add_prompt: {summary['prompts_sent']}, accepted "
+        f"{summary['prompts_accepted']}.",
+    ]
+    write_summary(summary, out, "summary", "sam2_ros demo", notes)
+    plot_visibility(timeline, out / "visibility.png", "sam2_ros demo: visibility over time")
+    print((out / "summary.md").read_text())
+    print(
+        f"[demo] outputs in {out}: overlay.mp4 summary.md summary.json visibility.png "
+        "output_bag/ node.log"
+    )
+    return 0
+
+
+class _Player:
+    """The demo's own ROS node: plays the camera, prompts, records the tracker's topics."""
+
+    def __init__(self, rclpy, image_topic: str, compressed: bool, output_bag: Path) -> None:
+        from rclpy.callback_groups import ReentrantCallbackGroup
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+        from sam2_ros.msg import TrackedObjectArray
+        from sam2_ros.srv import AddPrompt
+
+        self.rclpy = rclpy
+        self.node = rclpy.create_node("sam2_demo_player")
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        image_type = CompressedImage if compressed else Image
+        self.image_pub = self.node.create_publisher(image_type, image_topic, qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, bag_io.CAMERA_INFO_TOPIC, qos)
+        self.image_type = image_type
+        group = ReentrantCallbackGroup()
+        self.recorder = _Recorder()
+        self.bag = bag_io.BagWriter(
+            output_bag,
+            {
+                OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE,
+                MASKS_TOPIC: bag_io.IMAGE_TYPE,
+                OVERLAY_TOPIC: bag_io.IMAGE_TYPE,
+            },
+        ).__enter__()
+        self._bag_lock = threading.Lock()
+        self.objects_sub = self.node.create_subscription(
+            TrackedObjectArray, OBJECTS_TOPIC, self._on_objects, qos, callback_group=group, raw=True
+        )
+        self.node.create_subscription(
+            Image, MASKS_TOPIC, self._on_masks, qos, callback_group=group, raw=True
+        )
+        self.node.create_subscription(
+            Image, OVERLAY_TOPIC, self._on_overlay, qos, callback_group=group, raw=True
+        )
+        self.prompt_client = self.node.create_client(
+            AddPrompt, "/sam2_tracker/add_prompt", callback_group=group
+        )
+        self.add_prompt_type = AddPrompt
+        self.published: dict[int, float] = {}
+        self.gt_ids: dict[int, int] = {}
+
+    # -------------------------------------------------------------- recording callbacks
+    def _record(self, topic: str, raw: bytes, msg_type) -> object:
+        from rclpy.serialization import deserialize_message
+
+        msg = deserialize_message(raw, msg_type)
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._bag_lock:
+            if self.bag is not None:
+                self.bag.write_raw(topic, stamp, raw)
+        return msg
+
+    def _on_objects(self, raw: bytes) -> None:
+        from sam2_ros.msg import TrackedObjectArray
+
+        now = time.monotonic()
+        msg = self._record(OBJECTS_TOPIC, raw, TrackedObjectArray)
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        rec = self.recorder
+        with rec.new_frame:
+            rec.processed.setdefault(stamp, now)
+            rec.objects[stamp] = msg
+            rec.new_frame.notify_all()
+
+    def _on_masks(self, raw: bytes) -> None:
+        from sensor_msgs.msg import Image
+
+        msg = self._record(MASKS_TOPIC, raw, Image)
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        labels = np.frombuffer(bytes(msg.data), dtype=np.uint16).reshape(msg.height, msg.width)
+        with self.recorder.lock:
+            self.recorder.label_images[stamp] = labels
+
+    def _on_overlay(self, raw: bytes) -> None:
+        from sensor_msgs.msg import Image
+
+        msg = self._record(OVERLAY_TOPIC, raw, Image)
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        bgr = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.width, 3)
+        with self.recorder.lock:
+            self.recorder.overlays.append((stamp, bgr.copy()))
+
+    # -------------------------------------------------------------- steps
+    def wait_for_node(self, node_proc: subprocess.Popen) -> None:
+        """Until the node subscribes to the camera and serves prompts (model loaded)."""
+        deadline = time.monotonic() + MODEL_START_TIMEOUT_S
+        print("[demo] waiting for the node to load the model and subscribe ...")
+        while time.monotonic() < deadline:
+            if node_proc.poll() is not None:
+                raise RuntimeError(f"the tracker node exited with code {node_proc.returncode}")
+            ready = (
+                self.image_pub.get_subscription_count() > 0
+                and self.objects_sub.get_publisher_count() > 0
+            )
+            if ready and self.prompt_client.wait_for_service(timeout_sec=0.5):
+                print("[demo] node is up: camera subscribed, ~/add_prompt served")
+                return
+            time.sleep(0.05)  # polling the graph: there is no matched-event API for this
+        raise RuntimeError(f"the node did not come up within {MODEL_START_TIMEOUT_S:.0f} s")
+
+    def play(
+        self,
+        bag: Path,
+        image_topic: str,
+        gt: dict[int, np.ndarray],
+        info: bag_io.BagInfo,
+        node_proc: subprocess.Popen,
+    ) -> tuple[RunTimeline, dict]:
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CameraInfo
+
+        topics = [image_topic]
+        if bag_io.CAMERA_INFO_TOPIC in info.topics:
+            topics.append(bag_io.CAMERA_INFO_TOPIC)
+        prompter = threading.Thread(target=self._prompt_loop, args=(gt,), daemon=True)
+        self.prompts_sent = self.prompts_accepted = 0
+        self._done = threading.Event()
+        prompter.start()
+        start_wall = None
+        first_stamp = None
+        total = info.topics[image_topic].count
+        print(f"[demo] playing {total} frames of {image_topic} at the recorded rate")
+        for topic, stamp, _, raw in bag_io.iter_raw_messages(bag, topics):
+            if node_proc.poll() is not None:
+                raise RuntimeError(f"the tracker node died (exit code {node_proc.returncode})")
+            if start_wall is None:
+                start_wall, first_stamp = time.monotonic(), stamp
+            delay = start_wall + (stamp - first_stamp) / 1e9 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # keep the bag's own timing, like `ros2 bag play`
+            if topic == image_topic:
+                msg = deserialize_message(raw, self.image_type)
+                header_stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                self.published[header_stamp] = time.monotonic()
+                self.image_pub.publish(msg)
+            else:
+                self.info_pub.publish(deserialize_message(raw, CameraInfo))
+        last = max(self.published)
+        rec = self.recorder
+        with rec.new_frame:
+            rec.new_frame.wait_for(lambda: last in rec.processed, timeout=60.0)
+        self._done.set()
+        prompter.join(timeout=30)
+        return self._summarise(gt)
+
+    def _prompt_loop(self, gt: dict[int, np.ndarray]) -> None:
+        """Prompt every object once, on the first processed frame where it shows well."""
+        from geometry_msgs.msg import Point
+
+        from sam2_ros.core.synthetic_scene import interior_point
+
+        pending = sorted({int(i) for labels in gt.values() for i in np.unique(labels) if i})
+        seen: set[int] = set()
+        rec = self.recorder
+        while pending and not self._done.is_set():
+            with rec.new_frame:
+                rec.new_frame.wait_for(
+                    lambda: set(rec.processed) - seen or self._done.is_set(), timeout=1.0
+                )
+                fresh = sorted(set(rec.processed) - seen)
+            for stamp in fresh:
+                seen.add(stamp)
+                labels = gt.get(stamp)
+                if labels is None:
+                    continue
+                for gt_id in list(pending):
+                    mask = labels == gt_id
+                    if int(mask.sum()) < MIN_PROMPT_AREA:
+                        continue
+                    request = self.add_prompt_type.Request(object_id=0, label=f"shape{gt_id}")
+                    request.stamp.sec, request.stamp.nanosec = divmod(stamp, 1_000_000_000)
+                    if gt_id == 2:  # one object by box, the others by a click
+                        ys, xs = np.nonzero(mask)
+                        request.use_box = True
+                        request.box = [
+                            float(xs.min()),
+                            float(ys.min()),
+                            float(xs.max()),
+                            float(ys.max()),
+                        ]
+                    else:
+                        x, y = interior_point(mask)
+                        request.points = [Point(x=float(x), y=float(y), z=0.0)]
+                        request.point_labels = [1]
+                    response = self._call(request)
+                    self.prompts_sent += 1
+                    if response is not None and response.success:
+                        self.prompts_accepted += 1
+                        pending.remove(gt_id)
+                        self.gt_ids[response.object_id] = gt_id
+                        print(
+                            f"[demo] prompted object {response.object_id} ({request.label}) "
+                            f"on frame stamp {stamp}: score {response.score:.2f}"
+                        )
+                    else:
+                        why = response.message if response is not None else "no answer"
+                        print(f"[demo] prompt for {request.label} refused: {why}")
+                if not pending:
+                    return
+
+    def _call(self, request):
+        future = self.prompt_client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        done.wait(timeout=60.0)
+        return future.result() if future.done() else None
+
+    def _summarise(self, gt: dict[int, np.ndarray]) -> tuple[RunTimeline, dict]:
+        rec = self.recorder
+        timeline = RunTimeline()
+        with rec.lock:
+            stamps = sorted(rec.processed)
+            for stamp in stamps:
+                msg = rec.objects[stamp]
+                labels = rec.label_images.get(stamp)
+                results = [_as_result(o, labels) for o in msg.objects]
+                timeline.add_frame(stamp, results)
+                if stamp in self.published:
+                    timeline.latencies.append(rec.processed[stamp] - self.published[stamp])
+                if stamp in gt and labels is not None:
+                    timeline.add_ground_truth(results, gt[stamp], self.gt_ids)
+        summary = timeline.summary()
+        summary.update(
+            {
+                "frames_in": len(self.published),
+                "frames_processed": len(stamps),
+                "frames_dropped": len(self.published) - len(stamps),
+                "prompts_sent": self.prompts_sent,
+                "prompts_accepted": self.prompts_accepted,
+            }
+        )
+        return timeline, summary
+
+    def close(self) -> None:
+        with self._bag_lock:
+            bag, self.bag = self.bag, None
+        if bag is not None:
+            bag.close()
+        self.node.destroy_node()
+
+
+def _as_result(obj, labels: np.ndarray | None) -> ObjectResult:
+    """The parts of a TrackedObject the summary needs, with its mask from ~/masks."""
+    mask = (labels == obj.id) if labels is not None else np.zeros((0, 0), dtype=bool)
+    bbox = (obj.bbox.x_offset, obj.bbox.y_offset, obj.bbox.width, obj.bbox.height)
+    return ObjectResult(
+        object_id=obj.id,
+        label=obj.label,
+        visible=obj.visible,
+        presence=obj.presence,
+        score=obj.score,
+        mask=mask,
+        logits=np.zeros((0, 0), np.float32),
+        bbox=bbox,
+        centroid=(obj.centroid_x, obj.centroid_y),
+        area=obj.area,
+        frames_since_prompt=obj.frames_since_prompt,
+    )
