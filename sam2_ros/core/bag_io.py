@@ -338,7 +338,7 @@ def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3"
     try:
         with BagWriter(path, topics, storage=storage) as bag, tqdm(
             total=cfg.num_frames, desc=f"writing {path.name}", unit="frame",
-            disable=not progress,
+            disable=None if progress else True,  # None: only on a terminal
         ) as bar:
             for frame in render_scene(cfg):
                 stamp = frame.stamp_ns

@@ -124,7 +124,9 @@ def replay_bag(
     with (
         bag_io.BagWriter(output_bag, topics, storage=options.storage) as writer,
         VideoOutput(out_dir / "overlay.mp4", fps) as video,
-        tqdm(total=total, desc="replay", unit="frame", disable=not options.progress) as bar,
+        tqdm(
+            total=total, desc="replay", unit="frame", disable=None if options.progress else True
+        ) as bar,
     ):
         try:
             for index, (_, _, msg) in enumerate(bag_io.iter_messages(bag, [image_topic])):

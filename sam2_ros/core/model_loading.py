@@ -132,11 +132,12 @@ def build_model(
     precision: str = "auto",
     image_size: int | None = None,
     compile_image_encoder: bool = False,
+    seed: int = 0,
 ) -> LoadedModel:
     """Build SAM2Base from a config and (optionally) an official checkpoint.
 
-    Without a checkpoint the weights are random: only good for tests and demos, which is
-    why a loud warning is logged.
+    Without a checkpoint the weights are random (drawn from ``seed``): only good for tests
+    and demos, which is why a loud warning is logged.
     """
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -158,9 +159,12 @@ def build_model(
         cfg.model.image_size = int(image_size)
     cfg.model.compile_image_encoder = bool(compile_image_encoder)
     OmegaConf.resolve(cfg)
-    sam = instantiate(cfg.model, _recursive_=True)
-
     random_weights = checkpoint is None or str(checkpoint) == ""
+    # Random weights come from a fixed seed, so runs without a checkpoint are reproducible.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = instantiate(cfg.model, _recursive_=True)
+
     if random_weights:
         LOG.warning(
             "NO CHECKPOINT: SAM 2 (%s) runs with RANDOM weights; its masks mean nothing. "
