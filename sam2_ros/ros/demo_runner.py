@@ -71,7 +71,6 @@ def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool)
         "--params-file",
         str(params),
         "-p", f"model:={settings.model}",
-        "-p", f"checkpoint:={settings.checkpoint}",
         "-p", f"device:={settings.device}",
         "-p", f"precision:={settings.precision}",
         "-p", f"image_size:={settings.image_size}",
@@ -79,7 +78,7 @@ def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool)
         "-p", "publish_overlay:=true",
         "-p", f"image_transport:={'compressed' if compressed else 'raw'}",
         "-r", f"{input_topic}:={image_topic}",
-    ]  # fmt: skip
+    ] + (["-p", f"checkpoint:={settings.checkpoint}"] if settings.checkpoint else [])  # fmt: skip
 
 
 def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
@@ -217,14 +216,10 @@ class _Player:
         self.image_type = image_type
         group = ReentrantCallbackGroup()
         self.recorder = _Recorder()
-        self.bag = bag_io.BagWriter(
-            output_bag,
-            {
-                OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE,
-                MASKS_TOPIC: bag_io.IMAGE_TYPE,
-                OVERLAY_TOPIC: bag_io.IMAGE_TYPE,
-            },
-        ).__enter__()
+        self.output_bag = output_bag
+        # Callbacks run on executor threads; sqlite wants one thread, so the messages are
+        # kept here and written by close() on the main thread.
+        self.recorded: list[tuple[str, int, bytes]] = []
         self._bag_lock = threading.Lock()
         self.objects_sub = self.node.create_subscription(
             TrackedObjectArray, OBJECTS_TOPIC, self._on_objects, qos, callback_group=group, raw=True
@@ -249,8 +244,7 @@ class _Player:
         msg = deserialize_message(raw, msg_type)
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._bag_lock:
-            if self.bag is not None:
-                self.bag.write_raw(topic, stamp, raw)
+            self.recorded.append((topic, stamp, bytes(raw)))
         return msg
 
     def _on_objects(self, raw: bytes) -> None:
@@ -435,11 +429,18 @@ class _Player:
         return timeline, summary
 
     def close(self) -> None:
-        with self._bag_lock:
-            bag, self.bag = self.bag, None
-        if bag is not None:
-            bag.close()
+        """Write what was recorded to the output bag, in time order; destroy the node."""
         self.node.destroy_node()
+        topics = {
+            OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE,
+            MASKS_TOPIC: bag_io.IMAGE_TYPE,
+            OVERLAY_TOPIC: bag_io.IMAGE_TYPE,
+        }
+        with self._bag_lock:
+            recorded = sorted(self.recorded, key=lambda item: item[1])
+        with bag_io.BagWriter(self.output_bag, topics) as bag:
+            for topic, stamp, raw in recorded:
+                bag.write_raw(topic, stamp, raw)
 
 
 def _as_result(obj, labels: np.ndarray | None) -> ObjectResult:

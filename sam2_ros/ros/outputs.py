@@ -1,0 +1,166 @@
+"""Node outputs that message_building does not cover: 3D positions from depth, RViz markers
+and the diagnostics summary. ROS message classes are imported where they are used so
+this module also loads where visualization_msgs or diagnostic_msgs are missing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from sam2_ros.core.geometry import CameraIntrinsics, object_position
+from sam2_ros.core.image_codec import ImageDecodeError
+from sam2_ros.core.overlay import object_color
+from sam2_ros.core.tracking_results import ObjectResult
+
+Position = tuple[float, float, float]
+
+
+def depth_positions(
+    results: Sequence[ObjectResult],
+    depth_m: np.ndarray,
+    k: Sequence[float],
+    info_wh: tuple[int, int],
+) -> dict[int, Position]:
+    """Position of every visible object from a float32 metre depth image (NaN = invalid).
+
+    ``k`` and ``info_wh`` are CameraInfo's K and (width, height); K is rescaled when the
+    CameraInfo belongs to another resolution than the depth image. Raises
+    ImageDecodeError for a depth image without a single valid pixel and ValueError for an
+    uncalibrated K, so the caller can warn and publish without positions.
+    """
+    height, width = depth_m.shape
+    if not np.isfinite(depth_m).any():
+        raise ImageDecodeError(
+            f"depth image ({width}x{height}) has no valid pixel (all NaN, zero or negative): "
+            "no 3D positions for this frame"
+        )
+    try:
+        intr = CameraIntrinsics.from_k(k)
+    except ValueError as exc:
+        raise ValueError(f"camera_info K is not usable (uncalibrated camera?): {exc}") from exc
+    info_w, info_h = info_wh
+    if info_w > 0 and info_h > 0 and (info_w, info_h) != (width, height):
+        intr = intr.scaled(width / info_w, height / info_h)
+    positions: dict[int, Position] = {}
+    for r in results:
+        if r.visible and r.area > 0:
+            pos = object_position(r.mask, depth_m, intr)
+            if pos is not None:
+                positions[r.object_id] = pos
+    return positions
+
+
+def build_markers(header, results: Sequence[ObjectResult], positions: Mapping[int, Position]):
+    """MarkerArray: DELETEALL, then a sphere and a text label per positioned object."""
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    markers = [Marker(header=header, action=Marker.DELETEALL)]
+    labels = {r.object_id: r.label for r in results}
+    for object_id in sorted(positions):
+        x, y, z = positions[object_id]
+        b, g, r = object_color(object_id)
+        sphere = Marker(
+            header=header,
+            ns="sam2_objects",
+            id=int(object_id),
+            type=Marker.SPHERE,
+            action=Marker.ADD,
+        )
+        sphere.pose.position.x, sphere.pose.position.y, sphere.pose.position.z = x, y, z
+        sphere.pose.orientation.w = 1.0
+        sphere.scale.x = sphere.scale.y = sphere.scale.z = 0.1
+        sphere.color.r, sphere.color.g, sphere.color.b = r / 255, g / 255, b / 255
+        sphere.color.a = 0.9
+        text = Marker(
+            header=header,
+            ns="sam2_labels",
+            id=int(object_id),
+            type=Marker.TEXT_VIEW_FACING,
+            action=Marker.ADD,
+        )
+        text.pose.position.x, text.pose.position.y, text.pose.position.z = x, y - 0.1, z
+        text.pose.orientation.w = 1.0
+        text.scale.z = 0.08
+        text.color.r = text.color.g = text.color.b = text.color.a = 1.0
+        label = labels.get(object_id, "")
+        text.text = f"{object_id} {label}".strip() + f" ({z:.2f} m)"
+        markers += [sphere, text]
+    return MarkerArray(markers=markers)
+
+
+class NodeStats:
+    """Rolling statistics of processed frames for the diagnostics message."""
+
+    def __init__(self, window: int = 200) -> None:
+        self._lock = threading.Lock()
+        self._frames: deque[tuple[float, float, dict[str, float]]] = deque(maxlen=window)
+        self.bad_messages = 0
+        self.time_resets = 0
+        self._last_snapshot = (time.monotonic(), 0, 0)
+
+    def frame_done(self, received: float, done: float, timing: Mapping[str, float]) -> None:
+        with self._lock:
+            self._frames.append((done, done - received, dict(timing)))
+
+    def bad_message(self) -> None:
+        with self._lock:
+            self.bad_messages += 1
+
+    def time_reset(self) -> None:
+        with self._lock:
+            self.time_resets += 1
+
+    def snapshot(self, received: int, dropped: int) -> dict[str, float]:
+        """Rates and means since the previous snapshot (latency and stage means in ms)."""
+        now = time.monotonic()
+        with self._lock:
+            since, prev_received, prev_dropped = self._last_snapshot
+            self._last_snapshot = (now, received, dropped)
+            recent = [f for f in self._frames if f[0] > since]
+            elapsed = max(now - since, 1e-6)
+            out = {
+                "input_rate_hz": (received - prev_received) / elapsed,
+                "output_rate_hz": len(recent) / elapsed,
+                "dropped_in_period": float(dropped - prev_dropped),
+                "latency_ms": 1000 * float(np.mean([f[1] for f in recent])) if recent else 0.0,
+                "bad_messages": float(self.bad_messages),
+                "time_resets": float(self.time_resets),
+            }
+            for stage in ("encoder", "memory_attention", "decoder", "memory_encoder", "total"):
+                values = [f[2].get(stage, 0.0) for f in recent]
+                out[f"{stage}_ms"] = 1000 * float(np.mean(values)) if values else 0.0
+            return out
+
+
+def build_diagnostics(
+    header,
+    name: str,
+    hardware_id: str,
+    stats: Mapping[str, float],
+    extra: Mapping[str, str],
+    warnings: Sequence[str],
+):
+    """A DiagnosticArray with one status: WARN when ``warnings`` is not empty."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    values = [
+        KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
+        for k, v in stats.items()
+    ]
+    values += [KeyValue(key=k, value=str(v)) for k, v in extra.items()]
+    summary = (
+        f"{stats['output_rate_hz']:.1f} Hz out of {stats['input_rate_hz']:.1f} Hz in, "
+        f"latency {stats['latency_ms']:.0f} ms"
+    )
+    status = DiagnosticStatus(
+        level=DiagnosticStatus.WARN if warnings else DiagnosticStatus.OK,
+        name=name,
+        message="; ".join([*warnings, summary]),
+        hardware_id=hardware_id,
+        values=values,
+    )
+    return DiagnosticArray(header=header, status=[status])

@@ -1,0 +1,440 @@
+"""The node's helpers on their own (real rclpy messages and a real tracker, no processes):
+frame slot, parameters, image conversions, depth positions and markers, service handlers."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from geometry_msgs.msg import Point
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.parameter import Parameter
+from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from sam2_ros.core.image_codec import (
+    ImageDecodeError,
+    decode_depth,
+    decode_image,
+    encode_mono16,
+    encode_rgb,
+)
+from sam2_ros.core.model_loading import build_model
+from sam2_ros.core.streaming_tracker import StreamingTracker
+from sam2_ros.core.synthetic_scene import SceneConfig, camera_intrinsics, render_scene
+from sam2_ros.core.tracking_results import ObjectResult
+from sam2_ros.ros import image_conversions
+from sam2_ros.ros.frame_slot import FrameSlot
+from sam2_ros.ros.outputs import build_markers, depth_positions
+from sam2_ros.ros.parameters import (
+    PARAMETERS,
+    RUNTIME_PARAMETERS,
+    NodeParameters,
+    ParameterError,
+    RuntimeSettings,
+    check_value,
+    declare_parameters,
+    descriptor,
+)
+from sam2_ros.ros.services import TrackerServices
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------- frame slot
+def test_frame_slot_newest_frame_wins_and_counts_drops():
+    started, release = threading.Event(), threading.Event()
+    seen = []
+
+    def process(item):
+        seen.append(item)
+        if item == 1:
+            started.set()
+            assert release.wait(10)
+
+    slot = FrameSlot(process)
+    try:
+        slot.put(1)
+        assert started.wait(10)  # 1 is being processed: the model is busy
+        assert slot.put(2) is False
+        assert slot.put(3) is True  # replaced 2, which is dropped
+        assert slot.put(4) is True
+        release.set()
+        assert slot.wait_idle(10)
+        assert seen == [1, 4]
+        assert slot.counts() == (4, 2, 2)
+    finally:
+        slot.stop()
+
+
+def test_frame_slot_worker_survives_an_exception():
+    errors = []
+    done = threading.Event()
+
+    def process(item):
+        if item == "bad":
+            raise RuntimeError("boom")
+        done.set()
+
+    slot = FrameSlot(process, errors.append)
+    try:
+        slot.put("bad")
+        assert slot.wait_idle(10)
+        slot.put("good")
+        assert done.wait(10)
+        assert [str(e) for e in errors] == ["boom"]
+    finally:
+        slot.stop()
+
+
+# ---------------------------------------------------------------------- parameters
+def test_config_yaml_holds_every_parameter_with_its_default():
+    config = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())
+    assert list(config) == ["/**/sam2_tracker"]
+    values = config["/**/sam2_tracker"]["ros__parameters"]
+    assert values == {name: spec[0] for name, spec in PARAMETERS.items()}
+    assert set(NodeParameters.__dataclass_fields__) == set(PARAMETERS)
+
+
+def test_descriptors_have_ranges_and_read_only_flags():
+    for name, (default, *_rest) in PARAMETERS.items():
+        desc = descriptor(name)
+        assert isinstance(desc, ParameterDescriptor) and desc.description
+        assert desc.read_only == (name not in RUNTIME_PARAMETERS), name
+        if (
+            isinstance(default, int | float)
+            and not isinstance(default, bool)
+            and name not in ("mask_threshold",)
+        ):
+            assert desc.integer_range or desc.floating_point_range, name
+    assert descriptor("overlay_alpha").floating_point_range[0].to_value == 1.0
+    assert descriptor("image_size").integer_range[0].step == 32
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("image_transport", "theora", "one of raw, compressed"),
+        ("qos_reliability", "sometimes", "best_effort, reliable"),
+        ("overlay_alpha", 1.5, "within [0.0, 1.0]"),
+        ("depth_scale", 0.0, "within"),
+        ("mask_threshold", float("nan"), "finite"),
+        ("image_size", 48, "multiple of 32 >= 64"),
+        ("publish_overlay", 1, "bool"),
+    ],
+)
+def test_check_value_names_the_problem(name, value, needle):
+    reason = check_value(name, value)
+    assert reason and needle in reason and name in reason
+
+
+def test_runtime_settings_apply_and_reject():
+    settings = RuntimeSettings(_defaults())
+    changed = []
+    settings.add_listener(lambda name, value: changed.append((name, value)))
+    ok = settings.on_set_parameters(
+        [Parameter("mask_threshold", value=1.5), Parameter("publish_overlay", value=False)]
+    )
+    assert ok.successful and settings.mask_threshold == 1.5 and settings.publish_overlay is False
+    assert changed == [("mask_threshold", 1.5), ("publish_overlay", False)]
+    bad = settings.on_set_parameters(
+        [Parameter("overlay_alpha", value=0.2), Parameter("depth_scale", value=-1.0)]
+    )
+    assert not bad.successful and "depth_scale" in bad.reason
+    assert settings.overlay_alpha == 0.5  # all or nothing
+
+
+def _defaults() -> NodeParameters:
+    return NodeParameters(**{name: spec[0] for name, spec in PARAMETERS.items()})
+
+
+@pytest.fixture(scope="module")
+def context():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=0)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def test_declare_parameters_refuses_bad_start_values(context):
+    node = rclpy.create_node(
+        "sam2_params_test",
+        context=context,
+        start_parameter_services=False,
+        parameter_overrides=[Parameter("image_transport", value="theora")],
+    )
+    try:
+        with pytest.raises(ParameterError, match="image_transport must be one of raw"):
+            declare_parameters(node)
+    finally:
+        node.destroy_node()
+
+
+def test_declare_parameters_reads_overrides(context):
+    node = rclpy.create_node(
+        "sam2_params_test2",
+        context=context,
+        start_parameter_services=False,
+        parameter_overrides=[
+            Parameter("max_objects", value=5),
+            Parameter("image_transport", value="compressed"),
+        ],
+    )
+    try:
+        params = declare_parameters(node)
+        assert params.max_objects == 5 and params.image_transport == "compressed"
+        assert params.model == "sam2.1_hiera_t"
+        refused = node.set_parameters([Parameter("model", value="sam2.1_hiera_l")])[0]
+        assert not refused.successful and "read-only" in refused.reason
+    finally:
+        node.destroy_node()
+
+
+# ---------------------------------------------------------------------- image conversions
+def _image(array: np.ndarray, encoding: str, step: int | None = None, data=None) -> Image:
+    if data is None:
+        if encoding in ("mono16", "16UC1"):
+            data, step = encode_mono16(array)
+        elif encoding == "32FC1":
+            data, step = array.astype(np.float32).tobytes(), array.shape[1] * 4
+        else:
+            data, step = encode_rgb(array, encoding)
+    return Image(
+        height=array.shape[0], width=array.shape[1], encoding=encoding, step=step, data=data
+    )
+
+
+def test_backend_is_named():
+    text = image_conversions.backend_description()
+    assert image_conversions.BACKEND in ("cv_bridge", "sam2_ros.core.image_codec")
+    assert ("cv_bridge" in text) and ("image_codec" in text or "passthrough" in text)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8"])
+def test_image_to_rgb_matches_the_core_codec(encoding):
+    rgb = next(iter(render_scene(SceneConfig(width=64, height=48, duration_s=0.1)))).rgb
+    msg = _image(rgb, encoding)
+    expected = decode_image(bytes(msg.data), msg.height, msg.width, encoding, msg.step)
+    got = image_conversions.image_to_rgb(msg)
+    assert got.dtype == np.uint8 and got.shape == (48, 64, 3)
+    np.testing.assert_array_equal(got, expected)
+    if encoding != "mono8":
+        np.testing.assert_array_equal(got, rgb)
+
+
+def test_padded_rows_and_mono16():
+    values = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
+    data, step = encode_mono16(values)
+    padded = b"".join(data[r * step : (r + 1) * step] + b"\0\0\0\0" for r in range(3))
+    got = image_conversions.image_to_rgb(_image(values, "mono16", step + 4, padded))
+    np.testing.assert_array_equal(got[:, :, 0], (values >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"encoding": "yuv422"}, "unsupported image encoding 'yuv422'"),
+        ({"step": 10}, "step 10 is smaller than one row"),
+        ({"height": 100}, "data too short"),
+        ({"width": 0, "height": 0}, "zero size"),
+    ],
+)
+def test_bad_images_raise_image_decode_error(changes, needle):
+    msg = _image(np.zeros((4, 5, 3), np.uint8), "rgb8")
+    for field, value in changes.items():
+        setattr(msg, field, value)
+    with pytest.raises(ImageDecodeError, match=needle):
+        image_conversions.image_to_rgb(msg)
+
+
+def test_compressed_round_trip_and_corrupt_data():
+    rgb = next(iter(render_scene(SceneConfig(width=64, height=48, duration_s=0.1)))).rgb
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    got = image_conversions.compressed_to_rgb(CompressedImage(format="png", data=png.tobytes()))
+    np.testing.assert_array_equal(got, rgb)
+    for data in (b"", b"\xff\xd8 not a jpeg"):
+        with pytest.raises(ImageDecodeError, match="compressed image"):
+            image_conversions.compressed_to_rgb(CompressedImage(format="jpeg", data=data))
+
+
+def test_depth_to_metres_matches_the_core_codec():
+    mm = np.array([[0, 1000], [2500, 65535]], dtype=np.uint16)
+    msg = _image(mm, "16UC1")
+    got = image_conversions.depth_to_metres(msg, 0.001)
+    expected = decode_depth(bytes(msg.data), 2, 2, "16UC1", msg.step, depth_scale=0.001)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got[0, 0]) and got[0, 1] == pytest.approx(1.0)
+    metres = np.array([[np.nan, 1.5], [-1.0, np.inf]], dtype=np.float32)
+    got = image_conversions.depth_to_metres(_image(metres, "32FC1"), 0.001)
+    assert got[0, 1] == pytest.approx(1.5) and np.isnan(got[[0, 1, 1], [0, 0, 1]]).all()
+    with pytest.raises(ImageDecodeError, match="unsupported depth image encoding 'rgb8'"):
+        image_conversions.depth_to_metres(_image(np.zeros((2, 2, 3), np.uint8), "rgb8"), 0.001)
+
+
+def test_mask_to_array():
+    assert image_conversions.mask_to_array(Image()) is None
+    mask = np.zeros((4, 5), np.uint8)
+    mask[1:3, 2:4] = 255
+    np.testing.assert_array_equal(image_conversions.mask_to_array(_image(mask, "mono8")), mask)
+    with pytest.raises(ImageDecodeError, match="mask must be mono8"):
+        image_conversions.mask_to_array(_image(np.zeros((4, 5, 3), np.uint8), "rgb8"))
+
+
+# ---------------------------------------------------------------------- depth and markers
+def _result(object_id: int, mask: np.ndarray, label: str = "") -> ObjectResult:
+    ys, xs = np.nonzero(mask)
+    return ObjectResult(
+        object_id,
+        label,
+        True,
+        0.9,
+        0.8,
+        mask,
+        mask.astype(np.float32) * 10 - 5,
+        (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1),
+        (float(xs.mean()), float(ys.mean())),
+        int(mask.sum()),
+        0,
+    )
+
+
+def test_depth_positions_from_the_scene_and_nan_depth():
+    cfg = SceneConfig(width=64, height=48, duration_s=0.1)
+    frame = next(iter(render_scene(cfg)))
+    fx, fy, cx, cy = camera_intrinsics(cfg)
+    k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    results = [
+        _result(o.id, frame.labels == o.id, f"obj{o.id}")
+        for o in frame.objects
+        if o.visible and o.area >= 10
+    ]
+    positions = depth_positions(results, frame.depth_m, k, (64, 48))
+    truth = {o.id: o.depth_m for o in frame.objects}
+    assert positions and all(
+        positions[i][2] == pytest.approx(truth[i], rel=0.05) for i in positions
+    )
+    # CameraInfo of a 2x larger image: K is scaled to the depth image, same result.
+    k2 = [2 * fx, 0.0, 2 * cx + 0.5, 0.0, 2 * fy, 2 * cy + 0.5, 0.0, 0.0, 1.0]
+    scaled = depth_positions(results, frame.depth_m, k2, (128, 96))
+    for i in positions:
+        np.testing.assert_allclose(scaled[i], positions[i], rtol=1e-5)
+    with pytest.raises(ImageDecodeError, match="no valid pixel"):
+        depth_positions(results, np.full((48, 64), np.nan, np.float32), k, (64, 48))
+    with pytest.raises(ValueError, match="camera_info K is not usable"):
+        depth_positions(results, frame.depth_m, [0.0] * 9, (64, 48))
+
+    markers = build_markers(Header(frame_id="cam"), results, positions).markers
+    assert markers[0].action == markers[0].DELETEALL
+    assert len(markers) == 1 + 2 * len(positions)
+    spheres = [m for m in markers[1:] if m.type == m.SPHERE]
+    texts = [m for m in markers[1:] if m.type == m.TEXT_VIEW_FACING]
+    assert sorted(m.id for m in spheres) == sorted(positions)
+    assert all(m.header.frame_id == "cam" for m in markers)
+    assert any("obj" in t.text for t in texts)
+
+
+# ---------------------------------------------------------------------- service handlers
+class _Log:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, text):
+        self.lines.append(("info", text))
+
+    def error(self, text):
+        self.lines.append(("error", text))
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    return StreamingTracker(build_model(image_size=64, device="cpu"), max_objects=2)
+
+
+def test_service_handlers_map_errors_to_failed_responses(tracker):
+    resets = []
+    handlers = TrackerServices(tracker, _Log(), lambda: resets.append(1))
+    tracker.reset()
+    request = AddPrompt.Request(points=[Point(x=10.0, y=10.0)], point_labels=[1])
+    response = handlers.add_prompt(request, AddPrompt.Response())
+    assert not response.success and "no frame has been tracked yet" in response.message
+
+    frame = next(iter(render_scene(SceneConfig(width=64, height=48, duration_s=0.1))))
+    tracker.track(frame.rgb, frame.stamp_ns)
+    response = handlers.add_prompt(request, AddPrompt.Response())
+    assert response.success, response.message
+    assert response.frame_stamp.sec * 10**9 + response.frame_stamp.nanosec == frame.stamp_ns
+
+    bad_mask = AddPrompt.Request(mask=_image(np.ones((4, 4), np.uint8), "mono8"))
+    response = handlers.add_prompt(bad_mask, AddPrompt.Response())
+    assert not response.success and "mask is 4x4 but the frame is 64x48" in response.message
+    negative = AddPrompt.Request(object_id=-3, points=[Point(x=1.0, y=1.0)], point_labels=[1])
+    response = handlers.add_prompt(negative, AddPrompt.Response())
+    assert not response.success and "object_id must be 0" in response.message
+
+    removed = handlers.remove_objects(
+        RemoveObjects.Request(object_ids=[42]), RemoveObjects.Response()
+    )
+    assert not removed.success and "unknown object id 42" in removed.message
+    assert list(removed.remaining_ids) == tracker.object_ids
+    reset = handlers.reset(ResetTracks.Request(), ResetTracks.Response())
+    assert reset.success and resets == [1] and tracker.object_ids == []
+
+
+# ---------------------------------------------------------------------- depth path in process
+def test_synchronised_depth_frames_in_process(context):
+    """What the node does with an (image, depth, camera_info) triple from the synchroniser
+    (message_filters itself is not installed here): NaN-only depth is reported and the
+    frame still published; the next frame is processed normally."""
+    from rclpy.executors import SingleThreadedExecutor
+    from ros_processes import Inbox, image_msg, set_stamp, wait_until
+    from sam2_ros.msg import TrackedObjectArray
+    from sensor_msgs.msg import CameraInfo
+
+    from sam2_ros.ros.tracker_node import TrackerNode
+
+    node = TrackerNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("image_size", value=64),
+            Parameter("diagnostics_period", value=0.0),
+        ],
+    )
+    probe = rclpy.create_node("sam2_depth_probe", context=context)
+    inbox = Inbox()
+    subscription = probe.create_subscription(TrackedObjectArray, "/sam2_tracker/objects", inbox, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        wait_until(lambda: subscription.get_publisher_count() > 0, 30, "the objects publisher")
+        cfg = SceneConfig(width=64, height=48, duration_s=0.2)
+        frames = list(render_scene(cfg))
+        fx, fy, cx, cy = camera_intrinsics(cfg)
+        for frame, depth in (
+            (frames[0], np.full((48, 64), np.nan, np.float32)),
+            (frames[1], frames[1].depth_m),
+        ):
+            image = image_msg(frame.rgb, frame.stamp_ns, "cam")
+            depth_msg = _image(depth, "32FC1")
+            info = CameraInfo(width=64, height=48, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+            for msg in (depth_msg, info):
+                set_stamp(msg.header, frame.stamp_ns, "cam")
+            node._on_synced(image, depth_msg, info)
+            assert node._slot.wait_idle(60)
+            published = inbox.with_stamp(frame.stamp_ns, 60)
+            assert published.header.frame_id == "cam"
+        assert node._stats.bad_messages == 1  # the NaN-only depth image, not the good one
+    finally:
+        executor.shutdown(timeout_sec=5)
+        spinner.join(5)
+        node.destroy_node()
+        probe.destroy_node()
