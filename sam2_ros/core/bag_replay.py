@@ -113,7 +113,7 @@ def replay_bag(
     gt_ids: dict[int, int] = {}
     timeline = RunTimeline()
     types = bag_io.rosbags_message_types()
-    fps = _frame_rate(info, image_topic)
+    fps = frame_rate(info, image_topic)
     topics = {MASKS_TOPIC: bag_io.IMAGE_TYPE, OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE}
     if options.write_overlay_topic:
         topics[OVERLAY_TOPIC] = bag_io.IMAGE_TYPE
@@ -220,7 +220,8 @@ def _read_ground_truth(bag: str | Path, info: bag_io.BagInfo, topic: str) -> dic
     }
 
 
-def _frame_rate(info: bag_io.BagInfo, topic: str) -> float:
+def frame_rate(info: bag_io.BagInfo, topic: str) -> float:
+    """Mean frame rate of a topic from its message count and the bag's time span."""
     count = info.topics[topic].count
     if count < 2 or info.duration_s <= 0:
         return 10.0

@@ -116,7 +116,10 @@ def write_summary(summary: dict, folder: Path, name: str, title: str, notes: Seq
     (folder / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"# {title}", "", *notes, "", summary_table(summary), ""]
     timing = summary["frame_time_s"]
-    lines.append(f"Per-frame tracking time: p50 {timing['p50']:.3f} s, p95 {timing['p95']:.3f} s")
+    if timing["p50"] > 0:
+        lines.append(
+            f"Per-frame tracking time: p50 {timing['p50']:.3f} s, p95 {timing['p95']:.3f} s"
+        )
     if "latency_s" in summary:
         lat = summary["latency_s"]
         lines.append(f"End-to-end latency: p50 {lat['p50']:.3f} s, p95 {lat['p95']:.3f} s")

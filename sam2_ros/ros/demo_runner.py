@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from sam2_ros.core import bag_io
-from sam2_ros.core.bag_replay import MASKS_TOPIC, OBJECTS_TOPIC, OVERLAY_TOPIC, choose_image_topic
+from sam2_ros.core.bag_replay import (
+    MASKS_TOPIC,
+    OBJECTS_TOPIC,
+    OVERLAY_TOPIC,
+    choose_image_topic,
+    frame_rate,
+)
 from sam2_ros.core.run_summary import RunTimeline, plot_visibility, write_summary
 from sam2_ros.core.synthetic_scene import SceneConfig
 from sam2_ros.core.tracker_settings import TrackerSettings
@@ -163,7 +169,7 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
             except subprocess.TimeoutExpired:
                 node_proc.kill()
         node_log.close()
-    fps = info.topics[image_topic].count / max(info.duration_s, 1e-6)
+    fps = frame_rate(info, image_topic)
     with VideoOutput(
         out / "overlay.mp4", fps * summary["frames_processed"] / max(1, summary["frames_in"])
     ) as video:
@@ -186,6 +192,11 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
         f"Prompts sent through ~/add_prompt: {summary['prompts_sent']}, accepted "
         f"{summary['prompts_accepted']}.",
     ]
+    if summary["engine_frame_ms_median"] is not None:
+        notes.append(
+            f"Engine time per frame (node diagnostics, median of period means): "
+            f"{summary['engine_frame_ms_median']:.0f} ms."
+        )
     write_summary(summary, out, "summary", "sam2_ros demo", notes)
     plot_visibility(timeline, out / "visibility.png", "sam2_ros demo: visibility over time")
     print((out / "summary.md").read_text())
@@ -230,6 +241,19 @@ class _Player:
         self.node.create_subscription(
             Image, OVERLAY_TOPIC, self._on_overlay, qos, callback_group=group, raw=True
         )
+        try:
+            from diagnostic_msgs.msg import DiagnosticArray
+        except ImportError:
+            pass
+        else:
+            self.node.create_subscription(
+                DiagnosticArray,
+                "/sam2_tracker/diagnostics",
+                self._on_diagnostics,
+                10,
+                callback_group=group,
+            )
+        self.engine_ms: list[float] = []
         self.prompt_client = self.node.create_client(
             AddPrompt, "/sam2_tracker/add_prompt", callback_group=group
         )
@@ -276,6 +300,13 @@ class _Player:
         bgr = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.width, 3)
         with self.recorder.lock:
             self.recorder.overlays.append((stamp, bgr.copy()))
+
+    def _on_diagnostics(self, msg) -> None:
+        """The node's own per-frame engine time (mean over each diagnostics period)."""
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if float(values.get("output_rate_hz", 0) or 0) > 0 and "total_ms" in values:
+                self.engine_ms.append(float(values["total_ms"]))
 
     # -------------------------------------------------------------- steps
     def wait_for_node(self, node_proc: subprocess.Popen) -> None:
@@ -424,6 +455,9 @@ class _Player:
                 "frames_dropped": len(self.published) - len(stamps),
                 "prompts_sent": self.prompts_sent,
                 "prompts_accepted": self.prompts_accepted,
+                "engine_frame_ms_median": float(np.median(self.engine_ms))
+                if self.engine_ms
+                else None,
             }
         )
         return timeline, summary
