@@ -37,6 +37,7 @@ class FrameOutput:
     iou: float  # SAM 2's predicted IoU of the chosen mask
     point_inputs: dict[str, torch.Tensor] | None = None  # clicks given on this frame
     prompted: bool = False  # the output came from a prompt on this frame
+    refined: bool = False  # clicks on top of the tracked mask: depends on the memory
 
 
 @dataclass

@@ -213,9 +213,13 @@ class StreamingTracker:
                     "a box must come before any click on its frame: set clear_previous "
                     "to replace this object's earlier prompts on that frame"
                 )
-            out = self._prompt_output(
-                ring_frame, obj, prompt, previous, old_points, is_init, timing
-            )
+            points = mask_in = None
+            if prompt.is_mask:
+                mask_in = mask_inputs(prompt.mask, self.image_size, self.device)
+            else:
+                new_points = point_inputs(prompt, ring_frame.image_hw, self.image_size, self.device)
+                points = concat_point_inputs(old_points, new_points)
+            out = self._prompt_output(ring_frame, obj, points, mask_in, previous, is_init, timing)
             # Everything is computed: commit.
             if new_object:
                 self._objects[obj.object_id] = obj
@@ -508,23 +512,17 @@ class StreamingTracker:
         self,
         ring_frame: _RingFrame,
         obj: ObjectMemory,
-        prompt,
+        points: dict[str, torch.Tensor] | None,
+        mask_in: torch.Tensor | None,
         previous: FrameOutput | None,
-        old_points: dict[str, torch.Tensor] | None,
         is_init: bool,
         timing: StageTiming,
     ) -> FrameOutput:
-        """Apply a checked prompt to one object on one frame (nothing is stored here)."""
-        hw = ring_frame.image_hw
-        points = mask_in = prev_logits = None
-        if prompt.is_mask:
-            mask_in = mask_inputs(prompt.mask, self.image_size, self.device)
-        else:
-            points = concat_point_inputs(
-                old_points, point_inputs(prompt, hw, self.image_size, self.device)
-            )
-            if previous is not None and previous.pred_masks is not None:
-                prev_logits = torch.clamp(previous.pred_masks.to(self.device), -32.0, 32.0)
+        """Apply clicks/box (``points``) or a mask to one object on one frame; the previous
+        output's logits go along with clicks, as in SAM 2. Nothing is stored here."""
+        prev_logits = None
+        if points is not None and previous is not None and previous.pred_masks is not None:
+            prev_logits = torch.clamp(previous.pred_masks.to(self.device), -32.0, 32.0)
         decoded = self._decode(ring_frame, [obj], is_init, timing, points, mask_in, prev_logits)
         pred_masks = self._fill_holes(decoded.pred_masks.float())
         # SAM 2 encodes a prompted frame's memory from the (hole-filled) low-res mask
@@ -541,15 +539,30 @@ class StreamingTracker:
         out = self._split(decoded, pred_masks, maskmem)[0]
         out.point_inputs = points
         out.prompted = True
+        out.refined = not is_init and points is not None
         return out
 
     def _retrack_forward(self, obj: ObjectMemory, from_index: int, timing: StageTiming) -> int:
-        """Re-track one object from a prompted past frame up to the newest frame."""
+        """Re-track one object from a prompted past frame up to the newest frame.
+
+        Outputs that do not depend on memory (prompted conditioning frames, mask prompts)
+        are kept; a refinement's clicks are applied again on the re-tracked mask, as they
+        would have been had the earlier prompt come in time.
+        """
         count = 0
         for ring_frame in self._ring:
-            if ring_frame.index <= from_index or ring_frame.index in obj.cond:
+            index = ring_frame.index
+            if index <= from_index or index in obj.cond:
                 continue
-            obj.non_cond[ring_frame.index] = self._track_objects(ring_frame, [obj], timing)[0]
+            existing = obj.non_cond.get(index)
+            if existing is not None and existing.prompted and not existing.refined:
+                continue
+            out = self._track_objects(ring_frame, [obj], timing)[0]
+            if existing is not None and existing.refined:
+                out = self._prompt_output(
+                    ring_frame, obj, existing.point_inputs, None, out, False, timing
+                )
+            obj.non_cond[index] = out
             count += 1
         return count
 

@@ -81,6 +81,14 @@ PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None
         (1, 256, 1),
         None,
     ),
+    "max_prompt_frames": (
+        4,
+        "Prompted frames kept per object; beyond, the oldest becomes an ordinary memory frame "
+        "(the ones SAM 2 would pick)",
+        True,
+        (2, 64, 1),
+        None,
+    ),
     "image_transport": (
         "raw",
         "raw: subscribe 'image' (sensor_msgs/Image); compressed: "
@@ -156,6 +164,7 @@ class NodeParameters:
     compile: bool
     max_objects: int
     prompt_history: int
+    max_prompt_frames: int
     image_transport: str
     qos_reliability: str
     qos_depth: int

@@ -114,19 +114,22 @@ class TrackerNode(Node):
         self._stopping = False
         log.info(image_conversions.backend_description())
 
-        from sam2_ros.core.model_loading import build_model
-        from sam2_ros.core.streaming_tracker import StreamingTracker
+        from sam2_ros.core.tracker_settings import TrackerSettings
 
         started = time.monotonic()
-        self.loaded = build_model(
-            p.model, p.checkpoint or None, p.device, p.precision, p.image_size or None, p.compile
-        )
-        self.tracker = StreamingTracker(
-            self.loaded,
+        self.tracker = TrackerSettings(
+            model=p.model,
+            checkpoint=p.checkpoint,
+            device=p.device,
+            precision=p.precision,
+            image_size=p.image_size,
+            compile=p.compile,
             max_objects=p.max_objects,
             prompt_history=p.prompt_history,
+            max_prompt_frames=p.max_prompt_frames,
             mask_threshold=p.mask_threshold,
-        )
+        ).build()
+        self.loaded = self.tracker.loaded
         weights = (
             "RANDOM weights (no checkpoint parameter; masks mean nothing)"
             if self.loaded.random_weights

@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny random-weight SAM 2 model and a short synthetic video.
+
+The model is SAM 2.1 tiny at image_size 64 with random weights (seeded), so a frame costs
+well under 0.1 s on the CPU. Its masks mean nothing, but every computation is
+deterministic, which is all the engine tests need: they compare trackers with each other.
+
+Torch runs on one intra-op thread: on a small shared machine (2 cores, other jobs running)
+two OpenMP threads spin against each other and a frame can take 10x longer, while one
+thread costs only a little when the machine is idle. TEST_TORCH_THREADS overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from sam2_ros.core.model_loading import LoadedModel, build_model
+from sam2_ros.core.synthetic_scene import SceneConfig, render_scene
+
+TINY_MODEL = "sam2.1_hiera_t"
+TINY_IMAGE_SIZE = 64
+FRAME_H = 48
+FRAME_W = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> LoadedModel:
+    """SAM 2.1 tiny, random weights (torch seed 0), image_size 64, on the CPU."""
+    torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))
+    torch.manual_seed(0)
+    return build_model(TINY_MODEL, image_size=TINY_IMAGE_SIZE, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def _scene_frames() -> tuple[np.ndarray, ...]:
+    cfg = SceneConfig(width=FRAME_W, height=FRAME_H, fps=4.0, duration_s=3.0, with_depth=False)
+    rgb = tuple(f.rgb for f in render_scene(cfg))
+    assert len(rgb) == 12
+    for frame in rgb:
+        frame.setflags(write=False)  # shared by every test: nobody may change them
+    return rgb
+
+
+@pytest.fixture
+def frames(_scene_frames: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """12 RGB uint8 frames of 48x64 (read-only arrays; a fresh list per test)."""
+    return list(_scene_frames)
