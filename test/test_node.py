@@ -548,7 +548,9 @@ def test_50_concurrent_service_calls_while_streaming(ros):
         answers = RosClient.call_all(calls, timeout=120)
     finally:
         stop.set()
-        streamer.join(5)
+        streamer.join(WAIT)
+    # Frames from here on must be newer than every streamed one (arrival order = stamp order).
+    assert not streamer.is_alive(), "the streaming thread did not stop"
     for (service, request), answer in zip(calls, answers, strict=True):
         assert answer is not None
         if service is ros.add_prompt and request.object_id == target.object_id:
