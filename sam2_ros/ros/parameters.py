@@ -67,6 +67,14 @@ PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None
         None,
         None,
     ),
+    "cpu_threads": (
+        0,
+        "torch CPU threads; 0 = all cores but one (leaves a core to DDS and callbacks), "
+        "-1 = torch's default",
+        True,
+        (-1, 1024, 1),
+        None,
+    ),
     "max_objects": (
         16,
         "Most objects tracked at once; AddPrompt for a new object fails beyond",
@@ -162,6 +170,7 @@ class NodeParameters:
     precision: str
     image_size: int
     compile: bool
+    cpu_threads: int
     max_objects: int
     prompt_history: int
     max_prompt_frames: int

@@ -14,6 +14,7 @@ import time
 import traceback
 
 import rclpy
+import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -124,6 +125,7 @@ class TrackerNode(Node):
             precision=p.precision,
             image_size=p.image_size,
             compile=p.compile,
+            cpu_threads=p.cpu_threads,
             max_objects=p.max_objects,
             prompt_history=p.prompt_history,
             max_prompt_frames=p.max_prompt_frames,
@@ -139,8 +141,8 @@ class TrackerNode(Node):
         log.info(
             f"SAM 2 {p.model} on {self.loaded.device}, "
             f"{'fp32' if dtype is None else str(dtype).replace('torch.', '')}, "
-            f"image_size {self.loaded.image_size}, {weights}; "
-            f"built in {time.monotonic() - started:.1f} s"
+            f"image_size {self.loaded.image_size}, {torch.get_num_threads()} CPU threads, "
+            f"{weights}; built in {time.monotonic() - started:.1f} s"
         )
 
         self._slot: FrameSlot = FrameSlot(self._process, self._on_worker_error, "sam2-worker")
