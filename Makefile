@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine; both set everything up first (tools/bootstrap.sh).
-.PHONY: setup test demo lint
+.PHONY: setup test demo lint bench
 
 setup:
 	tools/bootstrap.sh
@@ -12,3 +12,8 @@ demo: setup
 
 lint: setup
 	bash -c '. tools/env.sh && ruff check .'
+
+# Benchmarks (about 10 minutes on 2 CPU cores); transformers goes beside the venv.
+bench: setup
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check --target .bench-site --no-deps -r requirements/bench.txt
+	bash -c '. tools/env.sh && cd /tmp && SAM2_BENCH_HF_SITE=$(CURDIR)/.bench-site python $(CURDIR)/benchmarks/run.py $(BENCH_ARGS)'

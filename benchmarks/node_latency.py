@@ -337,11 +337,12 @@ def _spin(executor) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
+    from sam2_ros.core.tracker_settings import apply_cpu_threads
 
     result: dict = {"ok": False, "image_size": args.image_size, "rate_hz": args.rate,
                     "frame_size": [args.width, args.height], "device": args.device,
-                    "torch_threads": args.torch_threads or torch.get_num_threads(),
+                    # the count the node picks too (its cpu_threads parameter)
+                    "torch_threads": apply_cpu_threads(args.torch_threads),
                     "torch_threads_default": args.torch_threads == 0,
                     "load_average_at_start": common.load_average()}
     try:
