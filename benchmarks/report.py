@@ -10,6 +10,7 @@ from pathlib import Path
 
 import common
 
+
 def fmt_ms(s: float | None) -> str:
     return "-" if s is None else f"{s * 1000:.0f} ms" if s >= 0.1 else f"{s * 1000:.1f} ms"
 
