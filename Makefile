@@ -5,7 +5,7 @@ setup:
 	tools/bootstrap.sh
 
 test: setup
-	bash -c '. tools/env.sh && cd test && python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)'
+	bash -c '. tools/env.sh && cd test && python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)'
 
 demo: setup
 	bash -c '. tools/env.sh && sam2_ros demo $(DEMO_ARGS)'
