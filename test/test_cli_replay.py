@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from sam2_ros.cli.main import main
 from sam2_ros.core import bag_io
@@ -93,6 +95,20 @@ def test_replay_writes_outputs_and_is_deterministic(
     assert [len(m.objects) for m in objects] == [1, 1, 1, 2, 2, 2, 2, 2]
     metrics = (tmp_path / "a" / "metrics.md").read_text()
     assert "J&F" in metrics and "RANDOM" in metrics
+
+    # The same ground truth from a folder of label PNGs gives the same J&F.
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    labels = bag_io.iter_messages(scene_bag, [bag_io.GT_LABELS_TOPIC])
+    for index, (_, _, msg) in enumerate(labels):
+        Image.fromarray(bag_io.image_to_numpy(msg).astype(np.uint8)).save(
+            gt_dir / f"{index:05d}.png"
+        )
+    argv = ["replay", str(scene_bag), "--prompts", str(prompts), "--out", str(tmp_path / "c")]
+    assert main([*argv, "--gt-topic", "", "--gt-dir", str(gt_dir), *SIZE]) == 0
+    from_bag = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    from_dir = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert from_dir["J&F_mean"] == pytest.approx(from_bag["J&F_mean"])
 
 
 def test_interrupted_replay_leaves_a_readable_bag(

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", type=Path, required=True, help="output folder")
     replay.add_argument("--image-topic", default="", help="default: the camera image topic")
     replay.add_argument("--gt-topic", default="/ground_truth/labels")
+    replay.add_argument(
+        "--gt-dir", type=Path, help="ground-truth label PNGs (00000.png ...) instead of a topic"
+    )
     replay.add_argument("--overlay-topic", action="store_true", help="also record ~/overlay")
     replay.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
     _add_model_options(replay, image_size=256)
@@ -186,6 +189,7 @@ def _replay(args: argparse.Namespace) -> int:
     options = ReplayOptions(
         image_topic=args.image_topic,
         gt_topic=args.gt_topic,
+        gt_dir=args.gt_dir,
         write_overlay_topic=args.overlay_topic,
         storage=args.storage,
     )

@@ -41,6 +41,7 @@ class ReplayError(ValueError):
 class ReplayOptions:
     image_topic: str = ""  # "" = pick the camera image topic
     gt_topic: str = bag_io.GT_LABELS_TOPIC
+    gt_dir: Path | None = None  # label images 00000.png, 00001.png ... (frame index order)
     write_overlay_topic: bool = False
     storage: str = "sqlite3"
     progress: bool = True
@@ -103,6 +104,8 @@ def replay_bag(
     info = bag_io.inspect_bag(bag)
     image_topic = choose_image_topic(info, options.image_topic)
     prompts = load_prompt_file(prompts_path)
+    if options.gt_dir is not None and not Path(options.gt_dir).is_dir():
+        raise ReplayError(f"ground-truth folder not found: {options.gt_dir}")
     out_dir = Path(out_dir)
     output_bag = out_dir / "output_bag"
     if output_bag.exists():
@@ -148,8 +151,11 @@ def replay_bag(
                 seconds = time.perf_counter() - started
                 results = tracker.latest_results()
                 timeline.add_frame(stamp, results, seconds)
-                if stamp in gt:
-                    timeline.add_ground_truth(results, gt[stamp], gt_ids)
+                labels = gt.get(stamp)
+                if labels is None and options.gt_dir is not None:
+                    labels = read_label_image(options.gt_dir, index)
+                if labels is not None:
+                    timeline.add_ground_truth(results, labels, gt_ids)
                 hw = rgb.shape[:2]
                 writer.write(
                     MASKS_TOPIC, stamp, build_label_image(types, stamp, frame_id, results, hw)
@@ -218,6 +224,18 @@ def _read_ground_truth(bag: str | Path, info: bag_io.BagInfo, topic: str) -> dic
         bag_io.time_to_ns(msg.header.stamp): bag_io.image_to_numpy(msg)
         for _, _, msg in bag_io.iter_messages(bag, [topic])
     }
+
+
+def read_label_image(folder: Path, index: int) -> np.ndarray | None:
+    """Ground-truth labels of frame ``index`` from a folder of PNGs (DAVIS layout: one file
+    per frame named by its index, pixel value or palette index = object id)."""
+    from PIL import Image
+
+    for name in (f"{index:05d}.png", f"{index:06d}.png", f"{index}.png"):
+        path = Path(folder) / name
+        if path.is_file():
+            return np.array(Image.open(path))
+    return None
 
 
 def frame_rate(info: bag_io.BagInfo, topic: str) -> float:
