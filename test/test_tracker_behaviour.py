@@ -63,7 +63,8 @@ def test_new_object_mid_stream_does_not_change_other_objects(
     # them in one batch: the comparison above covered batched and unbatched tracking.
     objects = with_new._objects
     last = length - 1
-    assert with_new._memory_layout(objects[1], last) == with_new._memory_layout(objects[2], last)
+    first, second = (with_new._memory(objects[i], last) for i in (1, 2))
+    assert (first[0].shape, first[2]) == (second[0].shape, second[2])
 
 
 # --------------------------------------------------------------------------- (b)

@@ -72,6 +72,10 @@ class _RingFrame:
     backbone_fpn: list[torch.Tensor]
 
 
+# An object's memory tokens, their positional encodings and its object-pointer token count.
+_Memory = tuple[torch.Tensor, torch.Tensor, int]
+
+
 @dataclass
 class _Decoded:
     """Batched SAM head outputs for B objects on one frame."""
@@ -348,16 +352,17 @@ class StreamingTracker:
     def _decode(
         self,
         ring_frame: _RingFrame,
-        objects: list[ObjectMemory],
-        is_init: bool,
+        memories: list[_Memory] | None,
         timing: StageTiming,
         points: dict[str, torch.Tensor] | None = None,
         mask_in: torch.Tensor | None = None,
         prev_logits: torch.Tensor | None = None,
     ) -> _Decoded:
-        """SAM 2's track step for B objects with the same memory length on one frame."""
+        """SAM 2's track step on one frame for B objects with memories of one length, or
+        (memories None) for one object on its initial prompted frame."""
         model = self.model
-        batch = len(objects)
+        is_init = memories is None
+        batch = 1 if is_init else len(memories)
         vision_feats, vision_pos, feat_sizes, high_res = self._features(ring_frame, batch)
         hidden = model.hidden_dim
         h, w = feat_sizes[-1]
@@ -377,7 +382,7 @@ class StreamingTracker:
                     num_frames=None,
                 )
             else:
-                pix_feat = self._attend_memory(ring_frame.index, objects, vision_feats, vision_pos)
+                pix_feat = self._attend_memory(memories, vision_feats, vision_pos)
                 pix_feat = pix_feat.permute(1, 2, 0).view(batch, hidden, h, w)
             t1 = self._sync()
             timing.memory_attention += t1 - t0
@@ -394,11 +399,10 @@ class StreamingTracker:
         best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
         return _Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
 
-    def _attend_memory(self, frame_index, objects, vision_feats, vision_pos) -> torch.Tensor:
-        memories = [
-            assemble_memory(self.model, o, frame_index, self._maskmem_pos_enc, self.device)
-            for o in objects
-        ]
+    def _memory(self, obj: ObjectMemory, frame_index: int) -> _Memory:
+        return assemble_memory(self.model, obj, frame_index, self._maskmem_pos_enc, self.device)
+
+    def _attend_memory(self, memories: list[_Memory], vision_feats, vision_pos) -> torch.Tensor:
         num_ptr = {m[2] for m in memories}
         assert len(num_ptr) == 1, "objects in one batch need the same memory layout"
         return self.model.memory_attention(
@@ -473,13 +477,13 @@ class StreamingTracker:
         self, ring_frame: _RingFrame, objects: list[ObjectMemory], timing: StageTiming
     ) -> list[FrameOutput]:
         """Track objects on a frame, batching those whose memories have the same length."""
+        memories = [self._memory(obj, ring_frame.index) for obj in objects]
         groups: dict[tuple[int, int], list[int]] = {}
-        for i, obj in enumerate(objects):
-            groups.setdefault(self._memory_layout(obj, ring_frame.index), []).append(i)
+        for i, (tokens, _, num_ptr) in enumerate(memories):
+            groups.setdefault((tokens.shape[0], num_ptr), []).append(i)
         outputs: list[FrameOutput | None] = [None] * len(objects)
         for members in groups.values():
-            batch = [objects[i] for i in members]
-            decoded = self._decode(ring_frame, batch, False, timing)
+            decoded = self._decode(ring_frame, [memories[i] for i in members], timing)
             maskmem = self._encode_memory(
                 ring_frame, decoded.high_res_masks, decoded.object_score_logits, False, timing
             )
@@ -487,26 +491,6 @@ class StreamingTracker:
             for i, out in zip(members, self._split(decoded, pred_masks, maskmem), strict=True):
                 outputs[i] = out
         return outputs  # type: ignore[return-value]
-
-    def _memory_layout(self, obj: ObjectMemory, frame_index: int) -> tuple[int, int]:
-        """(spatial memory frames, pointer frames) SAM 2 will attend to for this object."""
-        model = self.model
-        stride = model.memory_temporal_stride_for_eval
-        spatial = len(obj.cond)
-        for t_pos in range(1, model.num_maskmem):
-            t_rel = model.num_maskmem - t_pos
-            prev = (
-                frame_index - 1
-                if t_rel == 1
-                else (((frame_index - 2) // stride) * stride - (t_rel - 2) * stride)
-            )
-            if obj.non_cond.get(prev) is not None:
-                spatial += 1
-        ptrs = sum(1 for t in obj.cond if t <= frame_index)
-        ptrs += sum(
-            1 for d in range(1, model.max_obj_ptrs_in_encoder) if (frame_index - d) in obj.non_cond
-        )
-        return spatial, ptrs
 
     def _prompt_output(
         self,
@@ -523,7 +507,8 @@ class StreamingTracker:
         prev_logits = None
         if points is not None and previous is not None and previous.pred_masks is not None:
             prev_logits = torch.clamp(previous.pred_masks.to(self.device), -32.0, 32.0)
-        decoded = self._decode(ring_frame, [obj], is_init, timing, points, mask_in, prev_logits)
+        memories = None if is_init else [self._memory(obj, ring_frame.index)]
+        decoded = self._decode(ring_frame, memories, timing, points, mask_in, prev_logits)
         pred_masks = self._fill_holes(decoded.pred_masks.float())
         # SAM 2 encodes a prompted frame's memory from the (hole-filled) low-res mask
         # brought back to the model's size, binarised as the user saw it.
