@@ -49,7 +49,7 @@ class FrameSlot(Generic[T]):
                 self.dropped += 1
             self._item = item
             self._has_item = True
-            self._cond.notify()
+            self._cond.notify_all()  # notify() could wake a wait_idle() caller, not the worker
             return replaced
 
     @property
