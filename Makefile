@@ -1,11 +1,22 @@
 # Two entry points for a fresh machine; both set everything up first (tools/bootstrap.sh).
-.PHONY: setup test demo lint bench
+.PHONY: setup train-deps test demo train lint bench
 
 setup:
 	tools/bootstrap.sh
 
-test: setup
-	bash -c '. tools/env.sh && cd test && python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)'
+# Meta's training package needs a few more packages (requirements/train.txt); they go into
+# .train-site/ beside the venv, never into it. A stamp skips the install when nothing changed.
+train-deps: setup .train-site/.stamp
+.train-site/.stamp: requirements/train.txt
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check --target .train-site --no-deps --upgrade -r requirements/train.txt
+	cp requirements/train.txt $@
+
+test: setup train-deps
+	bash -c '. tools/env.sh && cd test && SAM2_ROS_TRAIN_SITE=$(CURDIR)/.train-site python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)'
+
+# Train the demo model (about 1.5 hours on 2 CPU cores; resumable: run it again to go on).
+train: setup train-deps
+	bash -c '. tools/env.sh && PYTHONPATH=$(CURDIR)/.train-site:$$PYTHONPATH sam2_ros train $(TRAIN_ARGS)'
 
 demo: setup
 	bash -c '. tools/env.sh && sam2_ros demo $(DEMO_ARGS)'

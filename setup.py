@@ -19,6 +19,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sam2_ros", "sam2_ros.*"]),
+    # The demo model's config and bundled weights (sam2_ros_demo) live in the package.
+    package_data={"sam2_ros": ["models/*.yaml", "models/*.pt"]},
     data_files=[("share/sam2_ros/msg", sorted(glob("msg/*.msg")))],
     install_requires=[
         "numpy>=1.24",

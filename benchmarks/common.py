@@ -240,7 +240,7 @@ def write_scene(
     ``<index>.jpg``) and decode those JPEGs back, so every engine sees the same pixels."""
     from PIL import Image
 
-    from sam2_ros.core.synthetic_scene import SceneConfig, render_scene
+    from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 
     fps = 30.0
     cfg = SceneConfig(
@@ -301,7 +301,7 @@ def build_ours(args_device: str, image_size: int, checkpoint: str | None, seed: 
     """Our model: build_model(...) on seeded random weights unless a checkpoint is given."""
     import torch
 
-    from sam2_ros.core.model_loading import build_model
+    from sam2_ros.engine.model_loading import build_model
 
     torch.manual_seed(seed)
     return build_model(
@@ -320,7 +320,7 @@ class OursEngine:
     name = "ours"
 
     def __init__(self, loaded, scene: Scene, num_objects: int, frames: list | None = None):
-        from sam2_ros.core.streaming_tracker import StreamingTracker
+        from sam2_ros.engine.streaming_tracker import StreamingTracker
 
         self.loaded = loaded
         self.scene = scene
@@ -609,7 +609,7 @@ class HFEngine:
         if self.processor_problem is None:
             inputs = self.processor(images=frame, device=self.device, return_tensors="pt")
             return inputs.pixel_values[0]
-        from sam2_ros.core.frame_input import frame_to_tensor
+        from sam2_ros.engine.preprocessing import frame_to_tensor
 
         return frame_to_tensor(frame, self.image_size, torch.device(self.device))[0]
 

@@ -68,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # --------------------------------------------------------------------------- frames
 def render_frames(width: int, height: int, count: int) -> tuple[list[np.ndarray], tuple]:
-    from sam2_ros.core.synthetic_scene import SceneConfig, render_scene
+    from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 
     cfg = SceneConfig(width=width, height=height, fps=30.0, duration_s=count / 30.0,
                       num_objects=3, seed=0, with_depth=False)
@@ -86,9 +86,9 @@ def engine_alone(args, frames: list[np.ndarray], click) -> dict:
     """StreamingTracker as the node builds it (default hole filling, 1 object)."""
     import torch
 
-    from sam2_ros.core.model_loading import build_model
-    from sam2_ros.core.streaming_tracker import StreamingTracker
-    from sam2_ros.core.tracker_settings import apply_cpu_threads
+    from sam2_ros.engine.model_loading import build_model
+    from sam2_ros.engine.streaming_tracker import StreamingTracker
+    from sam2_ros.settings import apply_cpu_threads
 
     apply_cpu_threads(args.torch_threads)  # the same thread count as the node uses
     torch.manual_seed(0)
@@ -337,7 +337,7 @@ def _spin(executor) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from sam2_ros.core.tracker_settings import apply_cpu_threads
+    from sam2_ros.settings import apply_cpu_threads
 
     result: dict = {"ok": False, "image_size": args.image_size, "rate_hz": args.rate,
                     "frame_size": [args.width, args.height], "device": args.device,

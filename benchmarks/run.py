@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    logging.getLogger("sam2_ros.core.model_loading").setLevel(logging.ERROR)
+    logging.getLogger("sam2_ros.engine.model_loading").setLevel(logging.ERROR)
     device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

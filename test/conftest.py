@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_ros.core.model_loading import LoadedModel, build_model
-from sam2_ros.core.synthetic_scene import SceneConfig, render_scene
+from sam2_ros.engine.model_loading import LoadedModel, build_model
+from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 
 TINY_MODEL = "sam2.1_hiera_t"
 TINY_IMAGE_SIZE = 64
@@ -31,7 +31,7 @@ def tiny_model() -> LoadedModel:
     """SAM 2.1 tiny, random weights (torch seed 0), image_size 64, on the CPU."""
     torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))
     torch.manual_seed(0)
-    return build_model(TINY_MODEL, image_size=TINY_IMAGE_SIZE, device="cpu")
+    return build_model(TINY_MODEL, image_size=TINY_IMAGE_SIZE, device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="session")

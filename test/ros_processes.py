@@ -245,7 +245,7 @@ def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rg
     """A sensor_msgs/Image from an RGB array (rgb8, bgr8 or mono8)."""
     from sensor_msgs.msg import Image
 
-    from sam2_ros.core.image_codec import encode_rgb
+    from sam2_ros.imaging.codec import encode_rgb
 
     data, step = encode_rgb(rgb, encoding)
     msg = Image(

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam2_ros.core import bag_io
-from sam2_ros.core.bag_io import (
+from sam2_ros.bags import bag_io
+from sam2_ros.bags.bag_io import (
     CAMERA_INFO_TOPIC,
     COMPRESSED_TOPIC,
     DEPTH_TOPIC,
@@ -22,14 +22,15 @@ from sam2_ros.core.bag_io import (
     BagError,
     BagWriter,
     get_typestore,
-    image_to_numpy,
     inspect_bag,
     iter_messages,
     make_header,
     numpy_to_image,
     write_scene_bag,
 )
-from sam2_ros.core.synthetic_scene import SceneConfig, render_scene
+from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
+from sam2_ros.imaging.codec import camera_msg_to_rgb, image_msg_to_array
+from sam2_ros.messages import stamp_to_ns
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = SceneConfig(width=64, height=48, fps=10.0, duration_s=0.5)  # 5 frames
@@ -75,7 +76,7 @@ def test_scene_bag_round_trip(scene_bag, frames):
     assert stamps == sorted(stamps)
     by_topic: dict[str, list] = {}
     for topic, stamp, msg in msgs:
-        assert bag_io.time_to_ns(msg.header.stamp) == stamp
+        assert stamp_to_ns(msg.header.stamp) == stamp
         assert msg.header.frame_id == "camera_optical_frame"
         by_topic.setdefault(topic, []).append((stamp, msg))
     for i, f in enumerate(frames):
@@ -85,10 +86,10 @@ def test_scene_bag_round_trip(scene_bag, frames):
         np.testing.assert_array_equal(_raw_rgb(img), f.rgb)
         _, depth = by_topic[DEPTH_TOPIC][i]
         assert depth.encoding == "16UC1"
-        np.testing.assert_array_equal(image_to_numpy(depth),
+        np.testing.assert_array_equal(image_msg_to_array(depth),
                                       np.round(f.depth_m * 1000).astype(np.uint16))
         _, labels = by_topic[GT_LABELS_TOPIC][i]
-        np.testing.assert_array_equal(image_to_numpy(labels), f.labels)
+        np.testing.assert_array_equal(image_msg_to_array(labels), f.labels)
     info = by_topic[CAMERA_INFO_TOPIC][0][1]
     assert (info.width, info.height, info.distortion_model) == (64, 48, "plumb_bob")
     fx = 0.8 * 64
@@ -122,7 +123,7 @@ def test_compressed_images(tmp_path, frames):
     assert topics[COMPRESSED_TOPIC].msgtype == "sensor_msgs/msg/CompressedImage"
     for (_, _, msg), f in zip(iter_messages(path, [COMPRESSED_TOPIC]), frames, strict=True):
         assert msg.format == "rgb8; jpeg compressed bgr8"
-        rgb = bag_io.compressed_to_numpy(msg)
+        rgb = camera_msg_to_rgb(msg)
         assert rgb.shape == f.rgb.shape
         assert np.abs(rgb.astype(int) - f.rgb).mean() < 6  # jpeg is lossy, but RGB not BGR
 
@@ -208,11 +209,11 @@ def test_bag_writer_tracker_topics(tmp_path):
     info = inspect_bag(path)
     assert info.topics["/sam2_tracker/objects"].msgtype == "sam2_ros/msg/TrackedObjectArray"
     got = {t: m for t, _, m in iter_messages(path)}
-    np.testing.assert_array_equal(image_to_numpy(got["/sam2_tracker/masks"]), mask)
+    np.testing.assert_array_equal(image_msg_to_array(got["/sam2_tracker/masks"]), mask)
     (o,) = got["/sam2_tracker/objects"].objects
     assert (o.id, o.label, o.area, o.bbox.width) == (7, "cup", 200, 20)
     assert o.position.z == pytest.approx(1.5)
-    np.testing.assert_array_equal(image_to_numpy(o.mask), mask[10:20, 5:25])
+    np.testing.assert_array_equal(image_msg_to_array(o.mask), mask[10:20, 5:25])
 
 
 def test_bag_writer_keeps_partial_output_on_error(tmp_path):
@@ -232,15 +233,14 @@ def test_image_to_numpy_honours_step_and_endianness():
     msg = store.types["sensor_msgs/msg/Image"](
         header=make_header(0), height=3, width=4, encoding="16UC1", is_bigendian=1, step=10,
         data=padded.reshape(-1))
-    got = image_to_numpy(msg)
+    got = image_msg_to_array(msg)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == np.uint16 and got.dtype.isnative
 
 
-def test_image_to_numpy_colour_delegates_to_codec(frames):
-    pytest.importorskip("sam2_ros.core.image_codec", reason="image_codec not written yet")
+def test_bag_image_colour_decodes_to_rgb(frames):
     bgr = numpy_to_image(np.ascontiguousarray(frames[0].rgb[..., ::-1]), "bgr8", 0)
-    np.testing.assert_array_equal(image_to_numpy(bgr), frames[0].rgb)
+    np.testing.assert_array_equal(camera_msg_to_rgb(bgr), frames[0].rgb)
 
 
 def test_numpy_to_image_validates():
@@ -250,9 +250,9 @@ def test_numpy_to_image_validates():
         numpy_to_image(np.zeros((4, 4, 3), np.float32), "rgb8", 0)
     with pytest.raises(ValueError, match="uint16"):
         numpy_to_image(np.zeros((4, 4), np.float64), "16UC1", 0)
-    with pytest.raises(ValueError, match="unsupported"):
-        numpy_to_image(np.zeros((4, 4), np.uint8), "yuv422", 0)
-    f = image_to_numpy(numpy_to_image(np.full((2, 3), 1.25, np.float32), "32FC1", 0))
+    with pytest.raises(ValueError, match="supported"):
+        numpy_to_image(np.zeros((4, 4), np.uint8), "nv21", 0)
+    f = image_msg_to_array(numpy_to_image(np.full((2, 3), 1.25, np.float32), "32FC1", 0))
     np.testing.assert_array_equal(f, np.full((2, 3), 1.25, np.float32))
 
 

@@ -12,18 +12,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2_ros.cli.main import main
-from sam2_ros.core import bag_io
-from sam2_ros.core.bag_replay import (
+from sam2_ros.bags import bag_io
+from sam2_ros.bags.replay import (
     MASKS_TOPIC,
     OBJECTS_TOPIC,
     ReplayOptions,
     replay_bag,
 )
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.tracker_settings import TrackerSettings
+from sam2_ros.cli.main import main
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.imaging.codec import image_msg_to_array
+from sam2_ros.messages import stamp_to_ns
+from sam2_ros.settings import TrackerSettings
 
-SIZE = ["--image-size", "64", "--device", "cpu"]
+# Random weights at 64 px: these tests are about the replay machinery, not tracking.
+SIZE = ["--model", "sam2.1_hiera_t", "--image-size", "64", "--device", "cpu"]
 PROMPTS = """\
 prompts:
   - frame: 0
@@ -66,7 +69,7 @@ def test_make_bag_reads_back_with_topics_counts_and_stamps(scene_bag: Path) -> N
     }
     assert all(t.count == 8 for t in info.topics.values())
     stamps = [
-        bag_io.time_to_ns(m.header.stamp)
+        stamp_to_ns(m.header.stamp)
         for _, _, m in bag_io.iter_messages(scene_bag, [bag_io.IMAGE_TOPIC])
     ]
     assert np.allclose(np.diff(stamps), 1e8)  # 10 fps
@@ -91,7 +94,7 @@ def test_replay_writes_outputs_and_is_deterministic(
     objects = [
         m for _, _, m in bag_io.iter_messages(tmp_path / "a" / "output_bag", [OBJECTS_TOPIC])
     ]
-    assert [bag_io.time_to_ns(m.header.stamp) for m in objects] == input_stamps
+    assert [stamp_to_ns(m.header.stamp) for m in objects] == input_stamps
     assert [len(m.objects) for m in objects] == [1, 1, 1, 2, 2, 2, 2, 2]
     metrics = (tmp_path / "a" / "metrics.md").read_text()
     assert "J&F" in metrics and "RANDOM" in metrics
@@ -101,7 +104,7 @@ def test_replay_writes_outputs_and_is_deterministic(
     gt_dir.mkdir()
     labels = bag_io.iter_messages(scene_bag, [bag_io.GT_LABELS_TOPIC])
     for index, (_, _, msg) in enumerate(labels):
-        Image.fromarray(bag_io.image_to_numpy(msg).astype(np.uint8)).save(
+        Image.fromarray(image_msg_to_array(msg).astype(np.uint8)).save(
             gt_dir / f"{index:05d}.png"
         )
     argv = ["replay", str(scene_bag), "--prompts", str(prompts), "--out", str(tmp_path / "c")]
@@ -114,7 +117,7 @@ def test_replay_writes_outputs_and_is_deterministic(
 def test_interrupted_replay_leaves_a_readable_bag(
     scene_bag: Path, prompts: Path, tmp_path: Path
 ) -> None:
-    settings = TrackerSettings(image_size=64, device="cpu")
+    settings = TrackerSettings(model="sam2.1_hiera_t", image_size=64, device="cpu")
 
     class InterruptedTracker(StreamingTracker):
         """A real tracker whose user presses Ctrl-C during the fifth frame."""
@@ -194,5 +197,5 @@ def test_console_script_help_explains_each_subcommand() -> None:
         [sys.executable, "-m", "sam2_ros.cli.main", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0
-    for word in ("make-bag", "replay", "demo", "RANDOM"):
+    for word in ("make-bag", "replay", "demo", "train", "sam2_ros_demo"):
         assert word in out.stdout

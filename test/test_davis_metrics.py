@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from sam2_ros.core.davis_metrics import (
+from sam2_ros.evaluation.davis_metrics import (
     boundary_map,
     contour_accuracy,
     evaluate_sequence,
     region_similarity,
 )
-from sam2_ros.core.synthetic_scene import SceneConfig, render_scene
+from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 
 H, W = 240, 320
 # DAVIS tolerance for this size: ceil(0.008 * hypot(240, 320)) = ceil(3.2) = 4 px.

@@ -15,8 +15,9 @@ pytest.importorskip("rclpy", reason="the demo needs rclpy: source tools/env.sh")
 
 from ros_processes import unique_domain_and_namespace
 
-from sam2_ros.core import bag_io
-from sam2_ros.core.bag_replay import MASKS_TOPIC, OBJECTS_TOPIC
+from sam2_ros.bags import bag_io
+from sam2_ros.bags.replay import MASKS_TOPIC, OBJECTS_TOPIC
+from sam2_ros.messages import stamp_to_ns
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
@@ -26,7 +27,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "sam2_ros.cli.main", "demo", "--out", str(out),
         "--duration", "1.2", "--fps", "5", "--width", "96", "--height", "72",
-        "--image-size", "64", "--device", "cpu",
+        "--model", "sam2.1_hiera_t", "--image-size", "64", "--device", "cpu",
     ]  # fmt: skip
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -43,13 +44,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0, name
 
     input_stamps = {
-        bag_io.time_to_ns(m.header.stamp)
+        stamp_to_ns(m.header.stamp)
         for _, _, m in bag_io.iter_messages(out / "input_bag", [bag_io.IMAGE_TOPIC])
     }
     output = out / "output_bag"
     for topic in (OBJECTS_TOPIC, MASKS_TOPIC):
         stamps = [
-            bag_io.time_to_ns(m.header.stamp) for _, _, m in bag_io.iter_messages(output, [topic])
+            stamp_to_ns(m.header.stamp) for _, _, m in bag_io.iter_messages(output, [topic])
         ]
         assert stamps, f"nothing recorded on {topic}"
         assert set(stamps) <= input_stamps, f"{topic} stamps are not input frame stamps"

@@ -18,9 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_ros.core.model_loading import build_model
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.synthetic_scene import SceneConfig, render_scene
+from sam2_ros.engine.model_loading import build_model
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 
 IMAGE_SIZE = 256
 NUM_FRAMES = 24
@@ -85,7 +85,7 @@ def _official_logits(loaded, folder: Path) -> dict:
 def test_engine_matches_official_predictor(jpeg_frames) -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     torch.manual_seed(0)
-    loaded = build_model("sam2.1_hiera_t", image_size=IMAGE_SIZE, device="cpu")
+    loaded = build_model("sam2.1_hiera_t", image_size=IMAGE_SIZE, device="cpu", precision="fp32")
     folder, frames = jpeg_frames
     official = _official_logits(loaded, folder)
     # sam2's hole filling needs its CUDA extension, which this CPU install lacks, so the

@@ -1,9 +1,9 @@
-"""Tests for sam2_ros.core.geometry on synthetic depth with known geometry."""
+"""Tests for sam2_ros.imaging.geometry on synthetic depth with known geometry."""
 
 import numpy as np
 import pytest
 
-from sam2_ros.core.geometry import CameraIntrinsics, object_position, resize_mask_nearest
+from sam2_ros.imaging.geometry import CameraIntrinsics, object_position, resize_mask_nearest
 
 H, W = 480, 640
 K = [525.0, 0.0, 319.5, 0.0, 530.0, 239.5, 0.0, 0.0, 1.0]

@@ -1,4 +1,4 @@
-"""Tests for sam2_ros.core.image_codec (no ROS needed)."""
+"""Tests for sam2_ros.imaging.codec (no ROS needed)."""
 
 import array
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sam2_ros.core.image_codec import (
+from sam2_ros.imaging.codec import (
     SUPPORTED_IMAGE_ENCODINGS,
     ImageDecodeError,
     decode_compressed,
@@ -117,10 +117,63 @@ def test_mono16_uses_high_byte_for_both_byte_orders(encoding, bigendian):
 
 
 def test_mono16_big_endian_bytes_are_interpreted_correctly():
-    # 0x12 0x34 is 0x1234 in big endian but 0x3412 in little endian.
+    # 0x12 0x34 is 0x1234 in big endian but 0x3412 in little endian (16 significant bits).
     data = bytes([0x12, 0x34])
-    assert decode_image(data, 1, 1, "mono16", 2, True)[0, 0, 0] == 0x12
-    assert decode_image(data, 1, 1, "mono16", 2, False)[0, 0, 0] == 0x34
+    assert decode_image(data, 1, 1, "mono16", 2, True, bit_depth=16)[0, 0, 0] == 0x12
+    assert decode_image(data, 1, 1, "mono16", 2, False, bit_depth=16)[0, 0, 0] == 0x34
+
+
+@pytest.mark.parametrize(("bits", "shift"), [(10, 2), (12, 4), (14, 6)])
+def test_10_and_12_bit_cameras_keep_their_brightness(bits, shift):
+    """A 10/12-bit camera in a 16-bit image: auto and an explicit bit depth agree, and the
+    brightest pixel stays bright (>> 8 would make it nearly black)."""
+    values = np.linspace(0, (1 << bits) - 1, H * W).astype(np.uint16).reshape(H, W)
+    data, step = encode_mono16(values)
+    auto = decode_image(data, H, W, "mono16", step)
+    fixed = decode_image(data, H, W, "mono16", step, bit_depth=bits)
+    np.testing.assert_array_equal(auto, fixed)
+    np.testing.assert_array_equal(auto[..., 0], (values >> shift).astype(np.uint8))
+    assert auto.max() == 255
+
+
+def test_8_bit_values_in_16_bit_images_are_kept():
+    values = np.arange(H * W, dtype=np.uint16).reshape(H, W) * 10  # all < 256
+    data, step = encode_mono16(values)
+    np.testing.assert_array_equal(decode_image(data, H, W, "16UC1", step)[..., 1], values)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pattern"),
+    [("bayer_rggb8", "RGGB"), ("bayer_bggr8", "BGGR"), ("bayer_gbrg8", "GBRG"),
+     ("bayer_grbg8", "GRBG")],
+)
+def test_bayer_patterns_demosaic_to_the_right_colour(encoding, pattern):
+    """A flat colour mosaicked with ROS' pattern (the 2x2 block at pixel (0, 0)) comes back
+    as that colour: a swapped pattern would swap red and blue."""
+    colour = {"R": 200, "G": 120, "B": 40}
+    h, w = 8, 10
+    mosaic = np.zeros((h, w), np.uint8)
+    for dy in range(2):
+        for dx in range(2):
+            mosaic[dy::2, dx::2] = colour[pattern[dy * 2 + dx]]
+    out = decode_image(mosaic.tobytes(), h, w, encoding, w)
+    centre = out[2:-2, 2:-2].reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(centre, [200, 120, 40], atol=3)
+
+
+@pytest.mark.parametrize("encoding", ["uyvy", "yuv422", "yuyv", "yuv422_yuy2"])
+def test_yuv422_decodes_to_rgb(encoding):
+    """YUV 4:2:2 of a flat colour (BT.601, video range, as OpenCV) decodes to that colour."""
+    r, g, b = 180, 90, 30
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    y, u, v = (round(c) for c in (y, u, v))
+    h, w = 4, 6
+    pair = [u, y, v, y] if encoding in ("uyvy", "yuv422") else [y, u, y, v]
+    data = bytes(pair * (h * w // 2))
+    out = decode_image(data, h, w, encoding, w * 2)
+    np.testing.assert_allclose(out.reshape(-1, 3).mean(axis=0), [r, g, b], atol=6)
 
 
 def test_mono16_with_odd_row_padding():
@@ -157,9 +210,9 @@ def test_extra_trailing_bytes_are_tolerated(rgb):
 
 def test_unknown_encoding_lists_supported_ones():
     with pytest.raises(ImageDecodeError) as err:
-        decode_image(b"\0" * 12, 2, 2, "yuv422", 4, False)
+        decode_image(b"\0" * 12, 2, 2, "nv21", 4, False)
     msg = str(err.value)
-    assert "yuv422" in msg
+    assert "nv21" in msg
     assert all(enc in msg for enc in SUPPORTED_IMAGE_ENCODINGS)
 
 

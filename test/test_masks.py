@@ -1,11 +1,11 @@
-"""Tests for sam2_ros.core.masks."""
+"""Tests for sam2_ros.imaging.masks."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from sam2_ros.core.masks import MaskStats, crop_mask, label_image, mask_stats
+from sam2_ros.imaging.masks import MaskStats, crop_mask, label_image, mask_stats
 
 
 def test_stats_of_rectangle():

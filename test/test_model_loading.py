@@ -11,18 +11,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam2_ros.core.errors import CheckpointError, ModelConfigError
-from sam2_ros.core.model_loading import (
+from sam2_ros.engine.model_loading import (
     CHECKPOINT_FILES,
     MODEL_CONFIGS,
     LoadedModel,
     build_model,
+    cpu_has_native_bf16,
     guess_checkpoint_model,
     load_checkpoint,
     resolve_config,
     resolve_device,
     resolve_precision,
 )
+from sam2_ros.errors import CheckpointError, ModelConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,9 @@ def test_config_file_path_builds(tmp_path: Path, tiny_model: LoadedModel) -> Non
     loaded = build_model(str(copy), device="cpu", image_size=64)
     assert Path(loaded.config_path) == copy
     assert loaded.image_size == 64 and loaded.random_weights
-    assert loaded.device == torch.device("cpu") and loaded.autocast_dtype is None
+    assert loaded.device == torch.device("cpu")
+    # precision "auto" on CPU: bf16 exactly where the CPU computes it natively.
+    assert loaded.autocast_dtype == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert not loaded.model.training
     # Same config and seed as the shared tiny model: the same weights.
     state = loaded.model.state_dict()
@@ -118,7 +121,8 @@ def test_resolve_device() -> None:
 
 def test_resolve_precision() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
-    assert resolve_precision("auto", cpu) is None
+    native = cpu_has_native_bf16()
+    assert resolve_precision("auto", cpu) is (torch.bfloat16 if native else None)
     assert resolve_precision("auto", cuda) is torch.bfloat16
     assert resolve_precision("auto", torch.device("cuda:0")) is torch.bfloat16
     for name in ("fp32", "float32"):
@@ -232,7 +236,7 @@ def test_guess_checkpoint_model(tiny_model: LoadedModel) -> None:
 
 # ----------------------------------------------------------------------- no ROS in the core
 def test_core_imports_without_rclpy() -> None:
-    """Every module of sam2_ros.core imports with rclpy (and ROS message packages) blocked."""
+    """Every module outside the ROS shell imports with rclpy (and ROS message packages) blocked."""
     script = textwrap.dedent(
         """
         import importlib, importlib.abc, pkgutil, sys
@@ -250,11 +254,14 @@ def test_core_imports_without_rclpy() -> None:
                 del sys.modules[name]
         sys.meta_path.insert(0, Blocker())
 
-        import sam2_ros.core
-        names = sorted(m.name for m in pkgutil.iter_modules(sam2_ros.core.__path__))
-        assert len(names) >= 10, names
+        import sam2_ros
+        names = sorted(
+            m.name for m in pkgutil.walk_packages(sam2_ros.__path__, "sam2_ros.")
+            if not m.name.startswith(("sam2_ros.ros", "sam2_ros.msg", "sam2_ros.srv"))
+        )
+        assert len(names) >= 20, names
         for name in names:
-            importlib.import_module(f"sam2_ros.core.{name}")
+            importlib.import_module(name)
         leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
         assert not leaked, leaked
         try:

@@ -35,8 +35,8 @@ from sam2_ros.msg import TrackedObjectArray
 from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from sam2_ros.core.image_codec import decode_image
-from sam2_ros.core.synthetic_scene import BASE_STAMP_S, SceneConfig, render_scene
+from sam2_ros.evaluation.synthetic_scene import BASE_STAMP_S, SceneConfig, render_scene
+from sam2_ros.imaging.codec import decode_image
 
 SCENE = SceneConfig(width=64, height=48, fps=10.0, duration_s=2.0, num_objects=2)
 FRAME_ID = "camera_color_optical_frame"
@@ -179,6 +179,8 @@ def _start(tmp_path_factory, name: str, overrides: dict, extra_args=(), compress
             "--params-file",
             str(override_file),
             "-p",
+            "model:=sam2.1_hiera_t",  # random weights at 64 px: the node's machinery only
+            "-p",
             "image_size:=64",
             "-p",
             "qos_reliability:=reliable",
@@ -245,7 +247,9 @@ def label_array(msg: Image) -> np.ndarray:
 
 # ---------------------------------------------------------------------- start-up
 def test_startup_logs_backend_and_random_weights(ros):
-    ros.node.wait_for_log(r"image conversion: .*(cv_bridge|image_codec)")
+    ros.node.wait_for_log(
+        r"image decoding: sam2_ros\.imaging\.codec \(raw; 16-bit input bit depth auto\)"
+    )
     ros.node.wait_for_log(r"RANDOM weights")
     ros.node.wait_for_log(r"image_size 64")
 
@@ -621,7 +625,8 @@ def test_nan_depth_is_reported_and_the_next_frame_processed(ros_compressed):  # 
 )
 def test_bad_start_parameters_exit_with_a_clear_message(tmp_path, args, needle):
     domain, ns = unique_domain_and_namespace("sam2_bad")
-    node = NodeProcess(["-p", "image_size:=64", *args, "-r", f"__ns:={ns}"], domain, tmp_path)
+    node = NodeProcess(["-p", "model:=sam2.1_hiera_t", "-p", "image_size:=64", *args,
+                        "-r", f"__ns:={ns}"], domain, tmp_path)
     try:
         line = node.wait_for_log(r"cannot run: ", timeout=WAIT)
         assert needle in line, node.log()

@@ -1,10 +1,10 @@
-"""Tests for sam2_ros.core.overlay."""
+"""Tests for sam2_ros.imaging.overlay."""
 
 import cv2
 import numpy as np
 import pytest
 
-from sam2_ros.core.overlay import OverlayObject, draw_overlay, object_color
+from sam2_ros.imaging.overlay import OverlayObject, draw_overlay, object_color
 
 H, W = 120, 160
 

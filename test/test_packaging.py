@@ -18,13 +18,15 @@ def test_pip_install_gives_core_and_console_script(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr
-    assert (target / "sam2_ros" / "core" / "streaming_tracker.py").is_file()
+    assert (target / "sam2_ros" / "engine" / "streaming_tracker.py").is_file()
+    for name in ("sam2_ros_demo.yaml", "sam2_ros_demo.pt"):  # the demo model ships with it
+        assert (target / "sam2_ros" / "models" / name).is_file(), name
     assert not (target / "sam2_ros" / "msg").exists(), "generated interfaces come from colcon"
     assert (target / "bin" / "sam2_ros").is_file()
     assert (target / "share" / "sam2_ros" / "msg" / "TrackedObject.msg").is_file()
     env = dict(os.environ, PYTHONPATH=str(target))
     probe = (
-        "import sam2_ros.core.streaming_tracker as m, sam2_ros.core.bag_io as b; "
+        "import sam2_ros.engine.streaming_tracker as m, sam2_ros.bags.bag_io as b; "
         "print(m.__file__); print(b.find_msg_dir())"
     )
     run = subprocess.run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sam2_ros.core.synthetic_scene import (
+from sam2_ros.evaluation.synthetic_scene import (
     BASE_STAMP_S,
     SceneConfig,
     camera_intrinsics,
@@ -154,7 +154,7 @@ def test_first_frame_prompts_are_on_their_objects():
 def test_prompt_point_avoids_occluded_centroid():
     # In the most occluded frame the circle's visible centroid may fall on the
     # rectangle; the prompt helper must still click on the circle itself.
-    from sam2_ros.core.synthetic_scene import interior_point
+    from sam2_ros.evaluation.synthetic_scene import interior_point
 
     mask = np.zeros((40, 40), bool)
     mask[5:35, 5:10] = True

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_ros.core.errors import NoFrameError, UnknownObjectError
-from sam2_ros.core.model_loading import LoadedModel
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.tracking_results import FrameResult, ObjectResult
+from sam2_ros.engine.model_loading import LoadedModel
+from sam2_ros.engine.results import FrameResult, ObjectResult
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.errors import NoFrameError, UnknownObjectError
 
 ATOL = 1e-5
 BASE_STAMP = 1_000
@@ -63,7 +63,7 @@ def test_new_object_mid_stream_does_not_change_other_objects(
     # them in one batch: the comparison above covered batched and unbatched tracking.
     objects = with_new._objects
     last = length - 1
-    first, second = (with_new._memory(objects[i], last) for i in (1, 2))
+    first, second = (with_new._steps.memory(objects[i], last) for i in (1, 2))
     assert (first[0].shape, first[2]) == (second[0].shape, second[2])
 
 

@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sam2_ros.core.errors import (
+from sam2_ros.engine.model_loading import LoadedModel
+from sam2_ros.engine.results import FrameResult
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.errors import (
     FrameError,
     NoFrameError,
     PromptError,
@@ -26,9 +29,6 @@ from sam2_ros.core.errors import (
     TrackerError,
     UnknownObjectError,
 )
-from sam2_ros.core.model_loading import LoadedModel
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.tracking_results import FrameResult
 
 # Scenario: max_objects=2, prompt_history=3; frames with stamps 100, 200, ...
 MAX_OBJECTS = 2

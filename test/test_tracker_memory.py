@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sam2_ros.core.model_loading import LoadedModel
-from sam2_ros.core.streaming_tracker import StreamingTracker
+from sam2_ros.engine.model_loading import LoadedModel
+from sam2_ros.engine.streaming_tracker import StreamingTracker
 
 LONG_STREAM = 2_000
 CHECKPOINT_FRAME = 200

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sam2_ros.core.errors import TrackerError
-from sam2_ros.core.model_loading import LoadedModel
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.tracking_results import FrameResult
+from sam2_ros.engine.model_loading import LoadedModel
+from sam2_ros.engine.results import FrameResult
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.errors import TrackerError
 
 NUM_FRAMES = 40
 NUM_PROMPT_THREADS = 3

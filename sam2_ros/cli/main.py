@@ -1,7 +1,8 @@
-"""`sam2_ros`: make a synthetic camera bag, replay a bag through the tracker, run the demo.
+"""`sam2_ros`: make a synthetic camera bag, replay a bag, run the demo, train the demo model.
 
-Each subcommand is a thin layer over the core (``sam2_ros.core``); the demo alone needs
-ROS 2 (it starts the real node), and imports it only when asked for.
+Each subcommand is a thin layer over the engine and its helpers; the demo alone needs
+ROS 2 (it starts the real node), and imports it only when asked for. Model defaults come
+from ``sam2_ros.settings`` (the node's parameter table), so CLI and node agree.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sam2_ros.core.errors import CheckpointError, ModelConfigError
+from sam2_ros.errors import CheckpointError, ModelConfigError
 
 DESCRIPTION = """\
 Streaming SAM 2 object tracking for ROS 2, offline tools.
@@ -22,24 +23,23 @@ Streaming SAM 2 object tracking for ROS 2, offline tools.
   demo      the whole product end to end: make a bag, start the real tracker node, play
             the bag into it over ROS, prompt it through its AddPrompt service, record what
             it publishes, and write an overlay video and a summary
+  train     train the demo model (sam2_ros_demo) from scratch on random synthetic scenes
+  params    print the node's parameters as config/tracker.yaml or README's table
 
-Without --checkpoint the model runs with RANDOM weights: fine to see the pipeline work,
-meaningless masks. Official checkpoints: see README.md.
+The default model, sam2_ros_demo, is this project's small SAM 2 trained on synthetic
+scenes (bundled weights): it tracks those scenes, not real-world images. For a robot pass
+an official checkpoint and its model name (see README.md).
 """
 
 
-def _add_model_options(parser: argparse.ArgumentParser, image_size: int) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default="sam2.1_hiera_t", help="model name or config .yaml")
-    group.add_argument("--checkpoint", default="", help="official SAM 2 checkpoint (.pt)")
-    group.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda...")
-    group.add_argument("--precision", default="auto", help="auto (bf16 on CUDA), fp32, bf16")
-    group.add_argument(
-        "--image-size",
-        type=int,
-        default=image_size,
-        help=f"model input size; small is fast on CPU (default {image_size}, 0 = config's 1024)",
-    )
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    from sam2_ros.settings import PARAMETERS
+
+    group = parser.add_argument_group("model (defaults: the node's parameters)")
+    for name in ("model", "checkpoint", "device", "precision", "image_size"):
+        value, text = PARAMETERS[name][:2]
+        group.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                           help=f"{text} (default: {value!r})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         help="track a bag offline (every frame, deterministic)",
         description="Track every frame of the bag's image topic (no drops, no ROS graph) with "
-        "prompts from a YAML file (format: see sam2_ros/core/prompt_file.py or README.md). "
+        "prompts from a YAML file (format: see sam2_ros/bags/prompt_file.py or README.md). "
         "Writes DIR/output_bag (the node's topics), DIR/overlay.mp4, DIR/metrics.json|md "
         "and DIR/visibility.png.",
     )
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--overlay-topic", action="store_true", help="also record ~/overlay")
     replay.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
-    _add_model_options(replay, image_size=256)
+    _add_model_options(replay)
 
     demo = sub.add_parser(
         "demo",
@@ -108,7 +108,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fps", type=float, default=10.0, help="synthetic scene frame rate")
     demo.add_argument("--width", type=int, default=320)
     demo.add_argument("--height", type=int, default=240)
-    _add_model_options(demo, image_size=256)
+    _add_model_options(demo)
+
+    train = sub.add_parser(
+        "train",
+        help="train the demo model from scratch (needs requirements/train.txt: make train)",
+        description="Train sam2_ros_demo with Meta's SAM2Train and loss on random synthetic "
+        "clips drawn on the fly (deterministic for a seed). Resumes from OUT/state.pt; "
+        "writes OUT/sam2_ros_demo.pt (official checkpoint format, fp16), OUT/loss.png and "
+        "OUT/report.md with held-out J&F.",
+    )
+    from sam2_ros.train.trainer import TrainSettings
+
+    defaults = TrainSettings()
+    train.add_argument("--out", type=Path, default=Path(defaults.out_dir))
+    train.add_argument("--steps", type=int, default=defaults.steps)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--threads", type=int, default=defaults.threads, help="0: every core")
+    train.add_argument("--clip-frames", type=int, default=defaults.clip.num_frames)
+    train.add_argument("--image-size", type=int, default=defaults.clip.image_size)
+    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    train.add_argument("--eval-scenes", type=int, default=20,
+                       help="held-out scenes for the final report (0: none)")
+    train.add_argument("--eval-frames", type=int, default=30)
+    train.add_argument("--install", action="store_true",
+                       help="copy the result over the bundled sam2_ros/models/sam2_ros_demo.pt")
+
+    params = sub.add_parser("params", help="print the node's parameters (generated docs)")
+    params.add_argument("--format", choices=("yaml", "markdown"), default="yaml")
     return parser
 
 
@@ -119,15 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from sam2_ros.core.bag_io import BagError
-    from sam2_ros.core.bag_replay import ReplayError
-    from sam2_ros.core.prompt_file import PromptFileError
+    from sam2_ros.bags.bag_io import BagError
+    from sam2_ros.bags.prompt_file import PromptFileError
+    from sam2_ros.bags.replay import ReplayError
 
     try:
         if args.command == "make-bag":
             return _make_bag(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "train":
+            from sam2_ros.train.command import run_training
+
+            return run_training(args)
+        if args.command == "params":
+            from sam2_ros.settings import parameters_markdown, parameters_yaml
+
+            print(parameters_yaml() if args.format == "yaml" else parameters_markdown(), end="")
+            return 0
         return _demo(args)
     except (
         BagError,
@@ -143,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace):
-    from sam2_ros.core.tracker_settings import TrackerSettings
+    from sam2_ros.settings import TrackerSettings
 
     return TrackerSettings(
         model=args.model,
@@ -155,8 +192,8 @@ def _settings(args: argparse.Namespace):
 
 
 def _make_bag(args: argparse.Namespace) -> int:
-    from sam2_ros.core.bag_io import inspect_bag, write_scene_bag
-    from sam2_ros.core.synthetic_scene import SceneConfig
+    from sam2_ros.bags.bag_io import inspect_bag, write_scene_bag
+    from sam2_ros.evaluation.synthetic_scene import SceneConfig
 
     cfg = SceneConfig(
         width=args.width,
@@ -183,8 +220,8 @@ def _make_bag(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from sam2_ros.core.bag_replay import ReplayOptions, replay_bag
-    from sam2_ros.core.run_summary import summary_table
+    from sam2_ros.bags.replay import ReplayOptions, replay_bag
+    from sam2_ros.evaluation.run_summary import summary_table
 
     options = ReplayOptions(
         image_topic=args.image_topic,
@@ -216,7 +253,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from sam2_ros.ros.demo_runner import run_demo
+        from sam2_ros.cli.demo_runner import run_demo
     except ImportError as exc:
         print(
             f"sam2_ros demo needs ROS 2 (rclpy and the built sam2_ros interfaces): {exc}. "

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sam2_ros.core.geometry import CameraIntrinsics, object_position
-from sam2_ros.core.image_codec import ImageDecodeError
-from sam2_ros.core.overlay import object_color
-from sam2_ros.core.tracking_results import ObjectResult
+from sam2_ros.engine.results import ObjectResult
+from sam2_ros.imaging.codec import ImageDecodeError
+from sam2_ros.imaging.geometry import CameraIntrinsics, object_position
+from sam2_ros.imaging.overlay import object_color
 
 Position = tuple[float, float, float]
 

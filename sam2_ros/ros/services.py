@@ -11,23 +11,24 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 
-from builtin_interfaces.msg import Time
+from rclpy.time import Time
 from sensor_msgs.msg import RegionOfInterest
 
-from sam2_ros.core.errors import TrackerError
-from sam2_ros.core.image_codec import ImageDecodeError
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.ros.image_conversions import mask_to_array
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.errors import TrackerError
+from sam2_ros.imaging.codec import ImageDecodeError, mask_msg_to_array
 
 EXPECTED_ERRORS = (TrackerError, ImageDecodeError, ValueError)
 
 
 def time_to_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    """Nanoseconds of a builtin_interfaces/Time (rclpy's own conversion)."""
+    return Time.from_msg(stamp).nanoseconds
 
 
-def ns_to_time(stamp_ns: int) -> Time:
-    return Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+def ns_to_time(stamp_ns: int):
+    """builtin_interfaces/Time of integer nanoseconds (rclpy's own conversion)."""
+    return Time(nanoseconds=stamp_ns).to_msg()
 
 
 def _roi(bbox) -> RegionOfInterest:
@@ -71,7 +72,7 @@ class TrackerServices:
         points = [(float(p.x), float(p.y)) for p in request.points] or None
         labels = [int(v) for v in request.point_labels] or None
         box = [float(v) for v in request.box] if request.use_box else None
-        mask = mask_to_array(request.mask)
+        mask = mask_msg_to_array(request.mask)
         if request.object_id < 0:
             raise ValueError(
                 f"object_id must be 0 (new object) or a tracked id, got {request.object_id}"

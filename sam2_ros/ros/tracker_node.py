@@ -21,17 +21,16 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
-from sam2_ros.core.errors import FrameError, StampError
-from sam2_ros.core.image_codec import ImageDecodeError
-from sam2_ros.core.message_building import (
+from sam2_ros.errors import FrameError, StampError
+from sam2_ros.imaging.codec import ImageDecodeError, camera_msg_to_rgb, depth_msg_to_metres
+from sam2_ros.imaging.overlay import draw_overlay
+from sam2_ros.messages import (
     MessageTypes,
     build_header,
     build_image,
     build_label_image,
     build_object_array,
 )
-from sam2_ros.core.overlay import draw_overlay
-from sam2_ros.ros import image_conversions
 from sam2_ros.ros.frame_slot import FrameSlot
 from sam2_ros.ros.outputs import NodeStats, build_diagnostics, build_markers, depth_positions
 from sam2_ros.ros.parameters import RuntimeSettings, declare_parameters
@@ -41,13 +40,6 @@ NODE_NAME = "sam2_tracker"
 SERVICE_QOS = QoSProfile(
     depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
 )
-_LOG_LEVELS = (
-    (logging.ERROR, "error"),
-    (logging.WARNING, "warning"),
-    (logging.INFO, "info"),
-    (0, "debug"),
-)
-
 
 def message_types() -> MessageTypes:
     from builtin_interfaces.msg import Time
@@ -69,8 +61,16 @@ class _RosLogHandler(logging.Handler):
         self._logger = logger
 
     def emit(self, record: logging.LogRecord) -> None:
-        method = next(name for level, name in _LOG_LEVELS if record.levelno >= level)
-        getattr(self._logger, method)(self.format(record))
+        # One call per line: rclpy refuses a call site whose severity changes between calls.
+        text = self.format(record)
+        if record.levelno >= logging.ERROR:
+            self._logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(text)
+        elif record.levelno >= logging.INFO:
+            self._logger.info(text)
+        else:
+            self._logger.debug(text)
 
 
 class _WarnThrottle:
@@ -113,9 +113,12 @@ class TrackerNode(Node):
         self._stamp_lock = threading.Lock()
         self._zero_stamp_warned = False
         self._stopping = False
-        log.info(image_conversions.backend_description())
+        log.info(
+            f"image decoding: sam2_ros.imaging.codec ({p.image_transport}; 16-bit input "
+            f"bit depth {p.input_bit_depth or 'auto'})"
+        )
 
-        from sam2_ros.core.tracker_settings import TrackerSettings
+        from sam2_ros.settings import TrackerSettings
 
         started = time.monotonic()
         self.tracker = TrackerSettings(
@@ -291,10 +294,7 @@ class TrackerNode(Node):
         image_msg, depth_msg, info_msg, received = item
         stamp = time_to_ns(image_msg.header.stamp)
         try:
-            if isinstance(image_msg, CompressedImage):
-                rgb = image_conversions.compressed_to_rgb(image_msg)
-            else:
-                rgb = image_conversions.image_to_rgb(image_msg)
+            rgb = camera_msg_to_rgb(image_msg, self.params.input_bit_depth)
         except (ImageDecodeError, FrameError) as exc:
             self._bad_message("image", stamp, exc)
             return
@@ -331,7 +331,7 @@ class TrackerNode(Node):
         positions = {}
         if depth_msg is not None and info_msg is not None:
             try:
-                depth = image_conversions.depth_to_metres(depth_msg, self.settings.depth_scale)
+                depth = depth_msg_to_metres(depth_msg, self.settings.depth_scale)
                 positions = depth_positions(
                     objects, depth, info_msg.k, (info_msg.width, info_msg.height)
                 )

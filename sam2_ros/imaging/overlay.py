@@ -13,7 +13,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from sam2_ros.core.masks import mask_stats
+from sam2_ros.imaging.masks import mask_stats
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sam2_ros.core.errors import FrameError
+from sam2_ros.errors import FrameError
 
 IMG_MEAN = (0.485, 0.456, 0.406)
 IMG_STD = (0.229, 0.224, 0.225)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sam2_ros.core.errors import PromptError
+from sam2_ros.errors import PromptError
 
 
 @dataclass(frozen=True)

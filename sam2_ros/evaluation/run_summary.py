@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_ros.core.davis_metrics import contour_accuracy, region_similarity
-from sam2_ros.core.tracking_results import ObjectResult
+from sam2_ros.engine.results import ObjectResult
+from sam2_ros.evaluation.davis_metrics import contour_accuracy, region_similarity
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -138,7 +138,7 @@ def plot_visibility(timeline: RunTimeline, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sam2_ros.core.overlay import object_color
+    from sam2_ros.imaging.overlay import object_color
 
     ids = sorted(timeline.visible)
     fig, (ax_vis, ax_score) = plt.subplots(

@@ -11,20 +11,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from sam2_ros.core import bag_io
-from sam2_ros.core.errors import TrackerError
-from sam2_ros.core.image_codec import ImageDecodeError, decode_image
-from sam2_ros.core.message_building import build_image, build_label_image, build_object_array
-from sam2_ros.core.overlay import draw_overlay
-from sam2_ros.core.prompt_file import FilePrompt, load_prompt_file
-from sam2_ros.core.run_summary import RunTimeline, plot_visibility, write_summary
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.tracker_settings import TrackerSettings
-from sam2_ros.core.video_output import VideoOutput
+from sam2_ros.bags import bag_io
+from sam2_ros.bags.prompt_file import FilePrompt, load_prompt_file
+from sam2_ros.bags.video import VideoOutput
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.errors import TrackerError
+from sam2_ros.evaluation.run_summary import RunTimeline, plot_visibility, write_summary
+from sam2_ros.imaging.codec import ImageDecodeError, camera_msg_to_rgb, image_msg_to_array
+from sam2_ros.imaging.overlay import draw_overlay
+from sam2_ros.messages import build_image, build_label_image, build_object_array, stamp_to_ns
+from sam2_ros.settings import TrackerSettings
 
 NODE_NAME = "sam2_tracker"
 MASKS_TOPIC = f"/{NODE_NAME}/masks"
@@ -77,20 +76,6 @@ def choose_image_topic(info: bag_io.BagInfo, wanted: str) -> str:
     return bag_io.IMAGE_TOPIC if bag_io.IMAGE_TOPIC in candidates else candidates[0]
 
 
-def decode_frame(msg: Any) -> np.ndarray:
-    """RGB pixels of a rosbags Image or CompressedImage message."""
-    if hasattr(msg, "format"):
-        return bag_io.compressed_to_numpy(msg)
-    return decode_image(
-        np.asarray(msg.data, dtype=np.uint8),
-        int(msg.height),
-        int(msg.width),
-        msg.encoding,
-        int(msg.step),
-        bool(msg.is_bigendian),
-    )
-
-
 def replay_bag(
     bag: str | Path,
     prompts_path: str | Path,
@@ -133,10 +118,10 @@ def replay_bag(
     ):
         try:
             for index, (_, _, msg) in enumerate(bag_io.iter_messages(bag, [image_topic])):
-                stamp = bag_io.time_to_ns(msg.header.stamp)
+                stamp = stamp_to_ns(msg.header.stamp)
                 frame_id = msg.header.frame_id
                 try:
-                    rgb = decode_frame(msg)
+                    rgb = camera_msg_to_rgb(msg)
                 except (ImageDecodeError, ValueError) as exc:
                     raise ReplayError(f"frame {index} of {image_topic}: {exc}") from exc
                 started = time.perf_counter()
@@ -221,7 +206,7 @@ def _read_ground_truth(bag: str | Path, info: bag_io.BagInfo, topic: str) -> dic
     if not topic or topic not in info.topics:
         return {}
     return {
-        bag_io.time_to_ns(msg.header.stamp): bag_io.image_to_numpy(msg)
+        stamp_to_ns(msg.header.stamp): image_msg_to_array(msg)
         for _, _, msg in bag_io.iter_messages(bag, [topic])
     }
 

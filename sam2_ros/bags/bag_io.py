@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sam2_ros.core.synthetic_scene import SceneConfig, camera_intrinsics, render_scene
+from sam2_ros.evaluation.synthetic_scene import SceneConfig, camera_intrinsics, render_scene
 
 if TYPE_CHECKING:
-    from sam2_ros.core.message_building import MessageTypes
+    from sam2_ros.messages import MessageTypes
 
 FRAME_ID = "camera_optical_frame"
 IMAGE_TOPIC = "/camera/image_raw"
@@ -41,26 +41,6 @@ TRACKED_OBJECT_ARRAY_TYPE = "sam2_ros/msg/TrackedObjectArray"
 
 _CUSTOM_MSGS = ("TrackedObject", "TrackedObjectArray")
 _STORAGES = ("sqlite3", "mcap")
-
-# Single-channel encodings decoded here: encoding -> (numpy dtype, channels).
-_PLAIN_ENCODINGS: dict[str, tuple[str, int]] = {
-    "mono8": ("u1", 1),
-    "8UC1": ("u1", 1),
-    "mono16": ("u2", 1),
-    "16UC1": ("u2", 1),
-    "16SC1": ("i2", 1),
-    "32SC1": ("i4", 1),
-    "32FC1": ("f4", 1),
-    "64FC1": ("f8", 1),
-}
-# Encodings numpy_to_image accepts: encoding -> (dtype, channels).
-_ENCODE_ENCODINGS: dict[str, tuple[str, int]] = {
-    **_PLAIN_ENCODINGS,
-    "rgb8": ("u1", 3),
-    "bgr8": ("u1", 3),
-    "rgba8": ("u1", 4),
-    "bgra8": ("u1", 4),
-}
 
 
 class BagError(Exception):
@@ -131,86 +111,19 @@ def _ensure_types(store: Any, connections: Iterable[Any]) -> None:
 # --------------------------------------------------------------------------- messages
 
 
-def ns_to_time(stamp_ns: int) -> Any:
-    """builtin_interfaces/Time from integer nanoseconds (exact, no float rounding)."""
-    store = get_typestore()
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return store.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
-
-
-def time_to_ns(stamp: Any) -> int:
-    """Integer nanoseconds from a builtin_interfaces/Time."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def make_header(stamp_ns: int, frame_id: str = FRAME_ID) -> Any:
-    """std_msgs/Header with the given stamp and frame."""
-    store = get_typestore()
-    return store.types["std_msgs/msg/Header"](stamp=ns_to_time(stamp_ns), frame_id=frame_id)
+    """std_msgs/Header (rosbags) with the given stamp and frame."""
+    from sam2_ros.messages import build_header
+
+    return build_header(rosbags_message_types(), stamp_ns, frame_id)
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, stamp_ns: int,
                    frame_id: str = FRAME_ID) -> Any:
-    """sensor_msgs/Image from an array already laid out as ``encoding`` says.
+    """sensor_msgs/Image (rosbags) from an array already laid out as ``encoding`` says."""
+    from sam2_ros.messages import build_image
 
-    No colour conversion happens here: the caller picks the encoding that
-    matches its channel order, which avoids silent RGB/BGR swaps.
-    """
-    if encoding not in _ENCODE_ENCODINGS:
-        raise ValueError(f"unsupported encoding {encoding!r}; use one of "
-                         f"{sorted(_ENCODE_ENCODINGS)}")
-    dtype, channels = _ENCODE_ENCODINGS[encoding]
-    expected_ndim = 2 if channels == 1 else 3
-    if array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
-        raise ValueError(f"{encoding} needs shape (H, W{'' if channels == 1 else f', {channels}'})"
-                         f", got {array.shape}")
-    if not np.can_cast(array.dtype, np.dtype(dtype), "same_kind"):
-        raise ValueError(f"{encoding} needs {np.dtype(dtype)} data, got {array.dtype}")
-    data = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
-    height, width = array.shape[:2]
-    store = get_typestore()
-    return store.types[IMAGE_TYPE](
-        header=make_header(stamp_ns, frame_id), height=height, width=width,
-        encoding=encoding, is_bigendian=0, step=width * channels * data.itemsize,
-        data=data.reshape(-1).view(np.uint8),
-    )
-
-
-def image_to_numpy(msg: Any) -> np.ndarray:
-    """Array from a sensor_msgs/Image, honouring ``step`` padding and endianness.
-
-    Single-channel encodings (masks, depth, labels) keep their dtype and values;
-    colour encodings are returned as HxWx3 uint8 RGB by
-    ``image_codec.decode_image``, the one place that knows colour layouts.
-    """
-    enc = msg.encoding
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    raw = np.asarray(msg.data, dtype=np.uint8)
-    if enc not in _PLAIN_ENCODINGS:
-        from sam2_ros.core.image_codec import decode_image
-
-        return decode_image(raw, h, w, enc, step, bool(msg.is_bigendian))
-    dtype_code, channels = _PLAIN_ENCODINGS[enc]
-    dtype = np.dtype(dtype_code).newbyteorder(">" if msg.is_bigendian else "<")
-    row_bytes = w * channels * dtype.itemsize
-    if step < row_bytes or raw.size < step * h:
-        raise ValueError(f"{enc} image {w}x{h}: step {step} / data size {raw.size} too small")
-    rows = raw[: step * h].reshape(h, step)[:, :row_bytes]
-    out = np.ascontiguousarray(rows).view(dtype).reshape(h, w)
-    return out.astype(dtype.newbyteorder("="), copy=False)
-
-
-def compressed_to_numpy(msg: Any) -> np.ndarray:
-    """RGB (or single-channel) array from a sensor_msgs/CompressedImage (jpeg/png)."""
-    import cv2
-
-    buf = np.asarray(msg.data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img
+    return build_image(rosbags_message_types(), make_header(stamp_ns, frame_id), array, encoding)
 
 
 def make_camera_info(cfg: SceneConfig, stamp_ns: int, frame_id: str = FRAME_ID) -> Any:
@@ -500,7 +413,7 @@ def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None
 
 def rosbags_message_types() -> MessageTypes:
     """The rosbags classes message_building fills to write the node's topics into a bag."""
-    from sam2_ros.core.message_building import MessageTypes
+    from sam2_ros.messages import MessageTypes
 
     types = get_typestore().types
     return MessageTypes(

@@ -8,17 +8,15 @@ the two outputs cannot drift apart.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sam2_ros.core.masks import crop_mask, label_image
-from sam2_ros.core.tracking_results import ObjectResult
-
-_CHANNELS = {"mono8": 1, "8UC1": 1, "mono16": 1, "16UC1": 1, "bgr8": 3, "rgb8": 3, "32FC1": 1}
+from sam2_ros.engine.results import ObjectResult
+from sam2_ros.imaging.codec import encode_fields
+from sam2_ros.imaging.masks import crop_mask, label_image
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,15 @@ class MessageTypes:
     TrackedObjectArray: Any
 
 
+def stamp_to_ns(stamp: Any) -> int:
+    """Integer nanoseconds of a builtin_interfaces/Time of any library (exact, no float)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def build_time(types: MessageTypes, stamp_ns: int) -> Any:
-    return types.Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+    """builtin_interfaces/Time from integer nanoseconds."""
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return types.Time(sec=sec, nanosec=nanosec)
 
 
 def build_header(types: MessageTypes, stamp_ns: int, frame_id: str) -> Any:
@@ -43,21 +48,8 @@ def build_header(types: MessageTypes, stamp_ns: int, frame_id: str) -> Any:
 
 
 def build_image(types: MessageTypes, header: Any, array: np.ndarray, encoding: str) -> Any:
-    """An Image message holding a numpy array in the given encoding (host byte order)."""
-    if _CHANNELS.get(encoding) is None:
-        raise ValueError(f"cannot build an image message with encoding {encoding!r}")
-    array = np.ascontiguousarray(array)
-    height, width = (array.shape[0], array.shape[1]) if array.ndim >= 2 else (0, 0)
-    step = width * _CHANNELS[encoding] * array.dtype.itemsize
-    return types.Image(
-        header=header,
-        height=height,
-        width=width,
-        encoding=encoding,
-        is_bigendian=int(sys.byteorder == "big" and array.dtype.itemsize > 1),
-        step=step,
-        data=np.frombuffer(array.tobytes(), dtype=np.uint8),
-    )
+    """An Image message holding a numpy array laid out as ``encoding`` (host byte order)."""
+    return types.Image(header=header, **encode_fields(array, encoding))
 
 
 def build_roi(types: MessageTypes, bbox: Sequence[int]) -> Any:

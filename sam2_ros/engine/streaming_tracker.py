@@ -22,6 +22,10 @@ prompts, as SAM 2 does for clicks before propagation.
 
 All public methods are thread-safe. The image encoder runs outside the state lock, so
 prompts are served while a frame is being encoded.
+
+This class coordinates; the parts live beside it: ``frame_ring`` (frames a prompt may
+name), ``sam2_steps`` (SAM 2's calls), ``batching`` (which objects share a call),
+``memory_bank`` (what each object remembers), ``postprocessing`` (camera-size results).
 """
 
 from __future__ import annotations
@@ -29,62 +33,24 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sam2_ros.core.errors import (
-    NoFrameError,
-    PromptError,
-    StampError,
-    TooManyObjectsError,
-    UnknownObjectError,
-)
-from sam2_ros.core.frame_input import frame_to_tensor, validate_frame
-from sam2_ros.core.masks import mask_stats
-from sam2_ros.core.memory_bank import FrameOutput, ObjectMemory, assemble_memory
-from sam2_ros.core.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
-from sam2_ros.core.prompts import (
-    check_prompt,
-    concat_point_inputs,
-    mask_inputs,
-    point_inputs,
-)
-from sam2_ros.core.tracking_results import (
-    FrameResult,
-    ObjectResult,
-    PromptResult,
-    StageTiming,
-)
+from sam2_ros.engine.batching import group_by_layout, split_outputs
+from sam2_ros.engine.frame_ring import FrameRing, RingFrame
+from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
+from sam2_ros.engine.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
+from sam2_ros.engine.postprocessing import fill_holes, object_result
+from sam2_ros.engine.preprocessing import validate_frame
+from sam2_ros.engine.prompts import check_prompt, concat_point_inputs, mask_inputs, point_inputs
+from sam2_ros.engine.results import FrameResult, ObjectResult, PromptResult, StageTiming
+from sam2_ros.engine.sam2_steps import Sam2Steps
+from sam2_ros.errors import PromptError, StampError, TooManyObjectsError, UnknownObjectError
 
-
-@dataclass
-class _RingFrame:
-    """Image features of one recent frame, kept so prompts can name it."""
-
-    index: int
-    stamp: int
-    image_hw: tuple[int, int]
-    backbone_fpn: list[torch.Tensor]
-
-
-# An object's memory tokens, their positional encodings and its object-pointer token count.
-_Memory = tuple[torch.Tensor, torch.Tensor, int]
-
-
-@dataclass
-class _Decoded:
-    """Batched SAM head outputs for B objects on one frame."""
-
-    pred_masks: torch.Tensor  # [B, 1, S/4, S/4] low-res logits
-    high_res_masks: torch.Tensor  # [B, 1, S, S]
-    ious: torch.Tensor  # [B]
-    obj_ptr: torch.Tensor  # [B, C]
-    object_score_logits: torch.Tensor  # [B, 1]
+#: Largest object id: the published label image is 16UC1 with 0 = no object.
+MAX_OBJECT_ID = 65535
 
 
 class StreamingTracker:
@@ -102,8 +68,6 @@ class StreamingTracker:
     ) -> None:
         if max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {max_objects}")
-        if prompt_history < 1:
-            raise ValueError(f"prompt_history must be >= 1, got {prompt_history}")
         if max_cond_frames < 2:
             raise ValueError(
                 f"max_cond_frames must be >= 2 (SAM 2's minimum), got {max_cond_frames}"
@@ -120,12 +84,11 @@ class StreamingTracker:
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
         self._lock = threading.RLock()
         self._objects: dict[int, ObjectMemory] = {}
-        self._ring: deque[_RingFrame] = deque(maxlen=prompt_history)
+        self._ring = FrameRing(prompt_history)
+        self._steps = Sam2Steps(loaded)
         self._next_id = 1
         self._next_index = 0
         self._last_stamp: int | None = None
-        self._vision_pos_enc: list[torch.Tensor] | None = None
-        self._maskmem_pos_enc: torch.Tensor | None = None
         self._latest: dict[int, ObjectResult] = {}
 
     # ------------------------------------------------------------------ public API
@@ -137,7 +100,7 @@ class StreamingTracker:
     @property
     def latest_stamp(self) -> int | None:
         with self._lock:
-            return self._ring[-1].stamp if self._ring else None
+            return self._ring.newest.stamp if self._ring else None
 
     def labels(self) -> dict[int, str]:
         with self._lock:
@@ -146,7 +109,7 @@ class StreamingTracker:
     def ring_stamps(self) -> list[int]:
         """Stamps of the frames a prompt may name, oldest first."""
         with self._lock:
-            return [f.stamp for f in self._ring]
+            return self._ring.stamps()
 
     def track(self, frame: np.ndarray, stamp: int | None = None) -> FrameResult:
         """Track every prompted object on a new frame (HxWx3 uint8 RGB)."""
@@ -156,20 +119,20 @@ class StreamingTracker:
         timing = StageTiming()
         started = time.perf_counter()
         with self._compute():
-            fpn = self._encode_image(rgb, timing)
+            fpn = self._steps.encode_image(rgb, timing)
         with self._lock, self._compute():
             # A reset while the encoder ran may have made this stamp acceptable again.
             stamp = self._check_new_stamp(stamp)
             index = self._next_index
             self._next_index += 1
             self._last_stamp = stamp
-            self._ring.append(_RingFrame(index, stamp, rgb.shape[:2], fpn))
+            self._ring.append(RingFrame(index, stamp, rgb.shape[:2], fpn))
             tracked = [o for o in self._objects.values() if o.is_tracked]
-            outputs = self._track_objects(self._ring[-1], tracked, timing)
+            outputs = self._track_objects(self._ring.newest, tracked, timing)
             for obj, out in zip(tracked, outputs, strict=True):
                 obj.non_cond[index] = out
             self._prune()
-            results = self._results_on(self._ring[-1])
+            results = self._results_on(self._ring.newest)
             self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
             return FrameResult(index, stamp, rgb.shape[:2], results, timing)
@@ -184,16 +147,29 @@ class StreamingTracker:
         stamp: int | None = None,
         clear_previous: bool = False,
         label: str = "",
+        frame: np.ndarray | None = None,
     ) -> PromptResult:
         """Prompt a new (object_id None or 0) or an existing object on a ring frame.
 
-        stamp None (or 0) is the newest frame. Raises a TrackerError subclass, with the
-        state unchanged, for anything that cannot be applied.
+        stamp None (or 0) is the newest frame. ``frame`` is the image of ``stamp`` when that
+        frame was not tracked (a camera frame dropped because the model was busy): it is
+        encoded now, the prompt is applied on it as on a never-tracked frame in SAM 2 (the
+        prompt alone, no memory), and the result becomes the object's prompted memory at the
+        last tracked frame before it. Raises a TrackerError subclass, with the state
+        unchanged, for anything that cannot be applied.
         """
         timing = StageTiming()
         started = time.perf_counter()
+        untracked = None
+        if frame is not None and stamp and stamp not in self.ring_stamps():
+            untracked = validate_frame(frame)
+            with self._compute():
+                fpn = self._steps.encode_image(untracked, timing)
         with self._lock, self._compute():
-            ring_frame = self._ring_frame(stamp)
+            if untracked is not None:
+                ring_frame = self._untracked_frame(int(stamp), untracked.shape[:2], fpn)
+            else:
+                ring_frame = self._ring.find(stamp)
             prompt = check_prompt(ring_frame.image_hw, points, labels, box, mask)
             new_object = object_id is None or object_id == 0
             if new_object:
@@ -202,11 +178,11 @@ class StreamingTracker:
                         f"already tracking {len(self._objects)} objects (max_objects="
                         f"{self.max_objects}); remove one first"
                     )
-                obj = ObjectMemory(self._next_id, label)
+                obj = ObjectMemory(self._new_id(), label)
             else:
                 obj = self._object(object_id)
             index = ring_frame.index
-            previous = obj.output_at(index)
+            previous = obj.output_at(index) if untracked is None else None
             is_cond_frame = index in obj.cond
             is_init = previous is None or is_cond_frame
             old_points = None
@@ -227,7 +203,7 @@ class StreamingTracker:
             # Everything is computed: commit.
             if new_object:
                 self._objects[obj.object_id] = obj
-                self._next_id += 1
+                self._next_id = obj.object_id + 1
             elif label:
                 obj.label = label
             if is_init or self.add_all_frames_to_correct_as_cond:
@@ -238,12 +214,39 @@ class StreamingTracker:
             retracked = self._retrack_forward(obj, index, timing)
             self._prune()
             on_frame = self._object_result(obj, ring_frame, out)
-            newest = self._ring[-1]
+            newest = self._ring.newest
             self._latest[obj.object_id] = (
-                on_frame if newest.index == index else self._object_result(obj, newest)
+                on_frame
+                if newest.index == index and untracked is None
+                else self._object_result(obj, newest)
             )
             timing.total = time.perf_counter() - started
             return PromptResult(obj.object_id, ring_frame.stamp, index, on_frame, retracked, timing)
+
+    def _untracked_frame(
+        self, stamp: int, image_hw: tuple[int, int], fpn: list[torch.Tensor]
+    ) -> RingFrame:
+        """A frame that was not tracked, placed at the last tracked frame before it."""
+        stamps = self._ring.stamps()
+        if not stamps:
+            raise StampError("no frame has been tracked yet: a prompt needs a tracked frame")
+        if stamp < stamps[0]:
+            raise StampError(
+                f"stamp {stamp} is older than the oldest kept frame ({stamps[0]}); raise "
+                "prompt_history to prompt further back"
+            )
+        if stamp > stamps[-1]:
+            raise StampError(f"stamp {stamp} is newer than the newest tracked frame "
+                             f"({stamps[-1]})")
+        anchor = [f for f in self._ring if f.stamp < stamp][-1]
+        return RingFrame(anchor.index, stamp, image_hw, fpn)
+
+    def _new_id(self) -> int:
+        """The next object id; past MAX_OBJECT_ID the smallest free one (the label image is
+        16-bit, so ids must stay below 65536 on an endless stream)."""
+        if self._next_id <= MAX_OBJECT_ID and self._next_id not in self._objects:
+            return self._next_id
+        return next(i for i in range(1, MAX_OBJECT_ID + 1) if i not in self._objects)
 
     def remove(self, object_ids: list[int]) -> list[int]:
         """Forget objects entirely; returns the remaining ids."""
@@ -264,6 +267,7 @@ class StreamingTracker:
                 self._ring.clear()
                 self._latest.clear()
                 self._last_stamp = None
+                self._next_id = 1  # nothing refers to old ids any more: reuse them
                 return
             for object_id in object_ids:
                 self._object(object_id)
@@ -302,199 +306,29 @@ class StreamingTracker:
             raise UnknownObjectError(f"unknown object id {object_id} (known ids: {known})")
         return obj
 
-    def _ring_frame(self, stamp: int | None) -> _RingFrame:
-        if not self._ring:
-            raise NoFrameError("no frame has been tracked yet: a prompt needs a frame")
-        if stamp is None or stamp == 0:
-            return self._ring[-1]
-        for ring_frame in self._ring:
-            if ring_frame.stamp == stamp:
-                return ring_frame
-        oldest, newest = self._ring[0].stamp, self._ring[-1].stamp
-        if stamp < oldest:
-            raise StampError(
-                f"stamp {stamp} is older than the {len(self._ring)} frames kept for prompts "
-                f"(oldest {oldest}); raise prompt_history to prompt further back"
-            )
-        if stamp > newest:
-            raise StampError(f"stamp {stamp} is newer than the newest frame ({newest})")
-        raise StampError(f"no kept frame has stamp {stamp} (kept: {oldest} .. {newest})")
-
-    def _sync(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def _encode_image(self, rgb: np.ndarray, timing: StageTiming) -> list[torch.Tensor]:
-        t0 = self._sync()
-        image = frame_to_tensor(rgb, self.image_size, self.device)
-        backbone_out = self.model.forward_image(image)
-        if self._vision_pos_enc is None:
-            self._vision_pos_enc = list(backbone_out["vision_pos_enc"])
-        timing.encoder += self._sync() - t0
-        return list(backbone_out["backbone_fpn"])
-
-    def _features(self, ring_frame: _RingFrame, batch: int):
-        """SAM 2's flattened features of a ring frame, expanded to a batch of objects."""
-        expanded = {
-            "backbone_fpn": [f.expand(batch, -1, -1, -1) for f in ring_frame.backbone_fpn],
-            "vision_pos_enc": [p.expand(batch, -1, -1, -1) for p in self._vision_pos_enc],
-        }
-        _, vision_feats, vision_pos, feat_sizes = self.model._prepare_backbone_features(expanded)
-        high_res = None
-        if len(vision_feats) > 1:
-            high_res = [
-                x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
-                for x, s in zip(vision_feats[:-1], feat_sizes[:-1], strict=True)
-            ]
-        return vision_feats, vision_pos, feat_sizes, high_res
-
-    def _decode(
-        self,
-        ring_frame: _RingFrame,
-        memories: list[_Memory] | None,
-        timing: StageTiming,
-        points: dict[str, torch.Tensor] | None = None,
-        mask_in: torch.Tensor | None = None,
-        prev_logits: torch.Tensor | None = None,
-    ) -> _Decoded:
-        """SAM 2's track step on one frame for B objects with memories of one length, or
-        (memories None) for one object on its initial prompted frame."""
-        model = self.model
-        is_init = memories is None
-        batch = 1 if is_init else len(memories)
-        vision_feats, vision_pos, feat_sizes, high_res = self._features(ring_frame, batch)
-        hidden = model.hidden_dim
-        h, w = feat_sizes[-1]
-        t0 = self._sync()
-        if mask_in is not None and model.use_mask_input_as_output_without_sam:
-            pix_feat = vision_feats[-1].permute(1, 2, 0).view(-1, hidden, h, w)
-            outs = model._use_mask_as_output(pix_feat, high_res, mask_in)
-        else:
-            if is_init:
-                pix_feat = model._prepare_memory_conditioned_features(
-                    frame_idx=ring_frame.index,
-                    is_init_cond_frame=True,
-                    current_vision_feats=vision_feats[-1:],
-                    current_vision_pos_embeds=vision_pos[-1:],
-                    feat_sizes=feat_sizes[-1:],
-                    output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
-                    num_frames=None,
-                )
-            else:
-                pix_feat = self._attend_memory(memories, vision_feats, vision_pos)
-                pix_feat = pix_feat.permute(1, 2, 0).view(batch, hidden, h, w)
-            t1 = self._sync()
-            timing.memory_attention += t1 - t0
-            t0 = t1
-            outs = model._forward_sam_heads(
-                backbone_features=pix_feat,
-                point_inputs=points,
-                mask_inputs=prev_logits if prev_logits is not None else mask_in,
-                high_res_features=high_res,
-                multimask_output=model._use_multimask(is_init, points),
-            )
-        _, _, ious, low_res, high_res_masks, obj_ptr, score_logits = outs
-        timing.decoder += self._sync() - t0
-        best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
-        return _Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
-
-    def _memory(self, obj: ObjectMemory, frame_index: int) -> _Memory:
-        return assemble_memory(self.model, obj, frame_index, self._maskmem_pos_enc, self.device)
-
-    def _attend_memory(self, memories: list[_Memory], vision_feats, vision_pos) -> torch.Tensor:
-        num_ptr = {m[2] for m in memories}
-        assert len(num_ptr) == 1, "objects in one batch need the same memory layout"
-        return self.model.memory_attention(
-            curr=vision_feats[-1:],
-            curr_pos=vision_pos[-1:],
-            memory=torch.cat([m[0] for m in memories], dim=1),
-            memory_pos=torch.cat([m[1] for m in memories], dim=1),
-            num_obj_ptr_tokens=num_ptr.pop(),
-        )
-
-    def _encode_memory(
-        self,
-        ring_frame: _RingFrame,
-        high_res_masks: torch.Tensor,
-        score_logits: torch.Tensor,
-        from_prompt: bool,
-        timing: StageTiming,
-    ) -> torch.Tensor:
-        t0 = self._sync()
-        vision_feats, _, feat_sizes, _ = self._features(ring_frame, high_res_masks.size(0))
-        features, pos_enc = self.model._encode_new_memory(
-            current_vision_feats=vision_feats,
-            feat_sizes=feat_sizes,
-            pred_masks_high_res=high_res_masks,
-            object_score_logits=score_logits,
-            is_mask_from_pts=from_prompt,
-        )
-        if self._maskmem_pos_enc is None:
-            self._maskmem_pos_enc = pos_enc[-1][0:1].clone()
-        timing.memory_encoder += self._sync() - t0
-        return features.to(torch.bfloat16)
-
     def _fill_holes(self, logits: torch.Tensor) -> torch.Tensor:
-        """SAM 2's post-processing: background specks of area <= fill_hole_area become
-        foreground (score 0.1). Done with OpenCV so it also runs without sam2's CUDA op."""
-        if self.fill_hole_area <= 0:
-            return logits
-        background = (logits <= 0).cpu().numpy().astype(np.uint8)
-        filled = logits.clone()
-        for b in range(background.shape[0]):
-            count, labels, stats, _ = cv2.connectedComponentsWithStats(
-                background[b, 0], connectivity=8
-            )
-            if count <= 1:
-                continue
-            small = stats[:, cv2.CC_STAT_AREA] <= self.fill_hole_area
-            small[0] = False  # label 0 is the foreground here
-            if small.any():
-                hole = torch.from_numpy(small[labels]).to(logits.device)
-                filled[b, 0] = torch.where(hole, torch.full_like(filled[b, 0], 0.1), filled[b, 0])
-        return filled
-
-    def _split(
-        self,
-        decoded: _Decoded,
-        pred_masks: torch.Tensor,
-        maskmem: torch.Tensor,
-    ) -> list[FrameOutput]:
-        ious = decoded.ious.tolist()
-        return [
-            FrameOutput(
-                obj_ptr=decoded.obj_ptr[i : i + 1].clone(),
-                object_score_logits=decoded.object_score_logits[i : i + 1].float().clone(),
-                pred_masks=pred_masks[i : i + 1].clone(),
-                maskmem_features=maskmem[i : i + 1].clone(),
-                iou=float(ious[i]),
-            )
-            for i in range(len(ious))
-        ]
+        return fill_holes(logits, self.fill_hole_area)
 
     def _track_objects(
-        self, ring_frame: _RingFrame, objects: list[ObjectMemory], timing: StageTiming
+        self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming
     ) -> list[FrameOutput]:
-        """Track objects on a frame, batching those whose memories have the same length."""
-        memories = [self._memory(obj, ring_frame.index) for obj in objects]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, (tokens, _, num_ptr) in enumerate(memories):
-            groups.setdefault((tokens.shape[0], num_ptr), []).append(i)
+        """Track objects on a frame, batching those whose memories share a layout."""
+        steps = self._steps
+        memories = [steps.memory(obj, ring_frame.index) for obj in objects]
         outputs: list[FrameOutput | None] = [None] * len(objects)
-        for members in groups.values():
-            decoded = self._decode(ring_frame, [memories[i] for i in members], timing)
-            maskmem = self._encode_memory(
+        for members in group_by_layout(memories):
+            decoded = steps.decode(ring_frame, [memories[i] for i in members], timing)
+            maskmem = steps.encode_memory(
                 ring_frame, decoded.high_res_masks, decoded.object_score_logits, False, timing
             )
             pred_masks = self._fill_holes(decoded.pred_masks.float())
-            for i, out in zip(members, self._split(decoded, pred_masks, maskmem), strict=True):
+            for i, out in zip(members, split_outputs(decoded, pred_masks, maskmem), strict=True):
                 outputs[i] = out
         return outputs  # type: ignore[return-value]
 
     def _prompt_output(
         self,
-        ring_frame: _RingFrame,
+        ring_frame: RingFrame,
         obj: ObjectMemory,
         points: dict[str, torch.Tensor] | None,
         mask_in: torch.Tensor | None,
@@ -507,8 +341,8 @@ class StreamingTracker:
         prev_logits = None
         if points is not None and previous is not None and previous.pred_masks is not None:
             prev_logits = torch.clamp(previous.pred_masks.to(self.device), -32.0, 32.0)
-        memories = None if is_init else [self._memory(obj, ring_frame.index)]
-        decoded = self._decode(ring_frame, memories, timing, points, mask_in, prev_logits)
+        memories = None if is_init else [self._steps.memory(obj, ring_frame.index)]
+        decoded = self._steps.decode(ring_frame, memories, timing, points, mask_in, prev_logits)
         pred_masks = self._fill_holes(decoded.pred_masks.float())
         # SAM 2 encodes a prompted frame's memory from the (hole-filled) low-res mask
         # brought back to the model's size, binarised as the user saw it.
@@ -518,10 +352,10 @@ class StreamingTracker:
             mode="bilinear",
             align_corners=False,
         )
-        maskmem = self._encode_memory(
+        maskmem = self._steps.encode_memory(
             ring_frame, high_res, decoded.object_score_logits, True, timing
         )
-        out = self._split(decoded, pred_masks, maskmem)[0]
+        out = split_outputs(decoded, pred_masks, maskmem)[0]
         out.point_inputs = points
         out.prompted = True
         out.refined = not is_init and points is not None
@@ -555,64 +389,22 @@ class StreamingTracker:
         if not self._ring:
             return
         model = self.model
-        oldest = self._ring[0].index
+        oldest = self._ring.oldest.index
         keep_ptr_from = oldest - (model.max_obj_ptrs_in_encoder - 1)
         keep_mem_from = oldest - (model.num_maskmem - 1) * model.memory_temporal_stride_for_eval - 1
         for obj in self._objects.values():
             obj.prune(keep_ptr_from, keep_mem_from, oldest)
 
-    def _results_on(self, ring_frame: _RingFrame) -> list[ObjectResult]:
+    def _results_on(self, ring_frame: RingFrame) -> list[ObjectResult]:
         return [self._object_result(o, ring_frame) for _, o in sorted(self._objects.items())]
 
     def _object_result(
-        self, obj: ObjectMemory, ring_frame: _RingFrame, out: FrameOutput | None = None
+        self, obj: ObjectMemory, ring_frame: RingFrame, out: FrameOutput | None = None
     ) -> ObjectResult:
-        height, width = ring_frame.image_hw
         out = out if out is not None else obj.output_at(ring_frame.index)
         since = 0
         if obj.last_prompt_frame is not None:
             since = max(0, ring_frame.index - obj.last_prompt_frame)
-        if out is None or out.pred_masks is None:
-            empty = np.zeros((height, width), dtype=bool)
-            return ObjectResult(
-                obj.object_id,
-                obj.label,
-                False,
-                0.0,
-                0.0,
-                empty,
-                np.full((height, width), -1024.0, dtype=np.float32),
-                (0, 0, 0, 0),
-                (0.0, 0.0),
-                0,
-                since,
-                tracked=obj.is_tracked,
-            )
-        logits = (
-            F.interpolate(
-                out.pred_masks.to(self.device),
-                size=(height, width),
-                mode="bilinear",
-                align_corners=False,
-            )[0, 0]
-            .float()
-            .cpu()
-            .numpy()
-        )
-        score_logit = float(out.object_score_logits.reshape(-1)[0])
-        mask = logits > self.mask_threshold
-        stats = mask_stats(mask)
-        return ObjectResult(
-            object_id=obj.object_id,
-            label=obj.label,
-            visible=score_logit > 0,
-            presence=float(1.0 / (1.0 + np.exp(-score_logit))),
-            score=out.iou,
-            mask=mask,
-            logits=logits,
-            bbox=stats.bbox,
-            centroid=stats.centroid,
-            area=stats.area,
-            frames_since_prompt=since,
-            tracked=obj.is_tracked,
+        return object_result(
+            obj, out, ring_frame.image_hw, since, self.mask_threshold, self.device
         )

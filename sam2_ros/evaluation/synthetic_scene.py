@@ -198,7 +198,7 @@ def _reflect(v: float, lo: float = 0.1, hi: float = 0.9) -> float:
     return lo + (m if m <= span else 2 * span - m)
 
 
-def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
+def shape_mask(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
     """Inside test in object-local coordinates (u right, v down, origin at centre)."""
     if shape == "circle":
         return u * u + v * v <= r * r
@@ -258,7 +258,7 @@ def render_scene(cfg: SceneConfig) -> Iterator[SceneFrame]:
             dx, dy = xs - cx, ys - cy
             c, s = math.cos(rot), math.sin(rot)
             u, v = c * dx + s * dy, -s * dx + c * dy
-            inside = _shape_mask(obj.shape, u, v, obj.size)
+            inside = shape_mask(obj.shape, u, v, obj.size)
             if not inside.any():
                 continue
             # Texture fixed to the object (moves and rotates with it): stripes x checker.

@@ -26,19 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_ros.core import bag_io
-from sam2_ros.core.bag_replay import (
+from sam2_ros.bags import bag_io
+from sam2_ros.bags.replay import (
     MASKS_TOPIC,
     OBJECTS_TOPIC,
     OVERLAY_TOPIC,
     choose_image_topic,
     frame_rate,
 )
-from sam2_ros.core.run_summary import RunTimeline, plot_visibility, write_summary
-from sam2_ros.core.synthetic_scene import SceneConfig
-from sam2_ros.core.tracker_settings import TrackerSettings
-from sam2_ros.core.tracking_results import ObjectResult
-from sam2_ros.core.video_output import VideoOutput
+from sam2_ros.bags.video import VideoOutput
+from sam2_ros.engine.results import ObjectResult
+from sam2_ros.evaluation.run_summary import RunTimeline, plot_visibility, write_summary
+from sam2_ros.evaluation.synthetic_scene import SceneConfig
+from sam2_ros.imaging.codec import image_msg_to_array
+from sam2_ros.messages import stamp_to_ns
+from sam2_ros.settings import TrackerSettings
 
 DISCOVERY_TIMEOUT_S = 60.0
 MODEL_START_TIMEOUT_S = 300.0
@@ -115,7 +117,7 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
     compressed = info.topics[image_topic].msgtype == bag_io.COMPRESSED_TYPE
     gt = (
         {
-            bag_io.time_to_ns(msg.header.stamp): bag_io.image_to_numpy(msg)
+            stamp_to_ns(msg.header.stamp): image_msg_to_array(msg)
             for _, _, msg in bag_io.iter_messages(bag, [bag_io.GT_LABELS_TOPIC])
         }
         if bag_io.GT_LABELS_TOPIC in info.topics
@@ -375,7 +377,7 @@ class _Player:
         """Prompt every object once, on the first processed frame where it shows well."""
         from geometry_msgs.msg import Point
 
-        from sam2_ros.core.synthetic_scene import interior_point
+        from sam2_ros.evaluation.synthetic_scene import interior_point
 
         pending = sorted({int(i) for labels in gt.values() for i in np.unique(labels) if i})
         seen: set[int] = set()

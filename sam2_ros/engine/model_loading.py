@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from sam2_ros.core.errors import CheckpointError, ModelConfigError
+from sam2_ros.errors import CheckpointError, ModelConfigError
 
 LOG = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ MODEL_CONFIGS: dict[str, str] = {
     "sam2_hiera_b+": "configs/sam2/sam2_hiera_b+.yaml",
     "sam2_hiera_l": "configs/sam2/sam2_hiera_l.yaml",
 }
+
+#: The project's own demo model (sam2_ros/models/): its config and its bundled checkpoint,
+#: trained by `sam2_ros train` on synthetic scenes. Used without a checkpoint argument.
+DEMO_MODEL = "sam2_ros_demo"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+BUNDLED_CHECKPOINTS: dict[str, Path] = {DEMO_MODEL: MODELS_DIR / f"{DEMO_MODEL}.pt"}
 
 # Official checkpoint file names, for the README and for error messages.
 CHECKPOINT_FILES: dict[str, str] = {
@@ -98,13 +104,33 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX512_BF16).
+
+    Without it torch emulates bf16 and autocast makes CPU inference slower, not faster.
+    Read from /proc/cpuinfo (Linux); elsewhere assume no.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def cpu_autocast_dtype(precision: str) -> torch.dtype | None:
+    """The CPU autocast dtype for a precision setting (None = float32)."""
+    return resolve_precision(precision, torch.device("cpu"))
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: bf16 on CUDA by default, float32 elsewhere."""
+    """Autocast dtype: 'auto' is bf16 on CUDA and on CPUs with native bf16, else float32."""
     choices = {"auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16"}
     if precision not in choices:
         raise ModelConfigError(f"unknown precision {precision!r}; use one of {sorted(choices)}")
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+        if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+            return torch.bfloat16
+        return None
     if precision in ("fp32", "float32"):
         return None
     return torch.bfloat16 if precision.startswith("b") else torch.float16
@@ -116,12 +142,14 @@ def resolve_config(model: str) -> Path:
 
     if model in MODEL_CONFIGS:
         return Path(sam2.__path__[0]) / MODEL_CONFIGS[model]
+    if model == DEMO_MODEL:
+        return MODELS_DIR / f"{DEMO_MODEL}.yaml"
     path = Path(model).expanduser()
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise ModelConfigError(f"model config file not found: {path}")
         return path
-    known = ", ".join(MODEL_CONFIGS)
+    known = ", ".join([DEMO_MODEL, *MODEL_CONFIGS])
     raise ModelConfigError(f"unknown model {model!r}: give one of {known} or a config .yaml path")
 
 
@@ -159,6 +187,8 @@ def build_model(
         cfg.model.image_size = int(image_size)
     cfg.model.compile_image_encoder = bool(compile_image_encoder)
     OmegaConf.resolve(cfg)
+    if (checkpoint is None or str(checkpoint) == "") and model in BUNDLED_CHECKPOINTS:
+        checkpoint = BUNDLED_CHECKPOINTS[model]
     random_weights = checkpoint is None or str(checkpoint) == ""
     # Random weights come from a fixed seed, so runs without a checkpoint are reproducible.
     with torch.random.fork_rng(devices=[]):
@@ -174,6 +204,8 @@ def build_model(
     else:
         load_checkpoint(sam, Path(checkpoint), config_path)
     sam = sam.to(torch_device).eval()
+    LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device,
+             f"{autocast_dtype} autocast" if autocast_dtype else "float32")
     return LoadedModel(
         model=sam,
         config_path=str(config_path),

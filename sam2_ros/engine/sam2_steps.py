@@ -1,0 +1,168 @@
+"""SAM 2's per-frame steps, called on Meta's SAM2Base: encode, attend, decode, remember.
+
+Each method is one of SAM2Base's own steps (``forward_image``,
+``_prepare_backbone_features``, ``memory_attention``, ``_forward_sam_heads`` /
+``_use_mask_as_output``, ``_encode_new_memory``) applied to a batch of objects on one
+frame, with the stage time added to a ``StageTiming``. Nothing here keeps tracking state
+beyond two positional encodings that never change for a model and image size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sam2_ros.engine.frame_ring import RingFrame
+from sam2_ros.engine.memory_bank import ObjectMemory, assemble_memory
+from sam2_ros.engine.model_loading import LoadedModel
+from sam2_ros.engine.preprocessing import frame_to_tensor
+from sam2_ros.engine.results import StageTiming
+
+#: An object's memory tokens, their positional encodings and its object-pointer token count.
+Memory = tuple[torch.Tensor, torch.Tensor, int]
+
+
+@dataclass
+class Decoded:
+    """Batched SAM head outputs for B objects on one frame."""
+
+    pred_masks: torch.Tensor  # [B, 1, S/4, S/4] low-res logits
+    high_res_masks: torch.Tensor  # [B, 1, S, S]
+    ious: torch.Tensor  # [B]
+    obj_ptr: torch.Tensor  # [B, C]
+    object_score_logits: torch.Tensor  # [B, 1]
+
+
+class Sam2Steps:
+    """The SAM 2 calls of one frame, for a batch of objects at a time."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.model = loaded.model
+        self.device = loaded.device
+        self.image_size = loaded.image_size
+        self._vision_pos_enc: list[torch.Tensor] | None = None
+        self._maskmem_pos_enc: torch.Tensor | None = None
+
+    def sync(self) -> float:
+        """Wall time after the device finished its queued work (for honest stage times)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def encode_image(self, rgb: np.ndarray, timing: StageTiming) -> list[torch.Tensor]:
+        """The image encoder's feature pyramid of one camera frame (run once for all objects)."""
+        t0 = self.sync()
+        image = frame_to_tensor(rgb, self.image_size, self.device)
+        backbone_out = self.model.forward_image(image)
+        if self._vision_pos_enc is None:
+            self._vision_pos_enc = list(backbone_out["vision_pos_enc"])
+        timing.encoder += self.sync() - t0
+        return list(backbone_out["backbone_fpn"])
+
+    def features(self, ring_frame: RingFrame, batch: int):
+        """SAM 2's flattened features of a ring frame, expanded to a batch of objects."""
+        expanded = {
+            "backbone_fpn": [f.expand(batch, -1, -1, -1) for f in ring_frame.backbone_fpn],
+            "vision_pos_enc": [p.expand(batch, -1, -1, -1) for p in self._vision_pos_enc],
+        }
+        _, vision_feats, vision_pos, feat_sizes = self.model._prepare_backbone_features(expanded)
+        high_res = None
+        if len(vision_feats) > 1:
+            high_res = [
+                x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
+                for x, s in zip(vision_feats[:-1], feat_sizes[:-1], strict=True)
+            ]
+        return vision_feats, vision_pos, feat_sizes, high_res
+
+    def memory(self, obj: ObjectMemory, frame_index: int) -> Memory:
+        """The memory tokens SAM 2 would attend to for this object on this frame."""
+        return assemble_memory(self.model, obj, frame_index, self._maskmem_pos_enc, self.device)
+
+    def decode(
+        self,
+        ring_frame: RingFrame,
+        memories: list[Memory] | None,
+        timing: StageTiming,
+        points: dict[str, torch.Tensor] | None = None,
+        mask_in: torch.Tensor | None = None,
+        prev_logits: torch.Tensor | None = None,
+    ) -> Decoded:
+        """SAM 2's track step on one frame for B objects with memories of one layout, or
+        (memories None) for one object on its initial prompted frame."""
+        model = self.model
+        is_init = memories is None
+        batch = 1 if is_init else len(memories)
+        vision_feats, vision_pos, feat_sizes, high_res = self.features(ring_frame, batch)
+        hidden = model.hidden_dim
+        h, w = feat_sizes[-1]
+        t0 = self.sync()
+        if mask_in is not None and model.use_mask_input_as_output_without_sam:
+            pix_feat = vision_feats[-1].permute(1, 2, 0).view(-1, hidden, h, w)
+            outs = model._use_mask_as_output(pix_feat, high_res, mask_in)
+        else:
+            if is_init:
+                pix_feat = model._prepare_memory_conditioned_features(
+                    frame_idx=ring_frame.index,
+                    is_init_cond_frame=True,
+                    current_vision_feats=vision_feats[-1:],
+                    current_vision_pos_embeds=vision_pos[-1:],
+                    feat_sizes=feat_sizes[-1:],
+                    output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+                    num_frames=None,
+                )
+            else:
+                pix_feat = self.attend_memory(memories, vision_feats, vision_pos)
+                pix_feat = pix_feat.permute(1, 2, 0).view(batch, hidden, h, w)
+            t1 = self.sync()
+            timing.memory_attention += t1 - t0
+            t0 = t1
+            outs = model._forward_sam_heads(
+                backbone_features=pix_feat,
+                point_inputs=points,
+                mask_inputs=prev_logits if prev_logits is not None else mask_in,
+                high_res_features=high_res,
+                multimask_output=model._use_multimask(is_init, points),
+            )
+        _, _, ious, low_res, high_res_masks, obj_ptr, score_logits = outs
+        timing.decoder += self.sync() - t0
+        best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
+        return Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
+
+    def attend_memory(self, memories: list[Memory], vision_feats, vision_pos) -> torch.Tensor:
+        """Memory attention for a batch of objects whose memories share one layout."""
+        num_ptr = {m[2] for m in memories}
+        assert len(num_ptr) == 1, "objects in one batch need the same memory layout"
+        return self.model.memory_attention(
+            curr=vision_feats[-1:],
+            curr_pos=vision_pos[-1:],
+            memory=torch.cat([m[0] for m in memories], dim=1),
+            memory_pos=torch.cat([m[1] for m in memories], dim=1),
+            num_obj_ptr_tokens=num_ptr.pop(),
+        )
+
+    def encode_memory(
+        self,
+        ring_frame: RingFrame,
+        high_res_masks: torch.Tensor,
+        score_logits: torch.Tensor,
+        from_prompt: bool,
+        timing: StageTiming,
+    ) -> torch.Tensor:
+        """The memory encoder on the frame's features and the objects' masks (kept in bf16,
+        as SAM 2 stores them)."""
+        t0 = self.sync()
+        vision_feats, _, feat_sizes, _ = self.features(ring_frame, high_res_masks.size(0))
+        features, pos_enc = self.model._encode_new_memory(
+            current_vision_feats=vision_feats,
+            feat_sizes=feat_sizes,
+            pred_masks_high_res=high_res_masks,
+            object_score_logits=score_logits,
+            is_mask_from_pts=from_prompt,
+        )
+        if self._maskmem_pos_enc is None:
+            self._maskmem_pos_enc = pos_enc[-1][0:1].clone()
+        timing.memory_encoder += self.sync() - t0
+        return features.to(torch.bfloat16)

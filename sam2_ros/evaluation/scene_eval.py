@@ -1,0 +1,161 @@
+"""Judge a model by what it tracks: click objects on held-out scenes, score every frame.
+
+Used by ``sam2_ros train`` (its final report), by the quality tests and by README's numbers,
+so all three measure the same thing:
+
+* each object visible on the first frame (at least ``min_area`` pixels) gets one positive
+  click at its most interior point, as a person or planner would give;
+* every frame is tracked; J and F per object and frame as DAVIS defines them (a mask only
+  counts while the occlusion head says the object is visible);
+* while an object is fully hidden (no ground-truth pixel: behind another or out of the
+  frame), how often the visibility head says so; when it comes back, whether it is found
+  again (visible, J >= 0.5) within ``refind_frames``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.evaluation.davis_metrics import region_similarity
+from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig, visible_ids
+from sam2_ros.evaluation.run_summary import RunTimeline
+from sam2_ros.evaluation.synthetic_scene import interior_point
+
+
+@dataclass
+class SceneScore:
+    """One scene: J&F over its objects and the occlusion statistics."""
+
+    seed: int
+    objects: int
+    j: float
+    f: float
+    jf: float
+    hidden_frames: int = 0
+    hidden_reported_invisible: int = 0
+    reappearances: int = 0
+    refound: int = 0
+
+
+@dataclass
+class EvalReport:
+    """Scores over a set of scenes, with the totals people quote."""
+
+    scenes: list[SceneScore] = field(default_factory=list)
+
+    @property
+    def jf(self) -> float:
+        return float(np.mean([s.jf for s in self.scenes])) if self.scenes else 0.0
+
+    @property
+    def j(self) -> float:
+        return float(np.mean([s.j for s in self.scenes])) if self.scenes else 0.0
+
+    @property
+    def f(self) -> float:
+        return float(np.mean([s.f for s in self.scenes])) if self.scenes else 0.0
+
+    @property
+    def hidden_invisible_rate(self) -> float:
+        hidden = sum(s.hidden_frames for s in self.scenes)
+        return sum(s.hidden_reported_invisible for s in self.scenes) / hidden if hidden else 1.0
+
+    @property
+    def refound_rate(self) -> float:
+        back = sum(s.reappearances for s in self.scenes)
+        return sum(s.refound for s in self.scenes) / back if back else 1.0
+
+    def as_dict(self) -> dict:
+        return {
+            "jf": self.jf, "j": self.j, "f": self.f,
+            "hidden_frames": sum(s.hidden_frames for s in self.scenes),
+            "hidden_invisible_rate": self.hidden_invisible_rate,
+            "reappearances": sum(s.reappearances for s in self.scenes),
+            "refound_rate": self.refound_rate,
+            "scenes": [asdict(s) for s in self.scenes],
+        }
+
+
+def heldout_scene(seed: int, num_frames: int = 30) -> RandomScene:
+    """A scene from the held-out split (never trained on), 320x240 like the demo camera."""
+    return RandomScene(RandomSceneConfig(num_frames=num_frames, seed=seed, split="heldout"))
+
+
+def click_objects(
+    tracker: StreamingTracker, rgb: np.ndarray, labels: np.ndarray, stamp: int, min_area: int
+) -> dict[int, int]:
+    """Click each large enough object once on this frame; returns tracker id -> ground-truth id."""
+    ids: dict[int, int] = {}
+    for gt_id in visible_ids(labels, min_area):
+        x, y = interior_point(labels == gt_id)
+        result = tracker.add_prompt(points=[[x, y]], labels=[1], stamp=stamp)
+        ids[result.object_id] = gt_id
+    return ids
+
+
+def score_run(
+    frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
+    tracker: StreamingTracker,
+    seed: int = 0,
+    min_area: int = 120,
+    refind_frames: int = 5,
+) -> SceneScore:
+    """Track (stamp, rgb, labels) frames, clicking objects on the first; score the run."""
+    timeline = RunTimeline()
+    ids: dict[int, int] = {}
+    gt_area: dict[int, list[int]] = {}
+    visible: dict[int, list[bool]] = {}
+    jaccard: dict[int, list[float]] = {}
+    for i, (stamp, rgb, labels) in enumerate(frames):
+        result = tracker.track(rgb, stamp)
+        objects = result.objects
+        if i == 0:
+            ids = click_objects(tracker, rgb, labels, stamp, min_area)
+            objects = tracker.latest_results()
+        timeline.add_ground_truth(objects, labels, ids)
+        for obj in objects:
+            gt = labels == ids[obj.object_id]
+            gt_area.setdefault(obj.object_id, []).append(int(gt.sum()))
+            visible.setdefault(obj.object_id, []).append(bool(obj.visible))
+            pred = obj.mask if obj.visible else np.zeros_like(gt)
+            jaccard.setdefault(obj.object_id, []).append(region_similarity(pred, gt))
+    j_obj = [np.mean(v) for v in timeline.j_scores.values()]
+    f_obj = [np.mean(v) for v in timeline.f_scores.values()]
+    j = float(np.mean(j_obj)) if j_obj else 0.0
+    f = float(np.mean(f_obj)) if f_obj else 0.0
+    score = SceneScore(seed, len(ids), j, f, (j + f) / 2.0)
+    for oid, areas in gt_area.items():
+        _occlusion_stats(score, areas, visible[oid], jaccard[oid], refind_frames)
+    return score
+
+
+def _occlusion_stats(
+    score: SceneScore, areas: Sequence[int], visible: Sequence[bool], jaccard: Sequence[float],
+    refind_frames: int,
+) -> None:
+    for i, area in enumerate(areas):
+        if area == 0:
+            score.hidden_frames += 1
+            score.hidden_reported_invisible += int(not visible[i])
+        elif i > 0 and areas[i - 1] == 0:
+            score.reappearances += 1
+            window = range(i, min(len(areas), i + refind_frames))
+            score.refound += int(any(visible[k] and jaccard[k] >= 0.5 for k in window))
+
+
+def evaluate_heldout(
+    tracker_factory, seeds: Sequence[int], num_frames: int = 30, progress: bool = False
+) -> EvalReport:
+    """Score fresh trackers (``tracker_factory()``) on held-out scenes of the given seeds."""
+    from tqdm import tqdm
+
+    report = EvalReport()
+    for seed in tqdm(seeds, desc="held-out scenes", disable=not progress):
+        scene = heldout_scene(seed, num_frames)
+        frames = ((f.stamp_ns, f.rgb, f.labels) for f in scene.frames())
+        report.scenes.append(score_run(frames, tracker_factory(), seed))
+    return report

@@ -1,0 +1,84 @@
+"""Training clips: random scenes turned into Meta's ``BatchedVideoDatapoint``.
+
+One clip is one random scene (``evaluation.random_scenes``), rendered at a random camera
+size and resized to the model's square input exactly as the engine resizes camera frames
+(``engine.preprocessing.frame_to_tensor``), so the model trains on the pixels it will see.
+Targets are 1 to ``max_targets`` objects visible on the clip's first frame; the other
+objects stay in the picture as distractors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sam2_ros.engine.preprocessing import frame_to_tensor
+from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig, visible_ids
+
+#: Camera sizes a clip is rendered at (width, height): the demo's 4:3, square and portrait.
+CAMERA_SIZES = ((320, 240), (256, 256), (240, 320), (384, 216))
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """What one training clip looks like."""
+
+    num_frames: int = 8
+    image_size: int = 256
+    max_targets: int = 3
+    min_target_area: int = 120  # pixels (camera size) on the first frame
+
+
+def sample_clip(settings: ClipSettings, seed: int, split: str = "train"):
+    """The clip of ``seed`` as a BatchedVideoDatapoint (imported lazily: training deps)."""
+    from training.utils.data_utils import BatchedVideoDatapoint, BatchedVideoMetaData
+
+    rng = np.random.default_rng([0xC11B, seed])
+    scene = None
+    targets: list[int] = []
+    # A scene whose first frame shows no large enough object is redrawn (rare).
+    for attempt in range(20):
+        w, h = CAMERA_SIZES[int(rng.integers(len(CAMERA_SIZES)))]
+        cfg = RandomSceneConfig(width=w, height=h, num_frames=settings.num_frames,
+                                seed=seed * 32 + attempt, split=split)
+        scene = RandomScene(cfg)
+        frames = list(scene.frames())
+        candidates = visible_ids(frames[0].labels, settings.min_target_area)
+        if candidates:
+            k = int(rng.integers(1, min(settings.max_targets, len(candidates)) + 1))
+            targets = sorted(int(i) for i in rng.choice(candidates, k, replace=False))
+            break
+    if not targets:
+        raise RuntimeError(f"no usable clip for seed {seed}")
+    size = settings.image_size
+    images = torch.cat([frame_to_tensor(f.rgb, size, torch.device("cpu")) for f in frames])
+    masks = torch.stack([
+        torch.from_numpy(np.stack([_resize_mask(f.labels == oid, size) for oid in targets]))
+        for f in frames
+    ])  # T x O x S x S bool
+    t, o = masks.shape[:2]
+    frame_idx = torch.arange(t, dtype=torch.int32)[:, None].expand(t, o)
+    obj_to_frame = torch.stack([frame_idx, torch.zeros_like(frame_idx)], dim=-1)
+    ids = torch.tensor(targets, dtype=torch.long)
+    identifier = torch.stack([
+        torch.zeros(t, o, dtype=torch.long), ids[None, :].expand(t, o),
+        torch.arange(t, dtype=torch.long)[:, None].expand(t, o)], dim=-1)
+    orig = torch.tensor([h, w], dtype=torch.long).expand(t, o, 2)
+    return BatchedVideoDatapoint(
+        img_batch=images.unsqueeze(1),  # T x B(=1) x C x S x S
+        obj_to_frame_idx=obj_to_frame,
+        masks=masks,
+        metadata=BatchedVideoMetaData(unique_objects_identifier=identifier,
+                                      frame_orig_size=orig, batch_size=[t]),
+        dict_key="sam2_ros",
+        batch_size=[t],
+    )
+
+
+def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize of a bool mask to size x size (labels must stay labels)."""
+    import cv2
+
+    return cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0

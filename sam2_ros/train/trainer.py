@@ -1,0 +1,236 @@
+"""Train the demo model from scratch with Meta's training step and loss.
+
+Why not Meta's ``training.trainer.Trainer``: it is built around distributed data loaders,
+datasets on disk and hydra experiment folders. What we reuse is what defines SAM 2
+training: ``SAM2Train`` (prompt sampling as in SAM 2's training: masks, clicks, boxes and
+iterative correction clicks; conditioning frames; memory) and
+``MultiStepMultiMasksAndIous`` (focal, dice, IoU and object-score losses with Meta's
+weights). The loop around them is small: a clip a step, AdamW with warm-up and cosine
+decay, gradient clipping, and a resumable state file.
+
+Determinism: clip ``i`` is drawn from ``(seed, i)`` alone, and the state file carries the
+torch and prompt-sampler random states, so a resumed run continues the same sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from sam2_ros.train.clips import ClipSettings, sample_clip
+
+LOG = logging.getLogger(__name__)
+
+#: SAM2Train options as in Meta's SAM 2.1 training config (prompt sampling and correction).
+SAM2_TRAIN_OPTIONS = {
+    "prob_to_use_pt_input_for_train": 0.5,
+    "prob_to_use_box_input_for_train": 0.5,
+    "prob_to_sample_from_gt_for_train": 0.1,
+    "num_frames_to_correct_for_train": 2,
+    "rand_frames_to_correct_for_train": True,
+    "add_all_frames_to_correct_as_cond": True,
+    "num_init_cond_frames_for_train": 2,
+    "rand_init_cond_frames_for_train": True,
+    "num_correction_pt_per_frame": 7,
+}
+
+#: Meta's loss weights (sam2.1 training config).
+LOSS_WEIGHTS = {"loss_mask": 20.0, "loss_dice": 1.0, "loss_iou": 1.0, "loss_class": 1.0}
+
+
+@dataclass
+class TrainSettings:
+    """Everything that determines a training run (saved beside its checkpoints)."""
+
+    out_dir: str = "out/train/sam2_ros_demo"
+    model: str = "sam2_ros_demo"
+    steps: int = 6000
+    seed: int = 0
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    precision: str = "fp32"  # measured: bf16 autocast gave no speed-up at this model size
+    threads: int = 0  # 0: every core
+    checkpoint_every: int = 50
+    clip: ClipSettings = field(default_factory=ClipSettings)
+
+
+@dataclass
+class TrainState:
+    """What a resumed run needs besides the weights."""
+
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def build_train_model(model: str, seed: int, image_size: int) -> torch.nn.Module:
+    """Meta's SAM2Train from a sam2_ros model config, with SAM 2's training options."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from sam2_ros.engine.model_loading import resolve_config
+
+    cfg = OmegaConf.load(resolve_config(model))
+    cfg.model._target_ = "training.model.sam2.SAM2Train"
+    cfg.model.image_size = image_size
+    OmegaConf.update(cfg, "model", SAM2_TRAIN_OPTIONS, merge=True)
+    OmegaConf.resolve(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = instantiate(cfg.model, _recursive_=True)
+    import numpy as np
+
+    net.rng = np.random.default_rng(seed)  # SAM2Train's prompt sampler
+    return net
+
+
+def lr_at(step: int, settings: TrainSettings) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio * lr."""
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    span = max(1, settings.steps - settings.warmup_steps)
+    progress = min(1.0, (step - settings.warmup_steps) / span)
+    floor = settings.lr * settings.min_lr_ratio
+    return floor + (settings.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    """One training run in ``settings.out_dir``; resumes from its state file when present."""
+
+    STATE = "state.pt"
+    EXPORT = "sam2_ros_demo.pt"
+
+    def __init__(self, settings: TrainSettings) -> None:
+        from training.loss_fns import MultiStepMultiMasksAndIous
+
+        from sam2_ros.engine.model_loading import cpu_autocast_dtype
+
+        self.settings = settings
+        self.out = Path(settings.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if settings.threads > 0:
+            torch.set_num_threads(settings.threads)
+        self.autocast = cpu_autocast_dtype(settings.precision)
+        self.model = build_train_model(settings.model, settings.seed, settings.clip.image_size)
+        self.model.train()
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 or "pos_embed" in name else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": settings.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+        self.loss_fn = MultiStepMultiMasksAndIous(
+            weight_dict=dict(LOSS_WEIGHTS), supervise_all_iou=True, iou_use_l1_loss=True,
+            pred_obj_scores=True, focal_gamma_obj_score=0.0, focal_alpha_obj_score=-1.0)
+        self.state = TrainState()
+        torch.manual_seed(settings.seed)
+        self._resume()
+
+    # ------------------------------------------------------------------ state
+    def _resume(self) -> None:
+        path = self.out / self.STATE
+        if not path.exists():
+            return
+        data = torch.load(path, map_location="cpu", weights_only=False)
+        if data["settings"] != _settings_dict(self.settings):
+            raise ValueError(
+                f"{path} was written with other settings; use another --out or the same settings"
+            )
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        torch.set_rng_state(data["torch_rng"])
+        self.model.rng.bit_generator.state = data["prompt_rng"]
+        self.state = TrainState(**data["state"])
+        LOG.info("resumed %s at step %d", path, self.state.step)
+
+    def save(self) -> Path:
+        """Write the resumable state atomically (a kill mid-write keeps the previous one)."""
+        path = self.out / self.STATE
+        tmp = path.with_suffix(".tmp")
+        torch.save({
+            "settings": _settings_dict(self.settings),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "prompt_rng": self.model.rng.bit_generator.state,
+            "state": asdict(self.state),
+        }, tmp)
+        os.replace(tmp, path)
+        (self.out / "losses.json").write_text(json.dumps(self.state.losses))
+        return path
+
+    def export(self, path: Path | None = None) -> Path:
+        """The weights as an official-format ``{"model": state_dict}`` checkpoint in fp16."""
+        path = path or self.out / self.EXPORT
+        state = {k: (v.half() if v.is_floating_point() else v)
+                 for k, v in self.model.state_dict().items()}
+        tmp = path.with_suffix(".tmp")
+        torch.save({"model": state}, tmp)
+        os.replace(tmp, path)
+        return path
+
+    # ------------------------------------------------------------------ training
+    def step(self) -> float:
+        """One optimisation step on clip number ``state.step``; returns its loss."""
+        from training.trainer import CORE_LOSS_KEY
+
+        s = self.settings
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.state.step, s)
+        batch = sample_clip(s.clip, seed=s.seed * 1_000_003 + self.state.step)
+        with torch.autocast("cpu", dtype=self.autocast or torch.bfloat16,
+                            enabled=self.autocast is not None):
+            outputs = self.model(batch)
+            losses = self.loss_fn(outputs, batch.masks)
+        loss = losses[CORE_LOSS_KEY]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
+        self.optimizer.step()
+        value = float(loss.detach())
+        self.state.losses.append(value)
+        self.state.step += 1
+        return value
+
+    def run(self, progress: bool = True) -> TrainState:
+        """Train up to ``settings.steps``, saving every ``checkpoint_every`` steps."""
+        from tqdm import tqdm
+
+        s = self.settings
+        bar = tqdm(total=s.steps, initial=self.state.step, desc="train", unit="step",
+                   disable=not progress, dynamic_ncols=True)
+        started = time.perf_counter() - self.state.seconds
+        try:
+            while self.state.step < s.steps:
+                self.step()
+                self.state.seconds = time.perf_counter() - started
+                recent = self.state.losses[-50:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}",
+                                lr=f"{lr_at(self.state.step, s):.1e}")
+                bar.update(1)
+                if self.state.step % s.checkpoint_every == 0 or self.state.step == s.steps:
+                    self.save()
+                    self.export()
+        finally:
+            bar.close()
+        return self.state
+
+
+def _settings_dict(settings: TrainSettings) -> dict:
+    """Settings that change the result (not where it goes or how it is printed)."""
+    data = asdict(settings)
+    data.pop("out_dir")
+    data.pop("checkpoint_every")
+    data.pop("threads")
+    data.pop("steps")  # a run may be extended
+    return data

@@ -1,0 +1,75 @@
+"""Prompts on camera frames the tracker never tracked, and object ids on an endless stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sam2_ros.engine.model_loading import LoadedModel
+from sam2_ros.engine.streaming_tracker import MAX_OBJECT_ID, StreamingTracker
+from sam2_ros.errors import StampError
+
+CLICK = [[40.0, 30.0]]
+
+
+def _stamp(i: int) -> int:
+    return 1_000 + 10 * i
+
+
+def test_prompt_on_a_dropped_frame_uses_that_frame(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """Frames 0, 2, 4 are tracked; 3 was dropped. A click naming frame 3's stamp, with its
+    image, is decoded on frame 3 itself: the same mask as a click on frame 3 tracked alone
+    (a never-tracked frame takes the prompt alone, as in SAM 2), reported at its stamp."""
+    tracker = StreamingTracker(tiny_model, prompt_history=8)
+    for i in (0, 2, 4):
+        tracker.track(frames[i], _stamp(i))
+    result = tracker.add_prompt(points=CLICK, labels=[1], stamp=_stamp(3), frame=frames[3])
+    assert result.stamp == _stamp(3)
+    assert result.frame_index == 1  # placed at the last tracked frame before it (frame 2)
+    assert result.retracked_frames == 1  # frame 4 re-tracked with the new memory
+
+    alone = StreamingTracker(tiny_model)
+    alone.track(frames[3], _stamp(3))
+    expected = alone.add_prompt(points=CLICK, labels=[1])
+    np.testing.assert_allclose(result.result.logits, expected.result.logits, atol=1e-5)
+
+    # The object is tracked from then on.
+    after = tracker.track(frames[5], _stamp(5))
+    assert [o.object_id for o in after.objects] == [result.object_id]
+    assert after.objects[0].tracked
+
+
+def test_dropped_frame_prompt_needs_a_stamp_inside_the_kept_frames(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    tracker = StreamingTracker(tiny_model, prompt_history=2)
+    for i in (1, 3, 5):
+        tracker.track(frames[i], _stamp(i))  # keeps frames 3 and 5
+    with pytest.raises(StampError, match="older than the oldest kept frame"):
+        tracker.add_prompt(points=CLICK, labels=[1], stamp=_stamp(2), frame=frames[2])
+    with pytest.raises(StampError, match="newer than the newest tracked frame"):
+        tracker.add_prompt(points=CLICK, labels=[1], stamp=_stamp(6), frame=frames[6])
+    assert tracker.object_ids == []  # nothing half-applied
+    # A tracked stamp ignores the image given with it.
+    result = tracker.add_prompt(points=CLICK, labels=[1], stamp=_stamp(3), frame=frames[0])
+    assert result.frame_index == 1 and result.stamp == _stamp(3)
+
+
+def test_object_ids_stay_within_the_label_image(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    tracker = StreamingTracker(tiny_model, max_objects=3)
+    tracker.track(frames[0], _stamp(0))
+    first = tracker.add_prompt(points=CLICK, labels=[1]).object_id
+    assert first == 1
+    tracker._next_id = MAX_OBJECT_ID  # as after 65,534 objects created and removed
+    last = tracker.add_prompt(points=CLICK, labels=[1]).object_id
+    wrapped = tracker.add_prompt(points=CLICK, labels=[1]).object_id
+    assert last == MAX_OBJECT_ID
+    assert wrapped == 2  # the smallest id not in use
+    assert len(set(tracker.object_ids)) == 3
+    tracker.reset()
+    tracker.track(frames[1], _stamp(1))
+    assert tracker.add_prompt(points=CLICK, labels=[1]).object_id == 1  # reused after reset
