@@ -37,6 +37,7 @@ setup(
         "console_scripts": [
             "sam2_ros = sam2_ros.cli.main:main",
             "tracker_node = sam2_ros.ros.tracker_node:main",
+            "tracker_lifecycle_node = sam2_ros.ros.lifecycle_node:main",
         ]
     },
 )

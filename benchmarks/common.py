@@ -402,7 +402,16 @@ def quiet_official_progress() -> None:
     misc.tqdm = functools.partial(tqdm, disable=True)
 
 
-class OfficialEngine:
+class _ReferenceEngine:
+    """What every reference engine is given: the scene, how many objects, the device."""
+
+    def __init__(self, scene: Scene, num_objects: int, device) -> None:
+        self.scene = scene
+        self.num_objects = num_objects
+        self.device = device
+
+
+class OfficialEngine(_ReferenceEngine):
     """SAM2VideoPredictor: init_state on the JPEG folder, prompts on frame 0, then one
     propagate_in_video step per frame (the time between two yields)."""
 
@@ -410,10 +419,8 @@ class OfficialEngine:
 
     def __init__(self, predictor, scene: Scene, num_objects: int, device, num_frames: int,
                  autocast_dtype=None):
+        super().__init__(scene, num_objects, device)
         self.predictor = predictor
-        self.scene = scene
-        self.num_objects = num_objects
-        self.device = device
         self.num_frames = num_frames
         self.autocast_dtype = autocast_dtype
         self.init_state_s = None
@@ -567,7 +574,7 @@ def build_hf(image_size: int, device, seed: int, dtype):
     return model
 
 
-class HFEngine:
+class HFEngine(_ReferenceEngine):
     """transformers' Sam2VideoModel in streaming mode (init_video_session without a video,
     one model(inference_session, frame=...) call per frame)."""
 
@@ -578,10 +585,8 @@ class HFEngine:
         import torch
         from transformers import Sam2VideoProcessor
 
+        super().__init__(scene, num_objects, device)
         self.model = model
-        self.scene = scene
-        self.num_objects = num_objects
-        self.device = device
         self.image_size = image_size
         self.dtype = dtype or torch.float32
         self.processor_problem = hf_processor_problem(image_size)

@@ -11,6 +11,26 @@ from pathlib import Path
 import common
 
 
+def _row(*cells) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _decorate(ax, **legend) -> None:
+    """Grid and legend, the same on every plot."""
+    ax.grid(alpha=0.3)
+    ax.legend(**legend)
+
+
+def _save(fig, out, name: str, made: list) -> None:
+    """Write a figure as out/name and note it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    made.append(name)
+
 def fmt_ms(s: float | None) -> str:
     return "-" if s is None else f"{s * 1000:.0f} ms" if s >= 0.1 else f"{s * 1000:.1f} ms"
 
@@ -130,12 +150,11 @@ def markdown(results: dict) -> str:
             if d.get("cuda_allocated_growth_per_100_frames") is not None:
                 note += ("; CUDA allocated growth "
                          f"{fmt_mb(d['cuda_allocated_growth_per_100_frames'])} / 100 frames")
-            lines.append(
-                f"| {name} | {fmt_mb(d.get('rss_first'))} -> {fmt_mb(d.get('rss_last'))} | "
-                f"{fmt_mb(d.get('rss_growth_per_100_frames'))} | "
-                f"{fmt_mb(d.get('held_tensor_bytes_growth_per_100_frames'))} | {incl} | "
-                f"{note} |"
-            )
+            lines.append(_row(
+                name, f"{fmt_mb(d.get('rss_first'))} -> {fmt_mb(d.get('rss_last'))}",
+                fmt_mb(d.get("rss_growth_per_100_frames")),
+                fmt_mb(d.get("held_tensor_bytes_growth_per_100_frames")), incl, note,
+            ))
         lines.append("")
     elif mem:
         lines += ["## Memory", "", f"NOT RUN: {mem.get('skipped')}", ""]
@@ -150,12 +169,11 @@ def markdown(results: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         for r in sc["rows"]:
-            lines.append(
-                f"| {r['objects']} | {fmt_ms(r['ours']['median_s'])} | "
-                f"{fmt_ms(r['official']['median_s'])} | {r['ratio']:.2f} | "
-                f"{fmt_ms(r['ours'].get('steady_median_s'))} | "
-                f"{fmt_ms(r['official'].get('steady_median_s'))} |"
-            )
+            lines.append(_row(
+                r["objects"], fmt_ms(r["ours"]["median_s"]), fmt_ms(r["official"]["median_s"]),
+                f"{r['ratio']:.2f}", fmt_ms(r["ours"].get("steady_median_s")),
+                fmt_ms(r["official"].get("steady_median_s")),
+            ))
         lines.append("")
     elif sc:
         lines += ["## Object scaling", "", f"NOT RUN: {sc.get('skipped')}", ""]
@@ -307,12 +325,8 @@ def plots(results: dict, out: Path) -> list[str]:
         ax.set_title(f"Per-frame time, {comp['objects']} object(s), image_size "
                      f"{results['settings']['image_size']}")
         ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "per_frame.png", dpi=110)
-        plt.close(fig)
-        made.append("per_frame.png")
+        _decorate(ax)
+        _save(fig, out, "per_frame.png", made)
     mem = results.get("memory", {}).get("engines")
     if mem:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -337,12 +351,8 @@ def plots(results: dict, out: Path) -> list[str]:
         for a in (a1, a2):
             a.set_xlabel("frame")
             a.set_ylabel("MB")
-            a.grid(alpha=0.3)
-            a.legend()
-        fig.tight_layout()
-        fig.savefig(out / "memory.png", dpi=110)
-        plt.close(fig)
-        made.append("memory.png")
+            _decorate(a)
+        _save(fig, out, "memory.png", made)
     sc = results.get("scaling", {}).get("rows")
     if sc:
         fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -354,12 +364,8 @@ def plots(results: dict, out: Path) -> list[str]:
         ax.set_xlabel("objects")
         ax.set_ylabel("median time per frame (ms)")
         ax.set_title(f"Object scaling, image_size {results['scaling']['image_size']}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "object_scaling.png", dpi=110)
-        plt.close(fig)
-        made.append("object_scaling.png")
+        _decorate(ax)
+        _save(fig, out, "object_scaling.png", made)
     runs = [r for r in results.get("node", {}).get("runs", []) if r.get("latencies")]
     if runs:
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -376,10 +382,7 @@ def plots(results: dict, out: Path) -> list[str]:
         ax.set_title("Node end-to-end latency, camera at 30 Hz")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "node_latency.png", dpi=110)
-        plt.close(fig)
-        made.append("node_latency.png")
+        _save(fig, out, "node_latency.png", made)
     return made
 
 

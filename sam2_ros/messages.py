@@ -17,6 +17,7 @@ import numpy as np
 from sam2_ros.engine.results import ObjectResult
 from sam2_ros.imaging.codec import encode_fields
 from sam2_ros.imaging.masks import crop_mask, label_image
+from sam2_ros.track_state import OCCLUDED, TRACKING
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,11 @@ def build_tracked_object(
     header: Any,
     result: ObjectResult,
     position: Sequence[float] | None = None,
+    track: tuple[int, float] | None = None,
 ) -> Any:
-    """TrackedObject: the mask is cropped to the box and left empty when not visible."""
+    """TrackedObject: the mask is cropped to the box and left empty when not visible.
+    ``track`` is (state, seconds since seen) from ``track_state``; None: judged from this
+    frame alone (tracking when visible, occluded otherwise)."""
     visible = bool(result.visible and result.area > 0)
     if visible:
         mask = build_image(types, header, crop_mask(result.mask, result.bbox), "mono8")
@@ -85,6 +89,8 @@ def build_tracked_object(
         frames_since_prompt=int(result.frames_since_prompt),
         has_position=bool(has_position),
         position=types.Point(x=x, y=y, z=z),
+        state=int(track[0]) if track else (TRACKING if result.visible else OCCLUDED),
+        seconds_since_seen=float(track[1]) if track else 0.0,
     )
 
 
@@ -94,11 +100,15 @@ def build_object_array(
     frame_id: str,
     results: Sequence[ObjectResult],
     positions: Mapping[int, Sequence[float]] | None = None,
+    tracks: Mapping[int, tuple[int, float]] | None = None,
 ) -> Any:
     header = build_header(types, stamp_ns, frame_id)
     positions = positions or {}
+    tracks = tracks or {}
     objects = [
-        build_tracked_object(types, header, r, positions.get(r.object_id))
+        build_tracked_object(
+            types, header, r, positions.get(r.object_id), tracks.get(r.object_id)
+        )
         for r in sorted(results, key=lambda r: r.object_id)
     ]
     return types.TrackedObjectArray(header=header, objects=objects)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 #: Every node parameter: name -> (default, description, read_only, range (lo, hi[, step]) or
@@ -124,8 +124,8 @@ PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None
     "overlay_alpha": (0.5, "Mask opacity in ~/overlay", False, (0.0, 1.0), None),
     "use_depth": (
         False,
-        "Subscribe 'depth' and 'camera_info' for 3D positions and ~/markers "
-        "(needs message_filters)",
+        "Subscribe 'depth' and 'camera_info' (registered to the colour image: same "
+        "frame_id) for 3D positions and ~/markers; never holds a frame back",
         True,
         None,
         None,
@@ -138,6 +138,42 @@ PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None
         None,
     ),
     "mask_threshold": (0.0, "Mask logit threshold (0.0 = SAM 2's)", False, (-32.0, 32.0), None),
+    "depth_slop": (
+        0.05,
+        "Seconds a depth image / camera_info may be from a camera frame's stamp to be paired "
+        "with it; frames without a pair are tracked without 3D positions",
+        True,
+        (0.0, 10.0),
+        None,
+    ),
+    "prompt_wait": (
+        2.0,
+        "Seconds a prompt naming a received but not yet processed frame waits for it",
+        True,
+        (0.0, 60.0),
+        None,
+    ),
+    "occluded_frames": (
+        30,
+        "Frames an object may stay not visible as 'occluded' before its state is 'lost'",
+        True,
+        (0, 100000, 1),
+        None,
+    ),
+    "remove_lost_after": (
+        0.0,
+        "Seconds after which a lost object is removed; 0 = never",
+        True,
+        (0.0, 86400.0),
+        None,
+    ),
+    "shutdown_timeout": (
+        5.0,
+        "Seconds a frame in progress may take to finish on shutdown or deactivate",
+        True,
+        (0.1, 600.0),
+        None,
+    ),
     "frame_id_override": (
         "",
         "frame_id for the outputs; empty = the image's frame_id",
@@ -147,7 +183,7 @@ PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None
     ),
     "diagnostics_period": (
         1.0,
-        "Seconds between ~/diagnostics messages; 0 = none",
+        "Seconds between /diagnostics messages; 0 = none",
         True,
         (0.0, 3600.0),
         None,
@@ -201,6 +237,14 @@ class TrackerSettings:
     max_prompt_frames: int = default("max_prompt_frames")
     mask_threshold: float = default("mask_threshold")
     cpu_threads: int = -1  # the node passes its parameter; offline runs use torch's default
+
+    @classmethod
+    def from_values(cls, values: object, **overrides: Any) -> TrackerSettings:
+        """Settings from any object with attributes of these names (node parameters, CLI
+        arguments); names it lacks keep their defaults."""
+        known = {f.name for f in fields(cls)}
+        found = {n: getattr(values, n) for n in known if hasattr(values, n)}
+        return cls(**{**found, **overrides})
 
     def build(self):
         """Load the model and return a ready StreamingTracker."""

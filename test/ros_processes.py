@@ -54,7 +54,9 @@ def wait_until(
 class NodeProcess:
     """The tracker node started as ``python scripts/tracker_node --ros-args ...``."""
 
-    def __init__(self, ros_args: Sequence[str], domain_id: int, cwd: Path) -> None:
+    def __init__(
+        self, ros_args: Sequence[str], domain_id: int, cwd: Path, script: Path = NODE_SCRIPT
+    ) -> None:
         env = dict(os.environ)
         env.update(
             ROS_DOMAIN_ID=str(domain_id),
@@ -63,7 +65,7 @@ class NodeProcess:
             RCUTILS_COLORIZED_OUTPUT="0",
             OMP_NUM_THREADS="1",  # tiny model and frames: threads only add contention
         )
-        self.command = [sys.executable, str(NODE_SCRIPT), "--ros-args", *ros_args]
+        self.command = [sys.executable, str(script), "--ros-args", *ros_args]
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(

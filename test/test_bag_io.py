@@ -189,6 +189,7 @@ def _tracker_messages(stamp_ns: int):
         mask=numpy_to_image(crop, "mono8", stamp_ns),
         frames_since_prompt=3, has_position=True,
         position=types["geometry_msgs/msg/Point"](x=0.1, y=-0.2, z=1.5),
+        state=1, seconds_since_seen=0.4,
     )
     arr = types["sam2_ros/msg/TrackedObjectArray"](header=make_header(stamp_ns), objects=[obj])
     return mask, arr
@@ -213,6 +214,7 @@ def test_bag_writer_tracker_topics(tmp_path):
     (o,) = got["/sam2_tracker/objects"].objects
     assert (o.id, o.label, o.area, o.bbox.width) == (7, "cup", 200, 20)
     assert o.position.z == pytest.approx(1.5)
+    assert o.state == 1 and o.seconds_since_seen == pytest.approx(0.4)  # OCCLUDED, 0.4 s
     np.testing.assert_array_equal(image_msg_to_array(o.mask), mask[10:20, 5:25])
 
 

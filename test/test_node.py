@@ -10,14 +10,13 @@ path (prompts, memory, re-tracking, outputs) is the real one.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 
 import cv2
 import numpy as np
 import pytest
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -41,7 +40,6 @@ from sam2_ros.imaging.codec import decode_image
 SCENE = SceneConfig(width=64, height=48, fps=10.0, duration_s=2.0, num_objects=2)
 FRAME_ID = "camera_color_optical_frame"
 WAIT = 60.0  # generous: other jobs may share the CPU
-HAS_MESSAGE_FILTERS = importlib.util.find_spec("message_filters") is not None
 
 
 class Harness:
@@ -61,7 +59,7 @@ class Harness:
         self.masks = client.subscribe(Image, f"{base}/masks")
         self.objects = client.subscribe(TrackedObjectArray, f"{base}/objects")
         self.overlay = client.subscribe(Image, f"{base}/overlay")
-        self.diagnostics = client.subscribe(DiagnosticArray, f"{base}/diagnostics")
+        self.diagnostics = client.subscribe(DiagnosticArray, "/diagnostics")  # the standard topic
         node.wait_for_log(r"ready: tracking frames", timeout=120)
         self.add_prompt = client.client(AddPrompt, f"{base}/add_prompt")
         self.remove = client.client(RemoveObjects, f"{base}/remove_objects")
@@ -93,6 +91,7 @@ class Harness:
         index: int = 0,
         stamp: int | None = None,
         depth: np.ndarray | None = None,
+        with_depth: bool = True,
     ) -> int:
         """Publish frame ``index`` with depth and camera_info of the same stamp."""
         stamp = self.next_stamp() if stamp is None else stamp
@@ -104,9 +103,10 @@ class Harness:
             set_stamp(msg.header, stamp, FRAME_ID)
         else:
             msg = image_msg(rgb, stamp, FRAME_ID)
-        self.publish_depth(
-            stamp, self.scene[index % len(self.scene)].depth_m if depth is None else depth
-        )
+        if with_depth:
+            self.publish_depth(
+                stamp, self.scene[index % len(self.scene)].depth_m if depth is None else depth
+            )
         self.image_pub.publish(msg)
         return stamp
 
@@ -457,16 +457,25 @@ def test_overlay_is_bgr8_with_the_source_header(ros):
 
 def test_diagnostics_report_rate_latency_drops_and_stage_timing(ros):
     ros.process(0)
+    name = f"{ros.ns}/sam2_tracker: tracking"
     msg = ros.diagnostics.wait_for(
-        lambda m: any(float(_kv(s).get("output_rate_hz", 0)) > 0 for s in m.status),
+        lambda m: any(
+            s.name == name and float(_kv(s).get("output_rate_hz", 0)) > 0 for s in m.status
+        ),
         WAIT,
-        "diagnostics with a processed frame",
+        "diagnostics on /diagnostics with a processed frame",
     )
-    values = _kv(msg.status[0])
+    status = msg.status[0]
+    assert status.name.startswith(f"{ros.ns}/sam2_tracker") and status.hardware_id
+    assert status.level == DiagnosticStatus.WARN, status.message  # random weights
+    values = _kv(status)
     for key in (
         "input_rate_hz",
         "output_rate_hz",
         "latency_ms",
+        "latency_from_stamp_ms",
+        "depth",
+        "model",
         "frames_dropped",
         "encoder_ms",
         "memory_attention_ms",
@@ -580,28 +589,20 @@ def test_no_unexpected_errors_in_the_node_log(ros):
 # ---------------------------------------------------------------------- compressed + depth
 def test_compressed_frames_and_corrupt_data(ros_compressed):
     h = ros_compressed
-    if not HAS_MESSAGE_FILTERS:
-        h.node.wait_for_log(r"message_filters is not installed.*depth is DISABLED")
-        assert h.node.count(r"depth is DISABLED") == 1
+    h.node.wait_for_log(r"depth on: .* paired by stamp .*frames without a pair are still tracked")
     stamp, masks, objects = h.process(0)
     assert (masks.width, masks.height) == (64, 48)
     assert masks.header.frame_id == objects.header.frame_id == "override_frame"
     mark = h.node.mark()
     bad = CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0 this is not a jpeg")
     set_stamp(bad.header, h.next_stamp(), FRAME_ID)
-    h.publish_depth(stamp_of(bad.header), h.scene[0].depth_m)  # for a synchroniser
     h.image_pub.publish(bad)
     h.node.wait_for_log(r"bad image message .*cannot decode compressed image", WAIT, since=mark)
     stamp, masks, _ = h.process(1)
     assert stamp_of(masks.header) == stamp
 
 
-@pytest.mark.skipif(
-    not HAS_MESSAGE_FILTERS,
-    reason="message_filters is not installed here: the node runs without "
-    "depth (test_compressed_frames_and_corrupt_data checks its warning)",
-)
-def test_nan_depth_is_reported_and_the_next_frame_processed(ros_compressed):  # pragma: no cover
+def test_nan_depth_is_reported_and_the_next_frame_processed(ros_compressed):
     h = ros_compressed
     h.process(0)
     assert h.call_prompt(points=[(20, 24)], labels=[1]).success
@@ -612,6 +613,34 @@ def test_nan_depth_is_reported_and_the_next_frame_processed(ros_compressed):  # 
     h.node.wait_for_log(r"bad depth message .*no valid pixel", WAIT, since=mark)
     stamp, masks, _ = h.process(2)
     assert stamp_of(masks.header) == stamp
+
+
+def test_depth_gives_positions_and_never_holds_a_frame_back(ros_compressed):
+    """Image + 32FC1 depth + camera_info in: positions out. Depth missing, stale or in
+    another frame: the frame is still tracked, without positions, and diagnostics say why."""
+    h = ros_compressed
+    h.reset()
+    stamp, _, _ = h.process(0)
+    assert h.call_prompt(points=[(20, 24)], labels=[1], stamp=stamp).success
+    _, _, objects = h.process(1)
+    positioned = [o for o in objects.objects if o.visible]
+    assert positioned and all(o.has_position for o in positioned)
+    assert all(0.5 < o.position.z < 5.0 for o in positioned)
+    # No depth for this frame (its depth comes 1 s late): tracked anyway, no positions.
+    for name, depth_stamp_shift, frame_id in (("stale", 10**9, FRAME_ID),
+                                              ("unregistered", 0, "other_depth_frame")):
+        stamp = h.next_stamp()
+        depth = Image(height=48, width=64, encoding="32FC1", step=64 * 4,
+                      data=h.scene[0].depth_m.astype(np.float32).tobytes())
+        set_stamp(depth.header, stamp + depth_stamp_shift, frame_id)
+        h.depth_pub.publish(depth)
+        stamp, masks, objects = h.process(2, stamp=stamp, with_depth=False)
+        assert stamp_of(masks.header) == stamp, name
+        assert not any(o.has_position for o in objects.objects), name
+    status = h.diagnostics.wait_for(
+        lambda m: any("depth" in s.message for s in m.status), WAIT, "a depth warning"
+    ).status[0]
+    assert "differs from the image" in status.message or "stale" in status.message
 
 
 # ---------------------------------------------------------------------- start-up failures

@@ -45,6 +45,7 @@ from sam2_ros.ros.parameters import (
     declare_parameters,
     descriptor,
 )
+from sam2_ros.ros.received_frames import ReceivedFrames
 from sam2_ros.ros.services import TrackerServices
 
 REPO = Path(__file__).resolve().parents[1]
@@ -356,7 +357,10 @@ def tracker():
 
 def test_service_handlers_map_errors_to_failed_responses(tracker):
     resets = []
-    handlers = TrackerServices(tracker, _Log(), lambda: resets.append(1))
+    handlers = TrackerServices(
+        lambda: tracker, _Log(), ReceivedFrames(8), lambda msg: None, 1.0,
+        on_reset_all=lambda: resets.append(1),
+    )
     tracker.reset()
     request = AddPrompt.Request(points=[Point(x=10.0, y=10.0)], point_labels=[1])
     response = handlers.add_prompt(request, AddPrompt.Response())
@@ -385,10 +389,9 @@ def test_service_handlers_map_errors_to_failed_responses(tracker):
 
 
 # ---------------------------------------------------------------------- depth path in process
-def test_synchronised_depth_frames_in_process(context):
-    """What the node does with an (image, depth, camera_info) triple from the synchroniser
-    (message_filters itself is not installed here): NaN-only depth is reported and the
-    frame still published; the next frame is processed normally."""
+def test_paired_depth_frames_in_process(context):
+    """What the node does with an image whose depth and camera_info arrived: NaN-only
+    depth is reported and the frame still published; the next frame is processed normally."""
     from rclpy.executors import SingleThreadedExecutor
     from ros_processes import Inbox, image_msg, set_stamp, wait_until
     from sam2_ros.msg import TrackedObjectArray
@@ -399,7 +402,9 @@ def test_synchronised_depth_frames_in_process(context):
     node = TrackerNode(
         context=context,
         parameter_overrides=[
+            Parameter("model", value="sam2.1_hiera_t"),
             Parameter("image_size", value=64),
+            Parameter("use_depth", value=True),
             Parameter("diagnostics_period", value=0.0),
         ],
     )
@@ -425,13 +430,27 @@ def test_synchronised_depth_frames_in_process(context):
             info = CameraInfo(width=64, height=48, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
             for msg in (depth_msg, info):
                 set_stamp(msg.header, frame.stamp_ns, "cam")
-            node._on_synced(image, depth_msg, info)
-            assert node._slot.wait_idle(60)
+            node.shell._depth.add_depth(depth_msg)
+            node.shell._depth.add_info(info)
+            node.shell._on_image(image)
+            assert node.shell._slot.wait_idle(60)
             published = inbox.with_stamp(frame.stamp_ns, 60)
             assert published.header.frame_id == "cam"
-        assert node._stats.bad_messages == 1  # the NaN-only depth image, not the good one
+        assert node.shell._stats.bad_messages == 1  # the NaN-only depth image, not the good one
     finally:
         executor.shutdown(timeout_sec=5)
         spinner.join(5)
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_generated_parameter_docs_are_current():
+    """config/tracker.yaml and README's table are generated from settings.PARAMETERS."""
+    from sam2_ros.settings import parameters_markdown, parameters_yaml
+
+    assert (REPO / "config" / "tracker.yaml").read_text() == parameters_yaml(), (
+        "run: sam2_ros params --format yaml > config/tracker.yaml"
+    )
+    assert parameters_markdown() in (REPO / "README.md").read_text(), (
+        "paste `sam2_ros params --format markdown` into README's parameter table"
+    )

@@ -10,6 +10,8 @@ camera and the model, or a click applied to the newest frame instead of the name
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from geometry_msgs.msg import Point
@@ -20,7 +22,7 @@ from ros_processes import (
     unique_domain_and_namespace,
     wait_until,
 )
-from sam2_ros.srv import AddPrompt
+from sam2_ros.srv import AddPrompt, ResetTracks
 from sensor_msgs.msg import Image
 
 from sam2_ros.evaluation.synthetic_scene import SceneConfig, interior_point, render_scene
@@ -91,3 +93,41 @@ def test_clicked_objects_are_followed_through_the_node(node) -> None:
     print(f"J per clicked object through the node: {means}")
     assert all(len(v) >= 4 for v in js.values())
     assert min(means.values()) >= MIN_J, means
+
+
+def test_prompts_on_any_recent_camera_stamp_at_30_hz(node) -> None:
+    """A camera at 30 Hz, a model slower than that (most frames dropped), and a planner
+    clicking on frames it saw 2 to 5 frames ago: every prompt is applied on the frame it
+    named, tracked or dropped, and the response says so."""
+    _process, client, ns = node
+    base = f"{ns}/sam2_tracker"
+    publisher = client.publisher(Image, f"{ns}/image")
+    add_prompt = client.client(AddPrompt, f"{base}/add_prompt", timeout=WAIT)
+    reset = client.client(ResetTracks, f"{base}/reset", timeout=WAIT)
+    assert RosClient.call(reset, ResetTracks.Request(), WAIT).success
+    wait_until(lambda: publisher.get_subscription_count() > 0, WAIT, "the node's subscription")
+    cfg = SceneConfig(width=320, height=240, fps=30.0, duration_s=2.0, num_objects=2, seed=3,
+                      with_depth=False)
+    frames = list(render_scene(cfg))
+    period = 1.0 / cfg.fps
+    answers = []
+    start = time.monotonic()
+    for frame in frames:
+        publisher.publish(image_msg(frame.rgb, frame.stamp_ns, "camera"))
+        if frame.index >= 6 and frame.index % 6 == 0:
+            seen = frames[frame.index - 2 - (frame.index // 6) % 4]
+            x, y = interior_point(seen.labels == 1)
+            request = AddPrompt.Request(points=[Point(x=x, y=y)], point_labels=[1])
+            request.stamp.sec, request.stamp.nanosec = divmod(seen.stamp_ns, 1_000_000_000)
+            answers.append((seen.stamp_ns, add_prompt.call_async(request)))
+        # The camera's own pace (this is the stream being simulated, not a wait for news).
+        time.sleep(max(0.0, start + (frame.index + 1) * period - time.monotonic()))
+    dropped = 0
+    for stamp, future in answers:
+        wait_until(future.done, WAIT, "a prompt's answer")
+        response = future.result()
+        assert response.success, response.message
+        assert stamp_to_ns(response.frame_stamp) == stamp
+        dropped += "dropped" in response.message
+    print(f"{len(answers)} prompts applied, {dropped} of them on frames the tracker dropped")
+    assert len(answers) >= 8

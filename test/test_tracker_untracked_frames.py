@@ -73,3 +73,51 @@ def test_object_ids_stay_within_the_label_image(
     tracker.reset()
     tracker.track(frames[1], _stamp(1))
     assert tracker.add_prompt(points=CLICK, labels=[1]).object_id == 1  # reused after reset
+
+
+def test_reset_and_remove_do_not_wait_for_a_frame_in_progress(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """While another thread holds the tracker (a frame in progress), reset and remove answer
+    at once; they take effect when that frame ends."""
+    import threading
+
+    tracker = StreamingTracker(tiny_model)
+    tracker.track(frames[0], _stamp(0))
+    one = tracker.add_prompt(points=CLICK, labels=[1]).object_id
+    two = tracker.add_prompt(points=[[10.0, 10.0]], labels=[1]).object_id
+    held, release = threading.Event(), threading.Event()
+
+    def frame_in_progress() -> None:
+        with tracker._lock:
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=frame_in_progress)
+    worker.start()
+    assert held.wait(10)
+    try:
+        assert tracker.remove([one], wait=False) == [two]
+        assert tracker.reset([two], wait=False) is False  # queued, not applied yet
+        with pytest.raises(Exception, match="unknown object id 99"):
+            tracker.remove([99], wait=False)
+    finally:
+        release.set()
+        worker.join(10)
+    result = tracker.track(frames[1], _stamp(1))
+    assert [o.object_id for o in result.objects] == [two]
+    assert not result.objects[0].tracked  # its memory was cleared at the end of the frame
+
+
+def test_track_states() -> None:
+    from sam2_ros.track_state import LOST, OCCLUDED, TRACKING, TrackStates
+
+    states = TrackStates(occluded_frames=2)
+    seen = {1: True, 2: True}
+    assert states.update(0, seen) == {1: (TRACKING, 0.0), 2: (TRACKING, 0.0)}
+    assert states.update(10**9, {1: False, 2: True})[1] == (OCCLUDED, 1.0)
+    assert states.update(2 * 10**9, {1: False, 2: True})[1] == (OCCLUDED, 2.0)
+    now = states.update(3 * 10**9, {1: False, 2: True})
+    assert now[1] == (LOST, 3.0) and now[2] == (TRACKING, 0.0)
+    assert states.lost_for(2.5, now) == [1] and states.lost_for(5.0, now) == []
+    assert states.update(4 * 10**9, {2: True}) == {2: (TRACKING, 0.0)}  # 1 was removed

@@ -24,6 +24,7 @@ from sam2_ros.imaging.codec import ImageDecodeError, camera_msg_to_rgb, image_ms
 from sam2_ros.imaging.overlay import draw_overlay
 from sam2_ros.messages import build_image, build_label_image, build_object_array, stamp_to_ns
 from sam2_ros.settings import TrackerSettings
+from sam2_ros.track_state import TrackStates
 
 NODE_NAME = "sam2_tracker"
 MASKS_TOPIC = f"/{NODE_NAME}/masks"
@@ -117,6 +118,7 @@ def replay_bag(
         ) as bar,
     ):
         try:
+            tracks = TrackStates()
             for index, (_, _, msg) in enumerate(bag_io.iter_messages(bag, [image_topic])):
                 stamp = stamp_to_ns(msg.header.stamp)
                 frame_id = msg.header.frame_id
@@ -145,8 +147,10 @@ def replay_bag(
                 writer.write(
                     MASKS_TOPIC, stamp, build_label_image(types, stamp, frame_id, results, hw)
                 )
+                states = tracks.update(stamp, {r.object_id: r.visible for r in results})
                 writer.write(
-                    OBJECTS_TOPIC, stamp, build_object_array(types, stamp, frame_id, results)
+                    OBJECTS_TOPIC, stamp,
+                    build_object_array(types, stamp, frame_id, results, tracks=states),
                 )
                 overlay = draw_overlay(
                     rgb,

@@ -182,28 +182,23 @@ def main(argv: list[str] | None = None) -> int:
 def _settings(args: argparse.Namespace):
     from sam2_ros.settings import TrackerSettings
 
-    return TrackerSettings(
-        model=args.model,
-        checkpoint=args.checkpoint,
-        device=args.device,
-        precision=args.precision,
-        image_size=args.image_size,
-    )
+    return TrackerSettings.from_values(args)
+
+
+def _from_args(cls, args: argparse.Namespace, **renamed):
+    """A dataclass from the command-line arguments of the same names (plus ``renamed``)."""
+    from dataclasses import fields
+
+    same = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**same, **renamed})
 
 
 def _make_bag(args: argparse.Namespace) -> int:
     from sam2_ros.bags.bag_io import inspect_bag, write_scene_bag
     from sam2_ros.evaluation.synthetic_scene import SceneConfig
 
-    cfg = SceneConfig(
-        width=args.width,
-        height=args.height,
-        fps=args.fps,
-        duration_s=args.duration,
-        num_objects=args.objects,
-        seed=args.seed,
-        with_depth=not args.no_depth,
-    )
+    cfg = _from_args(SceneConfig, args, duration_s=args.duration, num_objects=args.objects,
+                     with_depth=not args.no_depth)
     write_scene_bag(
         args.out,
         cfg,
@@ -223,13 +218,7 @@ def _replay(args: argparse.Namespace) -> int:
     from sam2_ros.bags.replay import ReplayOptions, replay_bag
     from sam2_ros.evaluation.run_summary import summary_table
 
-    options = ReplayOptions(
-        image_topic=args.image_topic,
-        gt_topic=args.gt_topic,
-        gt_dir=args.gt_dir,
-        write_overlay_topic=args.overlay_topic,
-        storage=args.storage,
-    )
+    options = _from_args(ReplayOptions, args, write_overlay_topic=args.overlay_topic)
     report = replay_bag(args.bag, args.prompts, args.out, _settings(args), options)
     summary = report.summary
     if summary.get("random_weights"):

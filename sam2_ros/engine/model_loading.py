@@ -204,8 +204,8 @@ def build_model(
     else:
         load_checkpoint(sam, Path(checkpoint), config_path)
     sam = sam.to(torch_device).eval()
-    LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device,
-             f"{autocast_dtype} autocast" if autocast_dtype else "float32")
+    precision_name = str(autocast_dtype).replace("torch.", "") if autocast_dtype else "float32"
+    LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device, precision_name)
     return LoadedModel(
         model=sam,
         config_path=str(config_path),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 
 import numpy as np
 import torch
@@ -90,6 +91,7 @@ class StreamingTracker:
         self._next_index = 0
         self._last_stamp: int | None = None
         self._latest: dict[int, ObjectResult] = {}
+        self._pending: deque[tuple[str, list[int]]] = deque()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -132,6 +134,9 @@ class StreamingTracker:
             for obj, out in zip(tracked, outputs, strict=True):
                 obj.non_cond[index] = out
             self._prune()
+            self._apply_pending()
+            if not self._ring:  # reset while this frame ran
+                return FrameResult(index, stamp, rgb.shape[:2], [], timing)
             results = self._results_on(self._ring.newest)
             self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
@@ -166,6 +171,7 @@ class StreamingTracker:
             with self._compute():
                 fpn = self._steps.encode_image(untracked, timing)
         with self._lock, self._compute():
+            self._apply_pending()
             if untracked is not None:
                 ring_frame = self._untracked_frame(int(stamp), untracked.shape[:2], fpn)
             else:
@@ -248,32 +254,70 @@ class StreamingTracker:
             return self._next_id
         return next(i for i in range(1, MAX_OBJECT_ID + 1) if i not in self._objects)
 
-    def remove(self, object_ids: list[int]) -> list[int]:
-        """Forget objects entirely; returns the remaining ids."""
-        with self._lock:
-            for object_id in object_ids:
-                self._object(object_id)
+    def remove(self, object_ids: list[int], wait: bool = True) -> list[int]:
+        """Forget objects entirely; returns the remaining ids.
+
+        ``wait=False`` never waits for a frame in progress: the ids are checked now and the
+        removal is applied when that frame ends (before its results are made).
+        """
+        if not self._lock.acquire(blocking=wait):
+            self._check_known(object_ids)
+            self._pending.append(("remove", list(object_ids)))
+            return sorted(set(self._objects) - set(object_ids))
+        try:
+            self._check_known(object_ids)
             for object_id in object_ids:
                 self._objects.pop(object_id, None)
                 self._latest.pop(object_id, None)
             return sorted(self._objects)
+        finally:
+            self._lock.release()
 
-    def reset(self, object_ids: list[int] | None = None) -> None:
+    def reset(self, object_ids: list[int] | None = None, wait: bool = True) -> bool:
         """None or []: forget everything (objects, memory, frames). Else clear those
-        objects' memory and prompts; they keep id and label until prompted again."""
-        with self._lock:
-            if not object_ids:
-                self._objects.clear()
-                self._ring.clear()
-                self._latest.clear()
-                self._last_stamp = None
-                self._next_id = 1  # nothing refers to old ids any more: reuse them
-                return
-            for object_id in object_ids:
-                self._object(object_id)
-            for object_id in object_ids:
-                self._objects[object_id].clear()
-                self._latest.pop(object_id, None)
+        objects' memory and prompts; they keep id and label until prompted again.
+
+        ``wait=False`` never waits for a frame in progress (see ``remove``). Returns whether
+        the reset is already applied (False: it will be when the current frame ends).
+        """
+        if not self._lock.acquire(blocking=wait):
+            self._check_known(object_ids or [])
+            self._pending.append(("reset", list(object_ids or [])))
+            return False
+        try:
+            self._reset(object_ids)
+            return True
+        finally:
+            self._lock.release()
+
+    def _reset(self, object_ids: list[int] | None) -> None:
+        if not object_ids:
+            self._objects.clear()
+            self._ring.clear()
+            self._latest.clear()
+            self._last_stamp = None
+            self._next_id = 1  # nothing refers to old ids any more: reuse them
+            return
+        self._check_known(object_ids)
+        for object_id in object_ids:
+            self._objects[object_id].clear()
+            self._latest.pop(object_id, None)
+
+    def _check_known(self, object_ids: list[int]) -> None:
+        for object_id in object_ids:
+            self._object(object_id)
+
+    def _apply_pending(self) -> None:
+        """Removals and resets asked for while a frame ran (called with the lock held)."""
+        while self._pending:
+            kind, ids = self._pending.popleft()
+            if kind == "remove":
+                for object_id in ids:
+                    self._objects.pop(object_id, None)
+                    self._latest.pop(object_id, None)
+            else:
+                with contextlib.suppress(UnknownObjectError):  # removed meanwhile
+                    self._reset(ids)
 
     def latest_results(self) -> list[ObjectResult]:
         """The newest frame's result per object, prompts applied since included."""

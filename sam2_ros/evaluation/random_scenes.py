@@ -199,7 +199,7 @@ class RandomScene:
         reach = max(
             math.hypot(target.xs[i] - cx, target.ys[i] - cy) for i in range(lo, hi + 1)
         )
-        radius = min(1.45 * target.radii.max() + reach, 0.45 * min(self.cfg.width, self.cfg.height))
+        radius = min(1.45 * target.radii.max() + reach, 0.3 * min(self.cfg.width, self.cfg.height))
         occluder = self._random_object(min(self.cfg.width, self.cfg.height), None)
         drift = rng.normal(0, 0.2, 2) * np.linspace(-1, 1, n)[:, None] * radius * 0.2
         occluder = ObjectPlan(

@@ -73,8 +73,9 @@ class FrameSlot(Generic[T]):
                 self._cond.wait(left)
             return True
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking frames; the one being processed finishes, a waiting one is dropped."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop taking frames; the one being processed finishes (within ``timeout``), a
+        waiting one is dropped. Returns whether the worker ended in time."""
         with self._cond:
             self._stopped = True
             if self._has_item:
@@ -84,6 +85,8 @@ class FrameSlot(Generic[T]):
             self._cond.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def _run(self) -> None:
         while True:

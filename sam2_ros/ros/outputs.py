@@ -58,32 +58,22 @@ def build_markers(header, results: Sequence[ObjectResult], positions: Mapping[in
     """MarkerArray: DELETEALL, then a sphere and a text label per positioned object."""
     from visualization_msgs.msg import Marker, MarkerArray
 
+    def marker(ns: str, object_id: int, kind: int, at: Position) -> Marker:
+        m = Marker(header=header, ns=ns, id=int(object_id), type=kind, action=Marker.ADD)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = at
+        m.pose.orientation.w = 1.0
+        return m
+
     markers = [Marker(header=header, action=Marker.DELETEALL)]
     labels = {r.object_id: r.label for r in results}
     for object_id in sorted(positions):
         x, y, z = positions[object_id]
         b, g, r = object_color(object_id)
-        sphere = Marker(
-            header=header,
-            ns="sam2_objects",
-            id=int(object_id),
-            type=Marker.SPHERE,
-            action=Marker.ADD,
-        )
-        sphere.pose.position.x, sphere.pose.position.y, sphere.pose.position.z = x, y, z
-        sphere.pose.orientation.w = 1.0
+        sphere = marker("sam2_objects", object_id, Marker.SPHERE, (x, y, z))
         sphere.scale.x = sphere.scale.y = sphere.scale.z = 0.1
         sphere.color.r, sphere.color.g, sphere.color.b = r / 255, g / 255, b / 255
         sphere.color.a = 0.9
-        text = Marker(
-            header=header,
-            ns="sam2_labels",
-            id=int(object_id),
-            type=Marker.TEXT_VIEW_FACING,
-            action=Marker.ADD,
-        )
-        text.pose.position.x, text.pose.position.y, text.pose.position.z = x, y - 0.1, z
-        text.pose.orientation.w = 1.0
+        text = marker("sam2_labels", object_id, Marker.TEXT_VIEW_FACING, (x, y - 0.1, z))
         text.scale.z = 0.08
         text.color.r = text.color.g = text.color.b = text.color.a = 1.0
         label = labels.get(object_id, "")
@@ -102,9 +92,17 @@ class NodeStats:
         self.time_resets = 0
         self._last_snapshot = (time.monotonic(), 0, 0)
 
-    def frame_done(self, received: float, done: float, timing: Mapping[str, float]) -> None:
+    def frame_done(
+        self, received: float, done: float, timing: Mapping[str, float],
+        stamp_age_s: float | None = None,
+    ) -> None:
+        """One processed frame: receive/done monotonic times, stage times and, when the
+        clock allows, its age at publication measured from the header stamp."""
+        stages = dict(timing)
+        if stamp_age_s is not None:
+            stages["stamp_age"] = stamp_age_s
         with self._lock:
-            self._frames.append((done, done - received, dict(timing)))
+            self._frames.append((done, done - received, stages))
 
     def bad_message(self) -> None:
         with self._lock:
@@ -133,6 +131,8 @@ class NodeStats:
             for stage in ("encoder", "memory_attention", "decoder", "memory_encoder", "total"):
                 values = [f[2].get(stage, 0.0) for f in recent]
                 out[f"{stage}_ms"] = 1000 * float(np.mean(values)) if values else 0.0
+            ages = [f[2]["stamp_age"] for f in recent if "stamp_age" in f[2]]
+            out["latency_from_stamp_ms"] = 1000 * float(np.mean(ages)) if ages else 0.0
             return out
 
 
@@ -143,8 +143,10 @@ def build_diagnostics(
     stats: Mapping[str, float],
     extra: Mapping[str, str],
     warnings: Sequence[str],
+    errors: Sequence[str] = (),
 ):
-    """A DiagnosticArray with one status: WARN when ``warnings`` is not empty."""
+    """A DiagnosticArray with one status for /diagnostics (diagnostic_aggregator and
+    rqt_robot_monitor read it): ERROR when ``errors``, WARN when ``warnings``, else OK."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
     values = [
@@ -153,13 +155,19 @@ def build_diagnostics(
     ]
     values += [KeyValue(key=k, value=str(v)) for k, v in extra.items()]
     summary = (
-        f"{stats['output_rate_hz']:.1f} Hz out of {stats['input_rate_hz']:.1f} Hz in, "
-        f"latency {stats['latency_ms']:.0f} ms"
+        f"tracking {stats['output_rate_hz']:.1f} Hz of {stats['input_rate_hz']:.1f} Hz input, "
+        f"latency {stats['latency_from_stamp_ms'] or stats['latency_ms']:.0f} ms"
     )
+    if errors:
+        level = DiagnosticStatus.ERROR
+    elif warnings:
+        level = DiagnosticStatus.WARN
+    else:
+        level = DiagnosticStatus.OK
     status = DiagnosticStatus(
-        level=DiagnosticStatus.WARN if warnings else DiagnosticStatus.OK,
+        level=level,
         name=name,
-        message="; ".join([*warnings, summary]),
+        message="; ".join([*errors, *warnings, summary]),
         hardware_id=hardware_id,
         values=values,
     )

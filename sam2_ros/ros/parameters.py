@@ -50,6 +50,11 @@ class NodeParameters:
     use_depth: bool
     depth_scale: float
     mask_threshold: float
+    depth_slop: float
+    prompt_wait: float
+    occluded_frames: int
+    remove_lost_after: float
+    shutdown_timeout: float
     frame_id_override: str
     diagnostics_period: float
 

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rclpy.time import Time
 from sensor_msgs.msg import RegionOfInterest
 
 from sam2_ros.engine.streaming_tracker import StreamingTracker
-from sam2_ros.errors import TrackerError
+from sam2_ros.errors import StampError, TrackerError
 from sam2_ros.imaging.codec import ImageDecodeError, mask_msg_to_array
+from sam2_ros.ros.received_frames import ReceivedFrames
+
+
+class InactiveError(TrackerError):
+    """A request reached a node that is not active (lifecycle)."""
+
 
 EXPECTED_ERRORS = (TrackerError, ImageDecodeError, ValueError)
 
@@ -36,18 +43,54 @@ def _roi(bbox) -> RegionOfInterest:
     return RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h, do_rectify=False)
 
 
+@dataclass
 class TrackerServices:
-    """The node's three service handlers, bound to one tracker."""
+    """The node's three service handlers, bound to the node's tracker shell.
 
-    def __init__(
-        self,
-        tracker: StreamingTracker,
-        logger,
-        on_reset_all: Callable[[], None] | None = None,
-    ) -> None:
-        self.tracker = tracker
-        self.logger = logger
-        self.on_reset_all = on_reset_all
+    ``current_tracker()`` gives the tracker or None (a lifecycle node before configure, or
+    inactive); ``inactive_reason()`` says why none. ``received`` and ``decode`` let a
+    prompt name a camera frame the node received but did not track.
+    """
+
+    current_tracker: Callable[[], StreamingTracker | None]
+    logger: object
+    received: ReceivedFrames
+    decode: Callable[[object], object]
+    prompt_wait_s: float
+    on_reset_all: Callable[[], None] | None = None
+    inactive_reason: Callable[[], str] = lambda: "the node is not active"
+
+    @property
+    def tracker(self) -> StreamingTracker:
+        tracker = self.current_tracker()
+        if tracker is None:
+            raise InactiveError(self.inactive_reason())
+        return tracker
+
+    def _untracked_frame(self, tracker: StreamingTracker, stamp: int):
+        """The image of a received camera frame the tracker did not track, or None.
+
+        A frame received but not processed yet is waited for (at most prompt_wait_s):
+        it may still be tracked, or be dropped for a newer one (newest frame wins).
+        """
+        if stamp in tracker.ring_stamps():
+            return None
+        msg = self.received.get(stamp)
+        if msg is None:
+            return None
+        latest = tracker.latest_stamp
+        if latest is None or stamp > latest:
+            self.received.wait_until(
+                lambda: (tracker.latest_stamp or -1) >= stamp, self.prompt_wait_s
+            )
+            if (tracker.latest_stamp or -1) < stamp:
+                raise StampError(
+                    f"frame {stamp} was received but not processed within "
+                    f"{self.prompt_wait_s:.1f} s (prompt_wait): the model is behind"
+                )
+        if stamp in tracker.ring_stamps():
+            return None
+        return self.decode(msg)
 
     def _failed(self, service: str, exc: Exception, response):
         response.success = False
@@ -68,7 +111,9 @@ class TrackerServices:
             return self._failed("add_prompt", exc, response)
 
     def _add_prompt(self, request, response):
+        tracker = self.tracker
         stamp = time_to_ns(request.stamp) or None
+        frame = self._untracked_frame(tracker, stamp) if stamp else None
         points = [(float(p.x), float(p.y)) for p in request.points] or None
         labels = [int(v) for v in request.point_labels] or None
         box = [float(v) for v in request.box] if request.use_box else None
@@ -77,7 +122,7 @@ class TrackerServices:
             raise ValueError(
                 f"object_id must be 0 (new object) or a tracked id, got {request.object_id}"
             )
-        result = self.tracker.add_prompt(
+        result = tracker.add_prompt(
             object_id=request.object_id or None,
             points=points,
             labels=labels,
@@ -86,6 +131,7 @@ class TrackerServices:
             stamp=stamp,
             clear_previous=bool(request.clear_previous),
             label=request.label,
+            frame=frame,
         )
         kind = "new object" if request.object_id == 0 else "object"
         response.success = True
@@ -94,7 +140,8 @@ class TrackerServices:
         response.score = float(result.score)
         response.bbox = _roi(result.bbox)
         response.message = (
-            f"{kind} {result.object_id} prompted on frame {result.stamp} "
+            f"{kind} {result.object_id} prompted on frame {result.stamp}"
+            f"{' (a frame the tracker had dropped)' if frame is not None else ''} "
             f"(score {result.score:.3f}, area {result.result.area} px, "
             f"re-tracked {result.retracked_frames} later frames)"
         )
@@ -108,27 +155,30 @@ class TrackerServices:
                 response.success = True
                 response.message = "no ids given: nothing removed"
             else:
-                remaining = self.tracker.remove(ids)
+                remaining = self.tracker.remove(ids, wait=False)
                 response.success = True
                 response.message = f"removed {ids}"
                 response.remaining_ids = remaining
                 return response
         except Exception as exc:
             self._failed("remove_objects", exc, response)
-        response.remaining_ids = self.tracker.object_ids
+        tracker = self.current_tracker()
+        response.remaining_ids = tracker.object_ids if tracker is not None else []
         return response
 
     # ------------------------------------------------------------------ ResetTracks
     def reset(self, request, response):
         try:
             ids = [int(i) for i in request.object_ids]
-            self.tracker.reset(ids or None)
+            applied = self.tracker.reset(ids or None, wait=False)
             if ids:
                 response.message = f"cleared the memory and prompts of objects {ids}"
             else:
                 response.message = "reset everything: all objects, memory and kept frames"
                 if self.on_reset_all is not None:
                     self.on_reset_all()
+            if not applied:
+                response.message += " (applied when the frame in progress ends)"
             response.success = True
             return response
         except Exception as exc:

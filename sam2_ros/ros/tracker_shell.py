@@ -1,0 +1,491 @@
+"""What the plain and the managed (lifecycle) tracker nodes share: model, topics, services.
+
+Threads: the executor runs the image callbacks, which only note the message and put it
+into a newest-frame-wins slot, and, in their own callback groups, the depth callbacks, the
+services and the diagnostics timer. One worker thread takes frames from the slot, runs the
+tracker and publishes. Prompts are served while a frame is being encoded (the tracker is
+thread-safe); reset and remove never wait for a frame in progress.
+
+Life cycle (the lifecycle node maps its transitions onto it; the plain node runs all at
+start): ``load`` builds the model, ``open`` creates publishers and services, ``start``
+subscribes and processes, ``stop`` unsubscribes and lets the frame in progress finish
+(bounded by ``shutdown_timeout``), ``close`` removes publishers and services, ``unload``
+releases the model.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+import traceback
+
+import torch
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.errors import FrameError, StampError
+from sam2_ros.imaging.codec import ImageDecodeError, camera_msg_to_rgb, depth_msg_to_metres
+from sam2_ros.imaging.overlay import draw_overlay
+from sam2_ros.messages import (
+    MessageTypes,
+    build_header,
+    build_image,
+    build_label_image,
+    build_object_array,
+)
+from sam2_ros.ros.depth_pairing import DepthPairing
+from sam2_ros.ros.frame_slot import FrameSlot
+from sam2_ros.ros.outputs import NodeStats, build_diagnostics, build_markers, depth_positions
+from sam2_ros.ros.parameters import NodeParameters, RuntimeSettings
+from sam2_ros.ros.received_frames import ReceivedFrames
+from sam2_ros.ros.services import TrackerServices, time_to_ns
+from sam2_ros.settings import TrackerSettings
+from sam2_ros.track_state import TrackStates
+
+NODE_NAME = "sam2_tracker"
+SERVICE_QOS = QoSProfile(
+    depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
+)
+OUTPUT_QOS = QoSProfile(
+    depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
+)
+
+
+def message_types() -> MessageTypes:
+    from builtin_interfaces.msg import Time as TimeMsg
+    from geometry_msgs.msg import Point
+    from std_msgs.msg import Header
+
+    from sam2_ros.msg import TrackedObject, TrackedObjectArray
+
+    return MessageTypes(
+        TimeMsg, Header, RegionOfInterest, Image, Point, TrackedObject, TrackedObjectArray
+    )
+
+
+class RosLogHandler(logging.Handler):
+    """Forward the engine's Python logging (e.g. the random-weights warning) to the ROS log."""
+
+    def __init__(self, logger) -> None:
+        super().__init__()
+        self._logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # One call per line: rclpy refuses a call site whose severity changes between calls.
+        text = self.format(record)
+        if record.levelno >= logging.ERROR:
+            self._logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(text)
+        elif record.levelno >= logging.INFO:
+            self._logger.info(text)
+        else:
+            self._logger.debug(text)
+
+
+class WarnThrottle:
+    """One warning per distinct problem per period, with a count of the repeats left out."""
+
+    def __init__(self, logger, period_s: float = 5.0) -> None:
+        self._logger = logger
+        self._period = period_s
+        self._last: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def warn(self, key: str, text: str) -> None:
+        """Log ``text`` unless the same ``key`` was logged less than a period ago."""
+        now = time.monotonic()
+        with self._lock:
+            last, skipped = self._last.get(key, (-1e18, 0))
+            if now - last < self._period:
+                self._last[key] = (last, skipped + 1)
+                return
+            self._last[key] = (now, 0)
+        more = f" ({skipped} more like it since the last warning)" if skipped else ""
+        self._logger.warning(text + more)
+
+
+class TrackerShell:
+    """The ROS side of one tracker, attached to a node (plain or lifecycle)."""
+
+    def __init__(self, node: Node, params: NodeParameters) -> None:
+        self.node = node
+        self.params = params
+        self.log = node.get_logger()
+        self.settings = RuntimeSettings(params)
+        node.add_on_set_parameters_callback(self.settings.on_set_parameters)
+        self.settings.add_listener(self._on_setting_changed)
+        self._py_log_handler = RosLogHandler(self.log)
+        logging.getLogger("sam2_ros").addHandler(self._py_log_handler)
+        logging.getLogger("sam2_ros").setLevel(logging.INFO)
+        self._types = message_types()
+        self._throttle = WarnThrottle(self.log)
+        self._stats = NodeStats()
+        self._tracks = TrackStates(params.occluded_frames)
+        self._received = ReceivedFrames(capacity=max(30, 10 * params.prompt_history))
+        self._depth = DepthPairing(params.depth_slop) if params.use_depth else None
+        self.tracker: StreamingTracker | None = None
+        self.active = False
+        self._last_stamp: int | None = None
+        self._stamp_lock = threading.Lock()
+        self._zero_stamp_warned = False
+        self._worker_errors = 0
+        self._slot: FrameSlot | None = None
+        self._subs: list = []
+        self._pubs: dict[str, object] = {}
+        self._services: list = []
+        self._diag_timer = None
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._depth_group = ReentrantCallbackGroup()
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        compressed = params.image_transport == "compressed"
+        self._image_type = CompressedImage if compressed else Image
+        self._image_topic_rel = "image/compressed" if compressed else "image"
+        self.image_topic = node.resolve_topic_name(self._image_topic_rel)
+        self.log.info(
+            f"image decoding: sam2_ros.imaging.codec ({params.image_transport}; 16-bit input "
+            f"bit depth {params.input_bit_depth or 'auto'})"
+        )
+
+    # ------------------------------------------------------------------ life cycle
+    def load(self) -> None:
+        """Build the model (raises with a clear message for a bad model or checkpoint)."""
+        p = self.params
+        started = time.monotonic()
+        self.tracker = TrackerSettings.from_values(
+            p, mask_threshold=self.settings.mask_threshold
+        ).build()
+        loaded = self.tracker.loaded
+        weights = (
+            "RANDOM weights (no checkpoint parameter; masks mean nothing)"
+            if loaded.random_weights
+            else f"checkpoint {p.checkpoint or 'bundled with ' + p.model}"
+        )
+        dtype = loaded.autocast_dtype
+        self.log.info(
+            f"SAM 2 {p.model} on {loaded.device}, "
+            f"{'fp32' if dtype is None else str(dtype).replace('torch.', '')}, "
+            f"image_size {loaded.image_size}, {torch.get_num_threads()} CPU threads, "
+            f"{weights}; built in {time.monotonic() - started:.1f} s"
+        )
+
+    def open(self) -> None:
+        """Publishers, services and the diagnostics timer."""
+        from sam2_ros.msg import TrackedObjectArray
+        from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
+
+        node = self.node
+        self._pubs["masks"] = node.create_publisher(Image, "~/masks", OUTPUT_QOS)
+        self._pubs["objects"] = node.create_publisher(TrackedObjectArray, "~/objects", OUTPUT_QOS)
+        self._pubs["overlay"] = node.create_publisher(Image, "~/overlay", OUTPUT_QOS)
+        if self._depth is not None:
+            try:
+                from visualization_msgs.msg import MarkerArray
+            except ImportError as exc:
+                self.log.warning(f"visualization_msgs missing ({exc}): no ~/markers")
+            else:
+                self._pubs["markers"] = node.create_publisher(MarkerArray, "~/markers", 5)
+        try:
+            from diagnostic_msgs.msg import DiagnosticArray
+        except ImportError as exc:
+            self.log.warning(f"diagnostic_msgs is not installed ({exc}): no diagnostics")
+        else:
+            self._pubs["diagnostics"] = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            if self.params.diagnostics_period > 0:
+                self._diag_timer = node.create_timer(
+                    self.params.diagnostics_period, self._publish_diagnostics,
+                    callback_group=self._timer_group,
+                )
+        self.handlers = TrackerServices(
+            lambda: self.tracker if self.active else None,
+            self.log,
+            self._received,
+            self._decode,
+            self.params.prompt_wait,
+            on_reset_all=self._forget_stamp,
+            inactive_reason=self._inactive_reason,
+        )
+        kw = {"qos_profile": SERVICE_QOS, "callback_group": self._service_group}
+        self._services = [
+            node.create_service(AddPrompt, "~/add_prompt", self.handlers.add_prompt, **kw),
+            node.create_service(
+                RemoveObjects, "~/remove_objects", self.handlers.remove_objects, **kw
+            ),
+            node.create_service(ResetTracks, "~/reset", self.handlers.reset, **kw),
+        ]
+
+    def start(self) -> None:
+        """Subscribe the camera (and depth) and process frames."""
+        node = self.node
+        self._slot = FrameSlot(self._process, self._on_worker_error, "sam2-worker")
+        qos = self._image_qos()
+        self._subs.append(node.create_subscription(
+            self._image_type, self._image_topic_rel, self._on_image, qos,
+            callback_group=self._image_group))
+        if self._depth is not None:
+            self._subs.append(node.create_subscription(
+                Image, "depth", self._depth.add_depth, qos, callback_group=self._depth_group))
+            self._subs.append(node.create_subscription(
+                CameraInfo, "camera_info", self._depth.add_info, qos,
+                callback_group=self._depth_group))
+            self.log.info(
+                f"depth on: {node.resolve_topic_name('depth')} and "
+                f"{node.resolve_topic_name('camera_info')} paired by stamp (slop "
+                f"{self.params.depth_slop:.3f} s); frames without a pair are still tracked"
+            )
+        self.active = True
+        self.log.info(
+            f"ready: tracking frames from {self.image_topic}; services "
+            f"{node.resolve_topic_name('~/add_prompt')}, ~/remove_objects, ~/reset"
+        )
+
+    def stop(self) -> bool:
+        """Unsubscribe; the frame in progress finishes within shutdown_timeout. Returns
+        whether it did."""
+        self.active = False
+        for sub in self._subs:
+            self.node.destroy_subscription(sub)
+        self._subs = []
+        finished = True
+        if self._slot is not None:
+            finished = self._slot.stop(self.params.shutdown_timeout)
+            if not finished:
+                self.log.warning(
+                    f"the frame in progress did not finish within shutdown_timeout "
+                    f"({self.params.shutdown_timeout:.1f} s)"
+                )
+            self._slot = None
+        self._received.clear()
+        return finished
+
+    def close(self) -> None:
+        """Remove services, publishers and the timer (after stop)."""
+        node = self.node
+        if self._diag_timer is not None:
+            node.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        for service in self._services:
+            node.destroy_service(service)
+        self._services = []
+        for pub in self._pubs.values():
+            node.destroy_publisher(pub)
+        self._pubs = {}
+
+    def unload(self) -> None:
+        """Release the model and its memory."""
+        self.tracker = None
+        self._tracks = TrackStates(self.params.occluded_frames)
+        self._forget_stamp()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def teardown(self) -> None:
+        """Everything, in order, for a node being destroyed."""
+        self.stop()
+        self.close()
+        self.unload()
+        logging.getLogger("sam2_ros").removeHandler(self._py_log_handler)
+
+    def _inactive_reason(self) -> str:
+        if self.tracker is None:
+            return "the node is not configured (lifecycle: configure and activate it first)"
+        return "the node is inactive (lifecycle: activate it first)"
+
+    # ------------------------------------------------------------------ callbacks
+    def _image_qos(self) -> QoSProfile:
+        reliability = (
+            ReliabilityPolicy.RELIABLE
+            if self.params.qos_reliability == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT
+        )
+        return QoSProfile(
+            depth=self.params.qos_depth, reliability=reliability, history=HistoryPolicy.KEEP_LAST
+        )
+
+    def _on_image(self, msg) -> None:
+        self._received.add(time_to_ns(msg.header.stamp), msg)
+        slot = self._slot
+        if slot is not None:
+            slot.put((msg, time.monotonic()))
+
+    def _decode(self, msg):
+        return camera_msg_to_rgb(msg, self.params.input_bit_depth)
+
+    def _on_setting_changed(self, name: str, value) -> None:
+        if name == "mask_threshold" and self.tracker is not None:
+            self.tracker.mask_threshold = float(value)
+        self.log.info(f"parameter {name} set to {value}")
+
+    def _forget_stamp(self) -> None:
+        with self._stamp_lock:
+            self._last_stamp = None
+
+    def _on_worker_error(self, exc: Exception) -> None:
+        if not self.active:
+            return
+        self._worker_errors += 1
+        self.log.error(
+            f"frame processing failed: {exc!r}\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        )
+
+    def _bad_message(self, what: str, stamp_ns: int, exc: Exception) -> None:
+        self._stats.bad_message()
+        self._throttle.warn(
+            f"{what}: {exc}", f"bad {what} message (stamp {stamp_ns}) ignored: {exc}"
+        )
+
+    # ------------------------------------------------------------------ the worker
+    def _frame_stamp(self, header) -> int:
+        stamp = time_to_ns(header.stamp)
+        if stamp == 0:
+            if not self._zero_stamp_warned:
+                self._zero_stamp_warned = True
+                self.log.warning(
+                    "images have zero stamps: using their receive time as stamp instead"
+                )
+            stamp = self.node.get_clock().now().nanoseconds
+        return stamp
+
+    def _process(self, item) -> None:
+        image_msg, received = item
+        tracker = self.tracker
+        if tracker is None or not self.active:
+            return
+        stamp = time_to_ns(image_msg.header.stamp)
+        try:
+            rgb = self._decode(image_msg)
+        except (ImageDecodeError, FrameError) as exc:
+            self._bad_message("image", stamp, exc)
+            return
+        stamp = self._frame_stamp(image_msg.header)
+        with self._stamp_lock:
+            last = self._last_stamp
+            if last is not None and stamp == last:
+                self._bad_message("image", stamp, ValueError("same stamp as the previous frame"))
+                return
+            if last is not None and stamp < last:
+                self._stats.time_reset()
+                self.log.warning(
+                    f"time went backwards: frame stamp {stamp} is before the last processed "
+                    f"{last} (bag loop or restarted driver?): resetting the tracker, all "
+                    "objects are forgotten"
+                )
+                tracker.reset()
+                self._received.clear()
+                self._received.add(stamp, image_msg)
+            try:
+                result = tracker.track(rgb, stamp)
+            except (StampError, FrameError) as exc:  # a reset by service raced with this frame
+                self._bad_message("image", stamp, exc)
+                return
+            self._last_stamp = stamp
+        ring = tracker.ring_stamps()
+        if ring:
+            self._received.forget_before(ring[0])
+        self._received.notify()
+        self._publish(image_msg.header, stamp, rgb, result)
+        age = None
+        if stamp == time_to_ns(image_msg.header.stamp):
+            age = (self.node.get_clock().now().nanoseconds - stamp) / 1e9
+        self._stats.frame_done(received, time.monotonic(), result.timing.as_dict(), age)
+
+    def _publish(self, src_header, stamp, rgb, result) -> None:
+        types = self._types
+        frame_id = self.params.frame_id_override or src_header.frame_id
+        objects = result.objects
+        positions = {}
+        if self._depth is not None:
+            depth_msg, info_msg, _state = self._depth.match(src_header)
+            if depth_msg is not None:
+                try:
+                    depth = depth_msg_to_metres(depth_msg, self.settings.depth_scale)
+                    positions = depth_positions(
+                        objects, depth, info_msg.k, (info_msg.width, info_msg.height)
+                    )
+                except (ImageDecodeError, ValueError) as exc:
+                    self._bad_message("depth", stamp, exc)
+        states = self._tracks.update(stamp, {r.object_id: r.visible for r in objects})
+        pubs = self._pubs
+        if "masks" not in pubs:  # closed meanwhile
+            return
+        pubs["masks"].publish(
+            build_label_image(
+                types, stamp, frame_id, objects, result.image_hw, self.settings.mask_threshold
+            )
+        )
+        pubs["objects"].publish(
+            build_object_array(types, stamp, frame_id, objects, positions, states)
+        )
+        header = build_header(types, stamp, frame_id)
+        overlay = pubs["overlay"]
+        if self.settings.publish_overlay and overlay.get_subscription_count() > 0:
+            bgr = draw_overlay(
+                rgb,
+                [
+                    (r.object_id, r.label, r.mask, r.visible and r.area > 0, r.score)
+                    for r in objects
+                ],
+                self.settings.overlay_alpha,
+            )
+            overlay.publish(build_image(types, header, bgr, "bgr8"))
+        if "markers" in pubs:
+            pubs["markers"].publish(build_markers(header, objects, positions))
+        if self.params.remove_lost_after > 0 and self.tracker is not None:
+            lost = self._tracks.lost_for(self.params.remove_lost_after, states)
+            if lost:
+                self.tracker.remove(lost, wait=False)
+                self.log.info(
+                    f"removed objects {lost}: lost for more than "
+                    f"{self.params.remove_lost_after:.1f} s (remove_lost_after)"
+                )
+
+    def _publish_diagnostics(self) -> None:
+        pub = self._pubs.get("diagnostics")
+        if pub is None:
+            return
+        slot = self._slot
+        received, processed, dropped = slot.counts() if slot is not None else (0, 0, 0)
+        stats = self._stats.snapshot(received, dropped)
+        warnings, errors = [], []
+        tracker = self.tracker
+        if not self.active:
+            warnings.append(self._inactive_reason())
+        elif stats["input_rate_hz"] == 0:
+            warnings.append(f"no images on {self.image_topic}")
+        if tracker is not None and tracker.loaded.random_weights:
+            warnings.append("RANDOM weights (no checkpoint)")
+        if self._depth is not None and self._depth.state != "ok" and self.active:
+            warnings.append(f"depth: {self._depth.state}")
+        if self._worker_errors:
+            errors.append(f"{self._worker_errors} frames failed (see the log)")
+        extra = {
+            "frames_received": received,
+            "frames_processed": processed,
+            "frames_dropped": dropped,
+            "objects": len(tracker.object_ids) if tracker is not None else 0,
+            "model": self.params.model,
+            "device": str(tracker.loaded.device) if tracker is not None else "none",
+            "image_size": tracker.loaded.image_size if tracker is not None else 0,
+            "depth": "off" if self._depth is None else self._depth.state,
+            "state": "active" if self.active else "inactive",
+        }
+        header = build_header(self._types, self.node.get_clock().now().nanoseconds, "")
+        pub.publish(
+            build_diagnostics(
+                header,
+                f"{self.node.get_fully_qualified_name()}: tracking",
+                f"sam2_ros {extra['device']}",
+                stats,
+                extra,
+                warnings,
+                errors,
+            )
+        )

@@ -1,0 +1,59 @@
+"""Per-object track state over time: tracking, occluded (briefly unseen) or lost.
+
+SAM 2's occlusion head says, frame by frame, whether an object is visible. A planner wants
+more: whether an unseen object is probably just behind something (occluded, keep waiting)
+or gone (lost), and for how long it has not been seen. Shared by the node and bag replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TRACKING, OCCLUDED, LOST = 0, 1, 2
+STATE_NAMES = {TRACKING: "tracking", OCCLUDED: "occluded", LOST: "lost"}
+
+
+@dataclass
+class ObjectTrack:
+    """What is remembered of one object between frames."""
+
+    last_seen_ns: int | None = None
+    unseen_frames: int = 0
+
+
+@dataclass
+class TrackStates:
+    """Track state of every object, updated once per processed frame."""
+
+    occluded_frames: int = 30  # unseen for more frames than this: lost
+    tracks: dict[int, ObjectTrack] = field(default_factory=dict)
+
+    def update(self, stamp_ns: int, visible: dict[int, bool]) -> dict[int, tuple[int, float]]:
+        """Record one frame (object id -> visible); returns id -> (state, seconds since seen).
+
+        Objects missing from ``visible`` are forgotten (removed or reset).
+        """
+        for object_id in [i for i in self.tracks if i not in visible]:
+            del self.tracks[object_id]
+        out = {}
+        for object_id, seen in visible.items():
+            track = self.tracks.setdefault(object_id, ObjectTrack())
+            if seen:
+                track.last_seen_ns, track.unseen_frames = stamp_ns, 0
+            else:
+                track.unseen_frames += 1
+            since = 0.0 if track.last_seen_ns is None else (stamp_ns - track.last_seen_ns) / 1e9
+            if seen:
+                state = TRACKING
+            elif track.unseen_frames <= self.occluded_frames:
+                state = OCCLUDED
+            else:
+                state = LOST
+            out[object_id] = (state, max(0.0, since))
+        return out
+
+    def lost_for(self, seconds: float, states: dict[int, tuple[int, float]]) -> list[int]:
+        """Ids lost for longer than ``seconds`` (never seen counts from its first frame)."""
+        return sorted(
+            i for i, (state, since) in states.items() if state == LOST and since > seconds
+        )
