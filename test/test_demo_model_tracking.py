@@ -17,7 +17,7 @@ import torch
 from sam2_ros.engine.model_loading import DEMO_MODEL, LoadedModel, build_model, resolve_config
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig
-from sam2_ros.evaluation.scene_eval import heldout_scene, score_run
+from sam2_ros.evaluation.scene_eval import click_objects, heldout_scene, score_run
 from sam2_ros.evaluation.synthetic_scene import SceneConfig, first_frame_prompts, render_scene
 
 #: Held-out scenes (never trained on) and frames per scene for the J threshold.
@@ -142,3 +142,24 @@ def test_visibility_head_on_an_occlusion_sequence(
     assert rate >= MIN_HIDDEN_INVISIBLE and j >= MIN_OCCLUSION_J
     # Random weights may call everything invisible; they cannot also track what is in view.
     assert not (noise_rate >= MIN_HIDDEN_INVISIBLE and noise_j >= MIN_OCCLUSION_J)
+
+
+def test_bf16_autocast_masks_agree_with_fp32(demo_model: LoadedModel) -> None:
+    """precision "auto" picks bf16 on CPUs with native bf16; its masks must be fp32's."""
+    bf16 = build_model(DEMO_MODEL, device="cpu", precision="bf16")
+    assert bf16.autocast_dtype is torch.bfloat16
+    scene = heldout_scene(7, 10)
+    runs = []
+    for model in (demo_model, bf16):
+        tracker = StreamingTracker(model)
+        masks = []
+        for i, frame in enumerate(scene.frames()):
+            tracker.track(frame.rgb, frame.stamp_ns)
+            if i == 0:
+                click_objects(tracker, frame.rgb, frame.labels, frame.stamp_ns, 120)
+            masks.append(np.stack([r.mask for r in tracker.latest_results()]))
+        runs.append(np.stack(masks))
+    fp32, low = runs
+    iou = (fp32 & low).sum() / max(1, (fp32 | low).sum())
+    print(f"bf16 vs fp32 mask IoU over 10 frames: {iou:.4f}")
+    assert iou >= 0.98

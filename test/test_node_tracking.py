@@ -39,7 +39,8 @@ WAIT = 120.0
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     domain, ns = unique_domain_and_namespace("sam2_meaning")
-    process = NodeProcess(["-p", "qos_reliability:=reliable", "-r", f"__ns:={ns}"], domain,
+    process = NodeProcess(["-p", "qos_reliability:=reliable", "-p", "qos_depth:=5",
+                           "-r", f"__ns:={ns}"], domain,
                           tmp_path_factory.mktemp("meaning"))
     client = RosClient(domain)
     try:

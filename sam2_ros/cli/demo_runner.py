@@ -130,11 +130,14 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
             file=sys.stderr,
         )
         return 2
-    weights = (
-        f"checkpoint {settings.checkpoint}"
-        if settings.checkpoint
-        else "RANDOM weights (no --checkpoint): the pipeline is real, the masks are not"
-    )
+    from sam2_ros.engine.model_loading import BUNDLED_CHECKPOINTS
+
+    if settings.checkpoint:
+        weights = f"checkpoint {settings.checkpoint}"
+    elif settings.model in BUNDLED_CHECKPOINTS:
+        weights = "bundled weights (trained on synthetic scenes by this project)"
+    else:
+        weights = "RANDOM weights (no --checkpoint): the pipeline is real, the masks are not"
     print(
         f"[demo] model {settings.model}, image_size {settings.image_size or 'config'}, "
         f"device {settings.device}; {weights}"
@@ -179,7 +182,7 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
             video.write(bgr)
     summary.update(
         {
-            "random_weights": not settings.checkpoint,
+            "random_weights": not settings.checkpoint and settings.model not in BUNDLED_CHECKPOINTS,
             "model": settings.model,
             "image_size": settings.image_size,
             "video_codec": video.codec,

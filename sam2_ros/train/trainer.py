@@ -51,7 +51,7 @@ class TrainSettings:
 
     out_dir: str = "out/train/sam2_ros_demo"
     model: str = "sam2_ros_demo"
-    steps: int = 3000
+    steps: int = 2000
     seed: int = 0
     lr: float = 1e-4  # 3e-4 collapsed the tracking path (empty masks) after ~500 steps here
     min_lr_ratio: float = 0.05
