@@ -119,6 +119,7 @@ def _own_jiffies() -> int:
     return sum(int(x) for x in fields[11:15])
 
 
+@dataclass
 class QuietGate:
     """Wait, before each timed step, until no other process uses the CPU.
 
@@ -129,14 +130,13 @@ class QuietGate:
     total for the whole run; steps run without a quiet machine are counted, not hidden.
     """
 
-    def __init__(self, budget_s: float, window: float = 0.1, threshold: float = 0.3) -> None:
-        self.budget_s = budget_s
-        self.window = window
-        self.threshold = threshold
-        self.waited_s = 0.0
-        self.steps = 0
-        self.contended_steps = 0
-        self.enabled = budget_s > 0 and _cpu_jiffies() is not None
+    budget_s: float
+    window: float = 0.1
+    threshold: float = 0.3
+
+    def __post_init__(self) -> None:
+        self.waited_s, self.steps, self.contended_steps = 0.0, 0, 0
+        self.enabled = self.budget_s > 0 and _cpu_jiffies() is not None
 
     def others_busy(self) -> float:
         """Cores used by other processes over one window."""

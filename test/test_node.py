@@ -30,7 +30,7 @@ from ros_processes import (
     unique_domain_and_namespace,
     wait_until,
 )
-from sam2_ros.msg import TrackedObjectArray
+from sam2_ros.msg import TrackedObject, TrackedObjectArray
 from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -292,6 +292,9 @@ def test_point_box_and_mask_prompts(ros):
         assert obj.frames_since_prompt == 1
         if not obj.visible:
             assert obj.area == 0 and obj.mask.width == 0
+        # Track state: visible now = TRACKING; unseen for one frame = OCCLUDED.
+        expected = TrackedObject.TRACKING if obj.visible else TrackedObject.OCCLUDED
+        assert obj.state == expected and obj.seconds_since_seen >= 0.0
     assert set(np.unique(label_array(masks))) <= {0, *ids}
 
 

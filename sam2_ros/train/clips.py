@@ -31,7 +31,22 @@ class ClipSettings:
     min_target_area: int = 120  # pixels (camera size) on the first frame
 
 
-def sample_clip(settings: ClipSettings, seed: int, split: str = "train"):
+def scene_config(difficulty: float, **fields) -> RandomSceneConfig:
+    """A random-scene config at a curriculum difficulty in [0, 1]: 1 is the full held-out
+    distribution; lower values have fewer objects and rarer occlusions, exits,
+    distractors, shake and brightness changes."""
+    d = float(np.clip(difficulty, 0.0, 1.0))
+    full = RandomSceneConfig()
+    return RandomSceneConfig(
+        max_objects=1 + round((full.max_objects - 1) * d),
+        p_occlusion=full.p_occlusion * d, p_exit=full.p_exit * d,
+        p_distractor=full.p_distractor * d, p_shake=full.p_shake * d,
+        p_brightness=full.p_brightness * d, **fields,
+    )
+
+
+def sample_clip(settings: ClipSettings, seed: int, split: str = "train",
+                difficulty: float = 1.0):
     """The clip of ``seed`` as a BatchedVideoDatapoint (imported lazily: training deps)."""
     from training.utils.data_utils import BatchedVideoDatapoint, BatchedVideoMetaData
 
@@ -41,13 +56,14 @@ def sample_clip(settings: ClipSettings, seed: int, split: str = "train"):
     # A scene whose first frame shows no large enough object is redrawn (rare).
     for attempt in range(20):
         w, h = CAMERA_SIZES[int(rng.integers(len(CAMERA_SIZES)))]
-        cfg = RandomSceneConfig(width=w, height=h, num_frames=settings.num_frames,
-                                seed=seed * 32 + attempt, split=split)
+        cfg = scene_config(difficulty, width=w, height=h, num_frames=settings.num_frames,
+                           seed=seed * 32 + attempt, split=split)
         scene = RandomScene(cfg)
         frames = list(scene.frames())
         candidates = visible_ids(frames[0].labels, settings.min_target_area)
         if candidates:
-            k = int(rng.integers(1, min(settings.max_targets, len(candidates)) + 1))
+            most = 1 + round((settings.max_targets - 1) * min(1.0, difficulty))
+            k = int(rng.integers(1, min(most, len(candidates)) + 1))
             targets = sorted(int(i) for i in rng.choice(candidates, k, replace=False))
             break
     if not targets:

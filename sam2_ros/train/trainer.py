@@ -51,13 +51,18 @@ class TrainSettings:
 
     out_dir: str = "out/train/sam2_ros_demo"
     model: str = "sam2_ros_demo"
-    steps: int = 2000
+    steps: int = 1500
     seed: int = 0
-    lr: float = 1e-4  # 3e-4 collapsed the tracking path (empty masks) after ~500 steps here
+    lr: float = 2e-4
     min_lr_ratio: float = 0.05
-    warmup_steps: int = 200
+    warmup_steps: int = 100
     weight_decay: float = 0.05
-    grad_clip: float = 0.5
+    grad_clip: float = 1.0
+    # Curriculum: clip difficulty rises linearly from 0 (one object, no occlusion, exit,
+    # distractor, shake or brightness change) to 1 (the full held-out distribution) over
+    # this share of the steps. Measured: on the full distribution from the first step,
+    # 1300 steps (lr 3e-4) and 500 steps (lr 1e-4) learned no tracking at all.
+    curriculum: float = 0.4
     precision: str = "fp32"  # measured: bf16 autocast gave no speed-up at this model size
     threads: int = 0  # 0: every core
     checkpoint_every: int = 50
@@ -187,7 +192,9 @@ class Trainer:
         s = self.settings
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.state.step, s)
-        batch = sample_clip(s.clip, seed=s.seed * 1_000_003 + self.state.step)
+        difficulty = self.state.step / max(1.0, s.curriculum * s.steps)
+        batch = sample_clip(s.clip, seed=s.seed * 1_000_003 + self.state.step,
+                            difficulty=difficulty)
         with torch.autocast("cpu", dtype=self.autocast or torch.bfloat16,
                             enabled=self.autocast is not None):
             outputs = self.model(batch)
@@ -232,5 +239,5 @@ def _settings_dict(settings: TrainSettings) -> dict:
     data.pop("out_dir")
     data.pop("checkpoint_every")
     data.pop("threads")
-    data.pop("steps")  # a run may be extended
+    data.pop("steps")  # a run may be extended (its schedule and curriculum follow --steps)
     return data
