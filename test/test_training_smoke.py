@@ -41,8 +41,12 @@ def test_training_smoke(tmp_path: Path) -> None:
     _train(out, 12)
     losses = json.loads((out / "losses.json").read_text())
     assert len(losses) == 12 and all(np.isfinite(losses))
-    # From random initialisation the loss falls fast (first clips: hundreds, then tens).
-    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4]), losses
+    # The loss on fixed held-out clips (eval mode, deterministic prompts) falls from the
+    # random initialisation's (per-step training losses vary too much with the sampled
+    # prompt type to show it in a dozen steps).
+    val = json.loads((out / "val_losses.json").read_text())
+    assert [step for step, _ in val] == [0, 4, 8, 12]
+    assert val[-1][1] < 0.5 * val[0][1], val
     for name in ("sam2_ros_demo.pt", "state.pt", "loss.png", "report.md", "report.json"):
         assert (out / name).is_file(), name
     assert "Held-out scenes" in (out / "report.md").read_text()

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--clip-frames", type=int, default=defaults.clip.num_frames)
     train.add_argument("--image-size", type=int, default=defaults.clip.image_size)
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    train.add_argument("--clips", type=int, default=defaults.clips,
+                       help="0: a new random clip every step; n: cycle through n clips "
+                       "(a smoke test that the model can learn)")
     train.add_argument("--eval-scenes", type=int, default=20,
                        help="held-out scenes for the final report (0: none)")
     train.add_argument("--eval-frames", type=int, default=30)

@@ -22,8 +22,9 @@ def moving_average(values: list[float], window: int) -> np.ndarray:
     return (sums[idx] - sums[lo]) / (idx - lo)
 
 
-def plot_losses(losses: list[float], path: Path, title: str) -> None:
-    """Loss per step (faint) and its moving average, on a log scale."""
+def plot_losses(losses: list[float], path: Path, title: str,
+                val_losses: list | None = None) -> None:
+    """Loss per step (faint), its moving average and the held-out validation loss."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,8 +36,11 @@ def plot_losses(losses: list[float], path: Path, title: str) -> None:
     window = max(10, len(losses) // 60)
     ax.plot(steps, moving_average(losses, window), color="#c33", linewidth=1.8,
             label=f"moving average ({window} steps)")
+    if val_losses:
+        ax.plot([v[0] for v in val_losses], [v[1] for v in val_losses], color="#236",
+                marker="o", markersize=3, linewidth=1.4, label="held-out validation clips")
     ax.set_yscale("log")
-    ax.set_xlabel("step (one 8-frame clip)")
+    ax.set_xlabel("step (one clip)")
     ax.set_ylabel("SAM 2 training loss (Meta's weights)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
@@ -59,15 +63,18 @@ def evaluate_checkpoint(
 
 
 def write_report(out: Path, losses: list[float], seconds: float, steps: int,
-                 evaluation: EvalReport | None, command: str) -> Path:
+                 evaluation: EvalReport | None, command: str,
+                 val_losses: list | None = None) -> Path:
     """report.md + report.json + loss.png in ``out``."""
-    plot_losses(losses, out / "loss.png", f"sam2_ros_demo training ({len(losses)} steps)")
+    plot_losses(losses, out / "loss.png", f"sam2_ros_demo training ({len(losses)} steps)",
+                val_losses)
     tail = losses[-200:]
     data = {
         "steps": len(losses), "planned_steps": steps, "seconds": seconds,
         "final_loss_mean_200": float(np.mean(tail)) if tail else None,
         "machine": f"{platform.processor() or platform.machine()}",
         "command": command,
+        "val_losses": val_losses or [],
         "heldout": evaluation.as_dict() if evaluation else None,
     }
     (out / "report.json").write_text(json.dumps(data, indent=2))
