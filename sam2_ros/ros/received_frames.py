@@ -26,6 +26,11 @@ class ReceivedFrames:
             self._frames[stamp] = msg
             while len(self._frames) > self.capacity:
                 self._frames.popitem(last=False)
+            self._cond.notify_all()
+
+    def newest(self) -> int | None:
+        with self._cond:
+            return next(reversed(self._frames)) if self._frames else None
 
     def get(self, stamp: int) -> Any | None:
         with self._cond:

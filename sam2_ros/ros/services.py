@@ -76,6 +76,15 @@ class TrackerServices:
         if stamp in tracker.ring_stamps():
             return None
         msg = self.received.get(stamp)
+        newest = self.received.newest()
+        if msg is None and (newest is None or stamp > newest):
+            # The request overtook the image (services and images travel separately).
+            self.received.wait_until(
+                lambda: self.received.get(stamp) is not None
+                or (self.received.newest() or -1) > stamp,
+                self.prompt_wait_s,
+            )
+            msg = self.received.get(stamp)
         if msg is None:
             return None
         latest = tracker.latest_stamp
