@@ -110,15 +110,16 @@ class Harness:
         self.image_pub.publish(msg)
         return stamp
 
-    def publish_depth(self, stamp: int, depth: np.ndarray) -> None:
-        """32FC1 depth in metres and the scene's camera_info, stamped ``stamp``."""
-        depth_msg = Image(
-            height=depth.shape[0],
-            width=depth.shape[1],
-            encoding="32FC1",
-            step=depth.shape[1] * 4,
-            data=depth.astype(np.float32).tobytes(),
-        )
+    def publish_depth(self, stamp: int, depth: np.ndarray, millimetres: bool = False) -> None:
+        """Depth (32FC1 metres, or 16UC1 millimetres as RGB-D cameras send it) and the
+        scene's camera_info, stamped ``stamp``."""
+        if millimetres:
+            mm = np.nan_to_num(depth * 1000.0).astype(np.uint16)
+            depth_msg = Image(height=depth.shape[0], width=depth.shape[1], encoding="16UC1",
+                              step=depth.shape[1] * 2, data=mm.tobytes())
+        else:
+            depth_msg = Image(height=depth.shape[0], width=depth.shape[1], encoding="32FC1",
+                              step=depth.shape[1] * 4, data=depth.astype(np.float32).tobytes())
         set_stamp(depth_msg.header, stamp, FRAME_ID)
         fx = 0.8 * SCENE.width
         info = CameraInfo(
@@ -625,10 +626,13 @@ def test_depth_gives_positions_and_never_holds_a_frame_back(ros_compressed):
     h.reset()
     stamp, _, _ = h.process(0)
     assert h.call_prompt(points=[(20, 24)], labels=[1], stamp=stamp).success
-    _, _, objects = h.process(1)
-    positioned = [o for o in objects.objects if o.visible]
-    assert positioned and all(o.has_position for o in positioned)
-    assert all(0.5 < o.position.z < 5.0 for o in positioned)
+    for millimetres in (False, True):  # 32FC1 metres, then 16UC1 millimetres
+        stamp = h.next_stamp()
+        h.publish_depth(stamp, h.scene[1].depth_m, millimetres=millimetres)
+        _, _, objects = h.process(1, stamp=stamp, with_depth=False)
+        positioned = [o for o in objects.objects if o.visible]
+        assert positioned and all(o.has_position for o in positioned), millimetres
+        assert all(0.5 < o.position.z < 5.0 for o in positioned)
     # No depth for this frame (its depth comes 1 s late): tracked anyway, no positions.
     for name, depth_stamp_shift, frame_id in (("stale", 10**9, FRAME_ID),
                                               ("unregistered", 0, "other_depth_frame")):
