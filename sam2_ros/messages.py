@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from sam2_ros.engine.postprocessing import label_image_of
 from sam2_ros.engine.results import ObjectResult
 from sam2_ros.imaging.codec import encode_fields
-from sam2_ros.imaging.masks import crop_mask, label_image
+from sam2_ros.imaging.masks import crop_mask
 from sam2_ros.track_state import OCCLUDED, TRACKING
 
 
@@ -112,16 +113,6 @@ def build_object_array(
         for r in sorted(results, key=lambda r: r.object_id)
     ]
     return types.TrackedObjectArray(header=header, objects=objects)
-
-
-def label_image_of(
-    results: Sequence[ObjectResult], image_hw: tuple[int, int], threshold: float = 0.0
-) -> np.ndarray:
-    """uint16 label image: pixel = id of the visible object with the highest logit."""
-    visible = [r for r in results if r.visible and r.area > 0]
-    return label_image(
-        [r.logits for r in visible], [r.object_id for r in visible], threshold, shape=image_hw
-    )
 
 
 def build_label_image(

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sam2_ros.engine.batching import group_by_layout, split_outputs
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
-from sam2_ros.engine.postprocessing import fill_holes
+from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
+from sam2_ros.engine.postprocessing import (
+    ObjectOnFrame,
+    fill_holes,
+    frame_results,
+    label_image_of,
+)
 from sam2_ros.engine.sam2_steps import Decoded
 from sam2_ros.errors import NoFrameError, StampError
+from sam2_ros.imaging.masks import label_image, mask_stats
 
 
 def _frame(index: int) -> RingFrame:
@@ -51,7 +60,7 @@ def test_a_batch_splits_into_independent_outputs() -> None:
     )
     maskmem = torch.randn(2, 4, 2, 2)
     first, second = split_outputs(decoded, decoded.pred_masks, maskmem)
-    assert (first.iou, second.iou) == (0.5, pytest.approx(0.9))
+    assert (float(first.iou), float(second.iou)) == (0.5, pytest.approx(0.9))
     assert torch.equal(second.maskmem_features, maskmem[1:2])
     decoded.pred_masks.zero_()  # outputs are copies: the batch may be reused
     assert first.pred_masks.abs().sum() > 0
@@ -64,3 +73,54 @@ def test_fill_holes_fills_only_small_background_specks() -> None:
     filled = fill_holes(logits, max_area=8)
     assert filled[0, 0, 2, 2] > 0 and (filled[0, 0, 6:12, 6:12] < 0).all()
     assert torch.equal(fill_holes(logits, max_area=0), logits)
+
+
+def _output(logits: torch.Tensor, score: float, iou: float) -> FrameOutput:
+    return FrameOutput(obj_ptr=torch.zeros(1, 4), object_score_logits=torch.tensor([[score]]),
+                       pred_masks=logits[None, None], maskmem_features=None,
+                       iou=torch.tensor([iou]))
+
+
+def test_the_batched_frame_path_matches_per_object_arithmetic() -> None:
+    """Upsampling, thresholds, boxes, centroids and the label index of a whole frame in one
+    batched step agree with doing each object alone; one host copy of uint8 data."""
+    gen = torch.Generator().manual_seed(3)
+    hw = (37, 53)  # odd camera size: scaling must not be square
+    low = [torch.randn(16, 16, generator=gen) * 4 for _ in range(3)]
+    low[1][:, :] = -5.0
+    low[1][4:9, 2:6] = 6.0  # a small object overlapping object 1's random blobs
+    outputs = [_output(low[0], 2.0, 0.7), _output(low[1], 1.0, 0.9), None,
+               _output(low[2], -3.0, 0.2)]  # object 3 has no output, object 4 is hidden
+    items = [ObjectOnFrame(ObjectMemory(i + 1), out, i) for i, out in enumerate(outputs)]
+    results, transfer = frame_results(items, hw, 0.5, torch.device("cpu"))
+    assert [r.object_id for r in results] == [1, 2, 3, 4]
+    for r, out in zip(results, outputs, strict=True):
+        if out is None:
+            assert not r.visible and r.area == 0 and not r.mask.any()
+            assert (r.logits == -1024.0).all()
+            continue
+        want = F.interpolate(out.pred_masks, size=hw, mode="bilinear",
+                             align_corners=False)[0, 0].numpy()
+        np.testing.assert_array_equal(r.logits, want)
+        np.testing.assert_array_equal(r.mask, want > 0.5)
+        stats = mask_stats(want > 0.5)
+        assert (r.bbox, r.area) == (stats.bbox, stats.area)
+        assert r.centroid == pytest.approx(stats.centroid, abs=1e-9)
+        assert r.visible == (float(out.object_score_logits) > 0)
+        assert r.score == pytest.approx(float(out.iou))
+    visible = [r for r in results if r.visible and r.area > 0]
+    want_labels = label_image([r.logits for r in visible], [r.object_id for r in visible],
+                              0.5, shape=hw)
+    assert set(np.unique(want_labels)) == {0, 1, 2}  # the case is not trivial
+    np.testing.assert_array_equal(label_image_of(results, hw, 0.5), want_labels)
+    # A subset (an object removed since) or another threshold merges from the logits.
+    np.testing.assert_array_equal(
+        label_image_of(results[1:], hw, 0.5),
+        label_image([results[1].logits], [2], 0.5, shape=hw))
+    np.testing.assert_array_equal(
+        label_image_of(results, hw, 3.0),
+        label_image([r.logits for r in visible], [r.object_id for r in visible], 3.0,
+                    shape=hw))
+    h, w = hw
+    assert transfer.syncs == 1
+    assert transfer.bytes == 3 * h * w + h * w + 3 * 7 * 8 + 3 * 2 * 4 + 3

@@ -295,11 +295,11 @@ def _result(object_id: int, mask: np.ndarray, label: str = "") -> ObjectResult:
         0.9,
         0.8,
         mask,
-        mask.astype(np.float32) * 10 - 5,
         (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1),
         (float(xs.mean()), float(ys.mean())),
         int(mask.sum()),
         0,
+        logits_source=lambda: mask.astype(np.float32) * 10 - 5,
     )
 
 

@@ -282,6 +282,7 @@ def test_timing_breakdown(tiny_model: LoadedModel, frames: list[np.ndarray]) -> 
             timing.memory_attention,
             timing.decoder,
             timing.memory_encoder,
+            timing.postprocess,
         ]
         assert all(s > 0 for s in stages), timing
         assert timing.total >= sum(stages)
@@ -290,6 +291,7 @@ def test_timing_breakdown(tiny_model: LoadedModel, frames: list[np.ndarray]) -> 
             "memory_attention",
             "decoder",
             "memory_encoder",
+            "postprocess",
             "total",
         }
 

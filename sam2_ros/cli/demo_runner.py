@@ -493,7 +493,6 @@ def _as_result(obj, labels: np.ndarray | None) -> ObjectResult:
         presence=obj.presence,
         score=obj.score,
         mask=mask,
-        logits=np.zeros((0, 0), np.float32),
         bbox=bbox,
         centroid=(obj.centroid_x, obj.centroid_y),
         area=obj.area,

@@ -26,14 +26,14 @@ def split_outputs(
     decoded: Decoded, pred_masks: torch.Tensor, maskmem: torch.Tensor
 ) -> list[FrameOutput]:
     """One FrameOutput per object of a batch (copies, so no batch tensor is kept alive)."""
-    ious = decoded.ious.tolist()
+    ious = decoded.ious.float()
     return [
         FrameOutput(
             obj_ptr=decoded.obj_ptr[i : i + 1].clone(),
             object_score_logits=decoded.object_score_logits[i : i + 1].float().clone(),
             pred_masks=pred_masks[i : i + 1].clone(),
             maskmem_features=maskmem[i : i + 1].clone(),
-            iou=float(ious[i]),
+            iou=ious[i : i + 1].clone(),
         )
         for i in range(len(ious))
     ]

@@ -34,7 +34,7 @@ class FrameOutput:
     object_score_logits: torch.Tensor  # [1, 1]
     pred_masks: torch.Tensor | None  # [1, 1, S/4, S/4] mask logits, holes filled
     maskmem_features: torch.Tensor | None  # [1, mem_dim, S/16, S/16], bfloat16 like SAM 2
-    iou: float  # SAM 2's predicted IoU of the chosen mask
+    iou: torch.Tensor  # [1] SAM 2's predicted IoU of the chosen mask (on the device)
     point_inputs: dict[str, torch.Tensor] | None = None  # clicks given on this frame
     prompted: bool = False  # the output came from a prompt on this frame
     refined: bool = False  # clicks on top of the tracked mask: depends on the memory

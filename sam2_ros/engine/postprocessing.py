@@ -1,11 +1,19 @@
 """From SAM 2's low-resolution logits to what a caller gets at camera resolution.
 
 Hole filling is SAM 2's video post-processing (Meta's predictor does it with a CUDA op;
-OpenCV does the same here so it also runs on CPU installs). ``object_result`` brings one
-object's logits to the camera's size and measures the mask.
+OpenCV does the same here so it also runs on CPU installs).
+
+``frame_results`` is the frame path: every object of a frame in one batched step on the
+model's device (upsampling to camera size, thresholding, the label index of the visible
+objects, and per-object area, box and centroid from row/column sums), then one copy of
+uint8 data to the host. Nothing loops over objects at full resolution in Python, and the
+float logits stay on the device unless a caller asks for them (``ObjectResult.logits``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
-from sam2_ros.engine.results import ObjectResult
-from sam2_ros.imaging.masks import mask_stats
+from sam2_ros.engine.results import FrameMaps, HostTransfer, ObjectResult
+from sam2_ros.imaging.masks import label_image
 
 
 def fill_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
@@ -35,45 +43,155 @@ def fill_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
     return filled
 
 
-def object_result(
-    obj: ObjectMemory,
-    out: FrameOutput | None,
+@dataclass
+class ObjectOnFrame:
+    """One object to report on a frame: its memory, its output there (None: no output)
+    and the frames since its last prompt."""
+
+    obj: ObjectMemory
+    out: FrameOutput | None
+    frames_since_prompt: int
+
+
+#: Integer statistics per object, in this order (int64 on the device).
+_INT_STATS = ("area", "x0", "x1", "y0", "y1", "sum_x", "sum_y")
+
+
+def frame_results(
+    items: Sequence[ObjectOnFrame],
     image_hw: tuple[int, int],
-    frames_since_prompt: int,
     mask_threshold: float,
     device: torch.device,
-) -> ObjectResult:
-    """One object's result at camera resolution (an empty, invisible one without output)."""
+) -> tuple[list[ObjectResult], HostTransfer]:
+    """Results of all objects on one frame at camera resolution, batched on ``device``."""
     height, width = image_hw
-    if out is None or out.pred_masks is None:
-        return ObjectResult(
-            obj.object_id, obj.label, False, 0.0, 0.0,
-            np.zeros((height, width), dtype=bool),
-            np.full((height, width), -1024.0, dtype=np.float32),
-            (0, 0, 0, 0), (0.0, 0.0), 0, frames_since_prompt, tracked=obj.is_tracked,
-        )
-    logits = (
-        F.interpolate(
-            out.pred_masks.to(device), size=(height, width), mode="bilinear", align_corners=False
-        )[0, 0]
-        .float()
-        .cpu()
-        .numpy()
-    )
-    score_logit = float(out.object_score_logits.reshape(-1)[0])
-    mask = logits > mask_threshold
-    stats = mask_stats(mask)
+    with_out = [k for k, it in enumerate(items) if it.out is not None
+                and it.out.pred_masks is not None]
+    results: list[ObjectResult | None] = [None] * len(items)
+    for k, it in enumerate(items):
+        if k not in with_out:
+            results[k] = _empty_result(it, image_hw)
+    transfer = HostTransfer()
+    if with_out:
+        outs = [items[k].out for k in with_out]
+        up, host, transfer = _batched_maps(outs, image_hw, mask_threshold, device)
+        maps = FrameMaps(host["index"], tuple(items[with_out[j]].obj.object_id
+                                              for j in host["participants"]),
+                         frozenset(it.obj.object_id for it in items), mask_threshold)
+        for j, k in enumerate(with_out):
+            it = items[k]
+            area, x0, x1, y0, y1, sum_x, sum_y = (int(v) for v in host["ints"][j])
+            score_logit = float(host["floats"][j, 0])
+            results[k] = ObjectResult(
+                object_id=it.obj.object_id,
+                label=it.obj.label,
+                visible=score_logit > 0,
+                presence=float(1.0 / (1.0 + np.exp(-score_logit))),
+                score=float(host["floats"][j, 1]),
+                mask=host["masks"][j],
+                bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1) if area else (0, 0, 0, 0),
+                centroid=(sum_x / area, sum_y / area) if area else (0.0, 0.0),
+                area=area,
+                frames_since_prompt=it.frames_since_prompt,
+                tracked=it.obj.is_tracked,
+                logits_source=_LazyLogits(up, j),
+                frame_maps=maps,
+            )
+    else:
+        empty = np.zeros((height, width), dtype=np.uint8)
+        maps = FrameMaps(empty, (), frozenset(it.obj.object_id for it in items), mask_threshold)
+        for r in results:
+            r.frame_maps = maps
+    return results, transfer  # type: ignore[return-value]
+
+
+def _batched_maps(
+    outs: Sequence[FrameOutput], image_hw: tuple[int, int], threshold: float,
+    device: torch.device,
+) -> tuple[torch.Tensor, dict, HostTransfer]:
+    """Upsample, threshold, label and measure N objects on the device; one host copy."""
+    height, width = image_hw
+    n = len(outs)
+    low = torch.cat([o.pred_masks for o in outs]).to(device, torch.float32)
+    up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+    masks = up > threshold  # N x H x W, False for NaN
+    score_logits = torch.cat([o.object_score_logits.reshape(1) for o in outs]).float()
+    ious = torch.cat([o.iou.reshape(1).to(device) for o in outs]).float()
+    cols = masks.sum(dim=1)  # N x W
+    rows = masks.sum(dim=2)  # N x H
+    area = cols.sum(dim=1)
+    xs = torch.arange(width, device=device)
+    ys = torch.arange(height, device=device)
+    has_col, has_row = cols > 0, rows > 0
+    x0 = has_col.int().argmax(dim=1)
+    x1 = width - 1 - has_col.flip(1).int().argmax(dim=1)
+    y0 = has_row.int().argmax(dim=1)
+    y1 = height - 1 - has_row.flip(1).int().argmax(dim=1)
+    ints = torch.stack([area, x0, x1, y0, y1, (cols * xs).sum(1), (rows * ys).sum(1)], dim=1)
+    # The label index: visible, non-empty objects; the highest logit above the threshold.
+    participants = (score_logits > 0) & (area > 0)
+    eligible = masks & participants[:, None, None]
+    best = torch.where(eligible, up, torch.tensor(float("-inf"), device=device)).argmax(dim=0)
+    # Index k counts participants only, so ids[k-1] is the k-th visible object.
+    rank = torch.cumsum(participants.long(), dim=0)
+    index = torch.where(eligible.any(dim=0), rank[best], torch.zeros_like(best))
+    index_dtype = torch.uint8 if n < 255 else torch.int32
+    parts = [
+        masks.reshape(-1).to(torch.uint8),
+        index.to(index_dtype).reshape(-1).view(torch.uint8),
+        ints.to(torch.int64).reshape(-1).view(torch.uint8),
+        torch.stack([score_logits, ious], dim=1).reshape(-1).view(torch.uint8),
+        participants.to(torch.uint8),
+    ]
+    packed = torch.cat(parts).cpu().numpy()  # the frame's one device-to-host copy
+    sizes = [p.numel() for p in parts]
+    chunks = np.split(packed, np.cumsum(sizes)[:-1])
+    host = {
+        "masks": chunks[0].reshape(n, height, width).view(bool),
+        "index": chunks[1].view(np.uint8 if n < 255 else np.int32).reshape(height, width),
+        "ints": chunks[2].view(np.int64).reshape(n, len(_INT_STATS)),
+        "floats": chunks[3].view(np.float32).reshape(n, 2),
+        "participants": np.flatnonzero(chunks[4]),
+    }
+    return up, host, HostTransfer(bytes=int(packed.nbytes), syncs=1)
+
+
+class _LazyLogits:
+    """One object's camera-size logits, copied from the device on first use only."""
+
+    def __init__(self, up: torch.Tensor, row: int) -> None:
+        self._up, self._row, self._host = up, row, None
+
+    def __call__(self) -> np.ndarray:
+        if self._host is None:
+            self._host = self._up[self._row].float().cpu().numpy()
+            self._up = None
+        return self._host
+
+
+def _empty_result(item: ObjectOnFrame, image_hw: tuple[int, int]) -> ObjectResult:
+    """An object without output on this frame: empty and invisible."""
     return ObjectResult(
-        object_id=obj.object_id,
-        label=obj.label,
-        visible=score_logit > 0,
-        presence=float(1.0 / (1.0 + np.exp(-score_logit))),
-        score=out.iou,
-        mask=mask,
-        logits=logits,
-        bbox=stats.bbox,
-        centroid=stats.centroid,
-        area=stats.area,
-        frames_since_prompt=frames_since_prompt,
-        tracked=obj.is_tracked,
+        item.obj.object_id, item.obj.label, False, 0.0, 0.0,
+        np.zeros(image_hw, dtype=bool), (0, 0, 0, 0), (0.0, 0.0), 0,
+        item.frames_since_prompt, tracked=item.obj.is_tracked,
+    )
+
+
+def label_image_of(
+    results: Sequence[ObjectResult], image_hw: tuple[int, int], threshold: float = 0.0
+) -> np.ndarray:
+    """uint16 label image: pixel = id of the visible object with the highest logit.
+
+    Results that are exactly one postprocessing call (the tracker's usual frame) reuse the
+    label index it made on the device; any other set is merged from its logits here.
+    """
+    maps = results[0].frame_maps if results else None
+    if (maps is not None and maps.threshold == threshold and maps.index.shape == tuple(image_hw)
+            and all(r.frame_maps is maps for r in results)
+            and maps.all_ids == {r.object_id for r in results}):
+        return maps.labels()
+    visible = [r for r in results if r.visible and r.area > 0]
+    return label_image(
+        [r.logits for r in visible], [r.object_id for r in visible], threshold, shape=image_hw
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ class StageTiming:
     memory_attention: float = 0.0
     decoder: float = 0.0
     memory_encoder: float = 0.0
+    postprocess: float = 0.0
     total: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
@@ -23,8 +25,42 @@ class StageTiming:
             "memory_attention": self.memory_attention,
             "decoder": self.decoder,
             "memory_encoder": self.memory_encoder,
+            "postprocess": self.postprocess,
             "total": self.total,
         }
+
+
+@dataclass
+class HostTransfer:
+    """What one frame's results cost in device-to-host traffic (counted on CPU too, where
+    the copy is free, so the number a GPU would pay is visible anywhere)."""
+
+    bytes: int = 0  # bytes brought to the host
+    syncs: int = 0  # host waits for the device (each copy to host is one)
+
+    def add(self, other: HostTransfer) -> None:
+        self.bytes += other.bytes
+        self.syncs += other.syncs
+
+
+@dataclass(frozen=True)
+class FrameMaps:
+    """The label index of one batched postprocessing call, shared by its results.
+
+    ``index`` holds, per pixel, 0 for background or k for the k-th entry of ``ids`` (the
+    visible object with the highest logit above ``threshold`` there); ``all_ids`` are every
+    object of the call, so a caller can tell whether a set of results is exactly this call.
+    """
+
+    index: np.ndarray  # HxW uint8 (int32 from 255 objects on)
+    ids: tuple[int, ...]
+    all_ids: frozenset[int]
+    threshold: float
+
+    def labels(self) -> np.ndarray:
+        """HxW uint16 label image of object ids (0 = no object)."""
+        lut = np.asarray((0, *self.ids), dtype=np.uint16)
+        return lut[self.index]
 
 
 @dataclass
@@ -37,12 +73,24 @@ class ObjectResult:
     presence: float  # sigmoid of the object score logit
     score: float  # SAM 2's predicted IoU of the mask
     mask: np.ndarray  # HxW bool (logits > mask_threshold)
-    logits: np.ndarray  # HxW float32 mask logits
     bbox: tuple[int, int, int, int]  # x, y, width, height of the mask (zeros when empty)
     centroid: tuple[float, float]  # x, y in pixels
     area: int
     frames_since_prompt: int
     tracked: bool = True  # False while the object waits for a prompt after a reset
+    # The HxW float32 logits are copied to the host only when asked for (``logits``): the
+    # node publishes masks and the label index, which come in the frame's one uint8 copy.
+    logits_source: Callable[[], np.ndarray] | None = field(
+        default=None, repr=False, compare=False
+    )
+    frame_maps: FrameMaps | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """HxW float32 mask logits at camera resolution (-1024 where there is no output)."""
+        if self.logits_source is None:
+            return np.full(self.mask.shape, -1024.0, dtype=np.float32)
+        return self.logits_source()
 
 
 @dataclass
@@ -54,6 +102,7 @@ class FrameResult:
     image_hw: tuple[int, int]
     objects: list[ObjectResult] = field(default_factory=list)
     timing: StageTiming = field(default_factory=StageTiming)
+    transfer: HostTransfer = field(default_factory=HostTransfer)
 
     def by_id(self) -> dict[int, ObjectResult]:
         return {o.object_id: o for o in self.objects}

@@ -43,10 +43,16 @@ from sam2_ros.engine.batching import group_by_layout, split_outputs
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.engine.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
-from sam2_ros.engine.postprocessing import fill_holes, object_result
+from sam2_ros.engine.postprocessing import ObjectOnFrame, fill_holes, frame_results
 from sam2_ros.engine.preprocessing import validate_frame
 from sam2_ros.engine.prompts import check_prompt, concat_point_inputs, mask_inputs, point_inputs
-from sam2_ros.engine.results import FrameResult, ObjectResult, PromptResult, StageTiming
+from sam2_ros.engine.results import (
+    FrameResult,
+    HostTransfer,
+    ObjectResult,
+    PromptResult,
+    StageTiming,
+)
 from sam2_ros.engine.sam2_steps import Sam2Steps
 from sam2_ros.errors import PromptError, StampError, TooManyObjectsError, UnknownObjectError
 
@@ -137,10 +143,10 @@ class StreamingTracker:
             self._apply_pending()
             if not self._ring:  # reset while this frame ran
                 return FrameResult(index, stamp, rgb.shape[:2], [], timing)
-            results = self._results_on(self._ring.newest)
+            results, transfer = self._results_on(self._ring.newest, timing)
             self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
-            return FrameResult(index, stamp, rgb.shape[:2], results, timing)
+            return FrameResult(index, stamp, rgb.shape[:2], results, timing, transfer)
 
     def add_prompt(
         self,
@@ -219,13 +225,12 @@ class StreamingTracker:
             obj.last_prompt_frame = max(index, obj.last_prompt_frame or index)
             retracked = self._retrack_forward(obj, index, timing)
             self._prune()
-            on_frame = self._object_result(obj, ring_frame, out)
-            newest = self._ring.newest
-            self._latest[obj.object_id] = (
-                on_frame
-                if newest.index == index and untracked is None
-                else self._object_result(obj, newest)
-            )
+            on_frame = self._results_of([self._on_frame(obj, ring_frame, out)],
+                                        ring_frame, timing)[0][0]
+            # The newest frame's results again, all objects in one batch, so the latest
+            # results always come from one call (and share one label index).
+            results, _ = self._results_on(self._ring.newest, timing)
+            self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
             return PromptResult(obj.object_id, ring_frame.stamp, index, on_frame, retracked, timing)
 
@@ -439,16 +444,29 @@ class StreamingTracker:
         for obj in self._objects.values():
             obj.prune(keep_ptr_from, keep_mem_from, oldest)
 
-    def _results_on(self, ring_frame: RingFrame) -> list[ObjectResult]:
-        return [self._object_result(o, ring_frame) for _, o in sorted(self._objects.items())]
+    def _results_on(
+        self, ring_frame: RingFrame, timing: StageTiming
+    ) -> tuple[list[ObjectResult], HostTransfer]:
+        """Every object's result on a ring frame (one batched postprocessing step)."""
+        items = [self._on_frame(o, ring_frame) for _, o in sorted(self._objects.items())]
+        return self._results_of(items, ring_frame, timing)
 
-    def _object_result(
-        self, obj: ObjectMemory, ring_frame: RingFrame, out: FrameOutput | None = None
-    ) -> ObjectResult:
+    def _results_of(
+        self, items: list[ObjectOnFrame], ring_frame: RingFrame, timing: StageTiming
+    ) -> tuple[list[ObjectResult], HostTransfer]:
+        started = time.perf_counter()
+        results, transfer = frame_results(
+            items, ring_frame.image_hw, self.mask_threshold, self.device
+        )
+        timing.postprocess += time.perf_counter() - started
+        return results, transfer
+
+    @staticmethod
+    def _on_frame(
+        obj: ObjectMemory, ring_frame: RingFrame, out: FrameOutput | None = None
+    ) -> ObjectOnFrame:
         out = out if out is not None else obj.output_at(ring_frame.index)
         since = 0
         if obj.last_prompt_frame is not None:
             since = max(0, ring_frame.index - obj.last_prompt_frame)
-        return object_result(
-            obj, out, ring_frame.image_hw, since, self.mask_threshold, self.device
-        )
+        return ObjectOnFrame(obj, out, since)
