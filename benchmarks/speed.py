@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Speed tables: ours against Meta's predictor at 1, 4 and 8 objects, image_size 256 and 512.
+
+For every (image_size, objects) the engines run in lockstep on the same frames and clicks:
+ours in its default configuration (``precision: auto``: bf16 autocast on a CPU with native
+bf16, fp32 elsewhere), ours in fp32, Meta's SAM2VideoPredictor in fp32 and under the same
+bf16 autocast, and (where asked, in its own time-limited process because it compiles for
+minutes) ``vos_optimized``. It reports per-frame medians over frames whose memory bank is
+full, the cost of each extra object, GFLOP per frame (torch's FLOP counter on one frame),
+achieved GFLOP/s and its share of the CPU's peak (``machine_peak``), and what our frame path
+copies to the host per frame. It reports; it never asserts on time.
+
+Writes DIR/speed.json, DIR/speed.md and DIR/speed.png (default DIR: benchmarks/out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from machine_peak import machine_peak
+
+common.use_repo_core()
+
+HERE = Path(__file__).resolve().parent
+STEADY_FROM = 8  # frames from here on attend a full memory bank (7 memories)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="ours vs Meta's predictor: speed and FLOP tables")
+    p.add_argument("--sizes", default="256,512", help="image sizes (256,512)")
+    p.add_argument("--objects", default="1,4,8", help="object counts (1,4,8)")
+    p.add_argument("--frames", type=int, default=12,
+                   help="frames per configuration; frames >= 8 are the steady state (12)")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--vos", default="256x1",
+                   help="configurations (SIZExOBJECTS, comma list, or 'none') that also run "
+                        "Meta's vos_optimized predictor, which compiles for minutes (256x1)")
+    p.add_argument("--vos-timeout", type=int, default=420)
+    p.add_argument("--no-ours-fp32", action="store_true",
+                   help="leave out ours in fp32 when the default is bf16")
+    p.add_argument("--quiet-wait", type=float, default=120.0,
+                   help="seconds in total to wait for other processes to leave the CPU")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(HERE / "out"))
+    p.add_argument("--report", metavar="SPEED_JSON", default=None,
+                   help="only rewrite speed.md and speed.png from an earlier speed.json")
+    args = p.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.objects = [int(n) for n in args.objects.split(",")]
+    args.vos = [] if args.vos == "none" else [tuple(int(v) for v in c.split("x"))
+                                               for c in args.vos.split(",") if c]
+    return args
+
+
+def count_flops(step) -> float:
+    """FLOP of one call of ``step`` (torch.utils.flop_counter: matmuls, convs, attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def steady_median(times: list[float]) -> float:
+    import numpy as np
+
+    steady = times[STEADY_FROM - 1:] or times
+    return float(np.median(steady))
+
+
+def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
+    """All engines on one (image_size, objects) configuration."""
+    import torch
+
+    from sam2_ros.engine.model_loading import build_model
+
+    frames = args.frames
+    torch.manual_seed(args.seed)
+    ours = common.build_ours("cpu", size, None, args.seed)
+    engines = [common.OursEngine(ours, scene, n)]
+    names = {"ours": "ours (default: " + _precision(ours) + ")"}
+    if ours.autocast_dtype is not None and not args.no_ours_fp32:
+        torch.manual_seed(args.seed)
+        fp32 = build_model(common.MODEL, device="cpu", precision="fp32", image_size=size)
+        fp32.model.load_state_dict(ours.model.state_dict())
+        engine = common.OursEngine(fp32, scene, n)
+        engine.name = "ours_fp32"
+        engines.append(engine)
+        names["ours_fp32"] = "ours, fp32"
+    state_dict = ours.model.state_dict()
+    predictor = common.build_official("cpu", size, state_dict)
+    common.quiet_official_progress()
+    meta = common.OfficialEngine(predictor, scene, n, torch.device("cpu"), frames + 1)
+    meta_bf16 = common.OfficialEngine(predictor, scene, n, torch.device("cpu"), frames + 1,
+                                      autocast_dtype=torch.bfloat16)
+    meta_bf16.name = "meta_bf16"
+    engines += [meta, meta_bf16]
+    names["official"] = "Meta SAM2VideoPredictor, fp32"
+    names["meta_bf16"] = "Meta SAM2VideoPredictor, bf16 autocast"
+    for engine in engines:
+        engine.start()
+    from run import lockstep
+
+    times = lockstep(engines, frames, f"{size} px, {n} object(s)", gate)
+    # One more frame each for ours and Meta fp32, counted by torch's FLOP counter.
+    flops_ours = count_flops(lambda: engines[0].step(frames))
+    flops_meta = count_flops(lambda: meta.step(frames))
+    transfer = engines[0].last_result.transfer
+    for engine in engines:
+        if hasattr(engine, "close"):
+            engine.close()
+    rows = {}
+    for engine in engines:
+        t = times[engine.name]
+        rows[engine.name] = {"label": names[engine.name], "steady_median_s": steady_median(t),
+                             "times": t}
+    stages = [s for s in engines[0].stages[STEADY_FROM - 1:frames - 1]]
+    import numpy as np
+
+    stage_medians = ({k: float(np.median([s[k] for s in stages])) for k in stages[0]}
+                     if stages else {})
+    result = {
+        "image_size": size, "objects": n, "frames": frames, "rows": rows,
+        "gflop_ours": flops_ours / 1e9, "gflop_meta": flops_meta / 1e9,
+        "ours_precision": _precision(ours),
+        "ours_stage_medians_s": stage_medians,
+        "transfer": {"bytes": transfer.bytes, "syncs": transfer.syncs},
+    }
+    if (size, n) in args.vos:
+        result["vos"] = run_vos(args, size, n, scene, state_dict, work)
+    del engines, meta, meta_bf16, predictor, ours
+    gc.collect()
+    return result
+
+
+def _precision(loaded) -> str:
+    return "bf16 autocast" if loaded.autocast_dtype is not None else "fp32"
+
+
+def run_vos(args, size: int, n: int, scene, state_dict, work: Path) -> dict:
+    """Meta's vos_optimized predictor (torch.compile) in its own time-limited process."""
+    import torch
+
+    from run import run_subprocess
+
+    weights = work / f"weights_{size}.pt"
+    torch.save(state_dict, weights)
+    json_path = work / f"vos_{size}_{n}.json"
+    cmd = [sys.executable, str(HERE / "workers.py"), "vos", "--json", str(json_path),
+           "--jpeg-dir", str(scene.jpeg_dir), "--image-size", str(size), "--device", "cpu",
+           "--objects", str(n), "--points", json.dumps(scene.points), "--weights",
+           str(weights), "--frames", str(args.frames)]
+    print(f"[vos_optimized] {size} px, {n} object(s), time limit {args.vos_timeout} s",
+          flush=True)
+    env = {**__import__("os").environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor")}
+    rc, tail = run_subprocess(cmd, args.vos_timeout, env=env, log=work / "vos.log")
+    data = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if rc is None:
+        return {"skipped": f"did not finish within {args.vos_timeout} s (torch.compile)"}
+    if data.get("phase") != "done":
+        return {"skipped": f"failed: {data.get('error') or tail[-300:]}"}
+    return {"steady_median_s": steady_median(data["times"]), "times": data["times"],
+            "init_state_s": data.get("init_state_s")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from speed_report import write_speed_report
+
+    if args.report:
+        path = Path(args.report)
+        print(write_speed_report(json.loads(path.read_text()), path.parent))
+        return 0
+    import logging
+
+    import torch
+
+    logging.getLogger("sam2_ros.engine.model_loading").setLevel(logging.ERROR)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    peak = machine_peak(torch.get_num_threads())
+    results: dict = {
+        "machine": common.machine_info("cpu"), "peak": peak.as_dict(),
+        "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None
+                                                           else argv),
+        "model": common.MODEL, "camera": [args.width, args.height], "configs": [],
+    }
+    print(f"machine: {results['machine']['cpu']}, {peak.cores} threads, peak fp32 "
+          f"{peak.fp32_gflops or 0:.0f} GFLOP/s, bf16 {peak.bf16_gflops or 0:.0f} GFLOP/s "
+          f"({peak.unit_fp32}; {peak.unit_bf16})", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="sam2_speed_"))
+    gate = common.QuietGate(args.quiet_wait)
+    try:
+        scene = common.write_scene(work / "frames", args.frames + 1, args.width, args.height,
+                                   max(args.objects), args.seed)
+        for size in args.sizes:
+            for n in args.objects:
+                results["configs"].append(run_config(args, size, n, scene, gate, work))
+                (out / "speed.json").write_text(json.dumps(results, indent=2, default=str))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["quiet_gate"] = gate.summary()
+    results["total_s"] = time.perf_counter() - started
+    (out / "speed.json").write_text(json.dumps(results, indent=2, default=str))
+    print(write_speed_report(results, out))
+    print(f"wrote {out / 'speed.json'}, {out / 'speed.md'}, {out / 'speed.png'} "
+          f"in {results['total_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
