@@ -92,7 +92,7 @@ def engine_alone(args, frames: list[np.ndarray], click) -> dict:
 
     apply_cpu_threads(args.torch_threads)  # the same thread count as the node uses
     torch.manual_seed(0)
-    loaded = build_model("sam2.1_hiera_t", None, args.device, "auto", args.image_size)
+    loaded = build_model(common.MODEL, None, args.device, "auto", args.image_size)
     tracker = StreamingTracker(loaded)
     tracker.track(frames[0], stamp=1)
     tracker.add_prompt(points=[click], labels=[1])
@@ -113,7 +113,8 @@ class NodeProcess:
     def __init__(self, args, domain_id: int, cwd: str) -> None:
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1",
                    RCUTILS_COLORIZED_OUTPUT="0", ROS_LOG_DIR=cwd)
-        params = [f"image_size:={args.image_size}", "qos_reliability:=best_effort",
+        params = [f"model:={common.MODEL}", f"image_size:={args.image_size}",
+                  "qos_reliability:=best_effort",
                   f"device:={args.device}", f"cpu_threads:={args.torch_threads}",
                   *args.node_arg]
         self.command = [sys.executable, str(NODE_SCRIPT), "--ros-args"]

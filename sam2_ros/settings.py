@@ -14,7 +14,7 @@ from typing import Any
 
 #: Every node parameter: name -> (default, description, read_only, range (lo, hi[, step]) or
 #: None, choices or None). config/tracker.yaml and README's table are generated from it
-#: (`sam2_ros params --yaml | --markdown`; tests check both are current).
+#: (`sam2_ros params --format yaml|markdown`; tests check both are current).
 PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None]] = {
     "model": (
         "sam2_ros_demo",
@@ -292,7 +292,7 @@ def parameters_yaml() -> str:
 
     lines = [
         "# Parameters of the sam2_tracker node. GENERATED from sam2_ros/settings.py",
-        "# (`sam2_ros params --yaml > config/tracker.yaml`); edit the table there.",
+        "# (`sam2_ros params --format yaml > config/tracker.yaml`); edit the table there.",
         '# "/**/sam2_tracker" matches the node in any namespace, so the same file serves several',
         "# namespaced instances (launch/tracker.launch.py's `namespace` argument).",
         "/**/sam2_tracker:",
