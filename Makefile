@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine; both set everything up first (tools/bootstrap.sh).
-.PHONY: setup train-deps test demo train lint bench
+.PHONY: setup train-deps test demo train lint bench speed
 
 setup:
 	tools/bootstrap.sh
@@ -28,3 +28,8 @@ lint: setup
 bench: setup
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check --target .bench-site --no-deps -r requirements/bench.txt
 	bash -c '. tools/env.sh && cd /tmp && SAM2_BENCH_HF_SITE=$(CURDIR)/.bench-site python $(CURDIR)/benchmarks/run.py $(BENCH_ARGS)'
+
+# Speed tables: ours vs Meta fp32 / bf16 autocast / vos_optimized, 1-4-8 objects, 256 and
+# 512 px, GFLOP/s against the CPU's peak (about 15 minutes on 2 CPU cores).
+speed: setup
+	bash -c '. tools/env.sh && cd /tmp && python $(CURDIR)/benchmarks/speed.py $(SPEED_ARGS)'

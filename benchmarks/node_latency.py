@@ -58,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--startup-timeout", type=float, default=180.0)
     p.add_argument("--torch-threads", type=int, default=0,
                    help="torch threads of the node (its cpu_threads parameter) and of the "
-                        "engine-alone timing; 0 = the node's default (all cores but one)")
+                        "engine-alone timing; 0 = the node's default (every core)")
     p.add_argument("--node-arg", action="append", default=[],
                    help="extra -p name:=value for the node (repeatable)")
     p.add_argument("--domain-id", type=int, default=None,

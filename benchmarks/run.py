@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "before timed steps (300; 0 = never wait)")
     p.add_argument("--node-threads", default="0,2",
                    help="torch threads of the node per run (its cpu_threads parameter); "
-                        "0 = the node's default, all cores but one (0,2)")
+                        "0 = the node's default, every core (0,2)")
     p.add_argument("--node-width", type=int, default=320)
     p.add_argument("--node-height", type=int, default=240)
     args = p.parse_args(argv)

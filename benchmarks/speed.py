@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -139,9 +140,7 @@ def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
     }
     if (size, n) in args.vos:
         result["vos"] = run_vos(args, size, n, scene, state_dict, work)
-    del engines, meta, meta_bf16, predictor, ours
-    gc.collect()
-    return result
+    return result  # the engines go with this frame; main() collects between configs
 
 
 def _precision(loaded) -> str:
@@ -151,7 +150,6 @@ def _precision(loaded) -> str:
 def run_vos(args, size: int, n: int, scene, state_dict, work: Path) -> dict:
     """Meta's vos_optimized predictor (torch.compile) in its own time-limited process."""
     import torch
-
     from run import run_subprocess
 
     weights = work / f"weights_{size}.pt"
@@ -163,7 +161,7 @@ def run_vos(args, size: int, n: int, scene, state_dict, work: Path) -> dict:
            str(weights), "--frames", str(args.frames)]
     print(f"[vos_optimized] {size} px, {n} object(s), time limit {args.vos_timeout} s",
           flush=True)
-    env = {**__import__("os").environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor")}
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor")}
     rc, tail = run_subprocess(cmd, args.vos_timeout, env=env, log=work / "vos.log")
     data = json.loads(json_path.read_text()) if json_path.exists() else {}
     if rc is None:
@@ -208,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             for n in args.objects:
                 results["configs"].append(run_config(args, size, n, scene, gate, work))
+                gc.collect()
                 (out / "speed.json").write_text(json.dumps(results, indent=2, default=str))
     finally:
         shutil.rmtree(work, ignore_errors=True)

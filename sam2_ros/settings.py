@@ -62,8 +62,7 @@ PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None
     ),
     "cpu_threads": (
         0,
-        "torch CPU threads; 0 = all cores but one (leaves a core to DDS and callbacks), "
-        "-1 = torch's default",
+        "torch CPU threads; 0 = every core the node may use, -1 = torch's default",
         True,
         (-1, 1024, 1),
         None,
@@ -272,17 +271,17 @@ class TrackerSettings:
 def apply_cpu_threads(requested: int) -> int:
     """Set torch's CPU thread count; returns the count in force.
 
-    Why 0 means "all cores but one": a ROS node shares the CPU with DDS and its message
-    callbacks. With torch's OpenMP workers on every core, those threads get no core and the
-    workers wait on each other: measured on 2 cores, a frame took over 10x longer inside the
-    node than alone. Leaving one core free keeps the node's latency at the model's speed.
+    0 means every core the process may run on. The node can afford that because its camera
+    messages are received on a node and executor of their own (``ros.camera_input``): when
+    they went through the tracker node's executor, torch on every core ran 3.5x slower in
+    the node than alone (2 cores), and the default had to leave a core to ROS.
     """
     import torch
 
     if requested > 0:
         torch.set_num_threads(requested)
     elif requested == 0:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     return torch.get_num_threads()
 
 

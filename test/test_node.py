@@ -644,10 +644,13 @@ def test_depth_gives_positions_and_never_holds_a_frame_back(ros_compressed):
         stamp, masks, objects = h.process(2, stamp=stamp, with_depth=False)
         assert stamp_of(masks.header) == stamp, name
         assert not any(o.has_position for o in objects.objects), name
+    # Diagnostics published before the depth arrived say "no depth received yet": wait for
+    # the warning about these frames' depth.
     status = h.diagnostics.wait_for(
-        lambda m: any("depth" in s.message for s in m.status), WAIT, "a depth warning"
+        lambda m: any("differs from the image" in s.message or "stale" in s.message
+                      for s in m.status), WAIT, "a stale or unregistered depth warning"
     ).status[0]
-    assert "differs from the image" in status.message or "stale" in status.message
+    assert "depth" in status.message and status.level == status.WARN
 
 
 # ---------------------------------------------------------------------- start-up failures

@@ -36,7 +36,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     from sam2_ros.settings import PARAMETERS
 
     group = parser.add_argument_group("model (defaults: the node's parameters)")
-    for name in ("model", "checkpoint", "device", "precision", "image_size"):
+    for name in ("model", "checkpoint", "device", "precision", "image_size", "cpu_threads"):
         value, text = PARAMETERS[name][:2]
         group.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
                            help=f"{text} (default: {value!r})")

@@ -22,7 +22,7 @@ import time
 import traceback
 
 import torch
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
@@ -38,6 +38,7 @@ from sam2_ros.messages import (
     build_label_image,
     build_object_array,
 )
+from sam2_ros.ros.camera_input import CameraInput
 from sam2_ros.ros.depth_pairing import DepthPairing
 from sam2_ros.ros.frame_slot import FrameSlot
 from sam2_ros.ros.outputs import NodeStats, build_diagnostics, build_markers, depth_positions
@@ -136,12 +137,10 @@ class TrackerShell:
         self._zero_stamp_warned = False
         self._worker_errors = 0
         self._slot: FrameSlot | None = None
-        self._subs: list = []
+        self._input: CameraInput | None = None
         self._pubs: dict[str, object] = {}
         self._services: list = []
         self._diag_timer = None
-        self._image_group = MutuallyExclusiveCallbackGroup()
-        self._depth_group = ReentrantCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         compressed = params.image_transport == "compressed"
@@ -225,18 +224,13 @@ class TrackerShell:
         node = self.node
         self._slot = FrameSlot(self._process, self._on_worker_error, "sam2-worker")
         qos = self._image_qos()
-        self._subs.append(node.create_subscription(
-            self._image_type, self._image_topic_rel, self._on_image, qos,
-            callback_group=self._image_group))
+        self._input = CameraInput(node)
+        self._input.subscribe(self._image_type, self._image_topic_rel, self._on_image, qos)
         if self._depth is not None:
-            self._subs.append(node.create_subscription(
-                Image, "depth", self._depth.add_depth, qos, callback_group=self._depth_group))
-            self._subs.append(node.create_subscription(
-                CameraInfo, "camera_info", self._depth.add_info, qos,
-                callback_group=self._depth_group))
+            depth = self._input.subscribe(Image, "depth", self._depth.add_depth, qos)
+            info = self._input.subscribe(CameraInfo, "camera_info", self._depth.add_info, qos)
             self.log.info(
-                f"depth on: {node.resolve_topic_name('depth')} and "
-                f"{node.resolve_topic_name('camera_info')} paired by stamp (slop "
+                f"depth on: {depth} and {info} paired by stamp (slop "
                 f"{self.params.depth_slop:.3f} s); frames without a pair are still tracked"
             )
         self.active = True
@@ -249,9 +243,9 @@ class TrackerShell:
         """Unsubscribe; the frame in progress finishes within shutdown_timeout. Returns
         whether it did."""
         self.active = False
-        for sub in self._subs:
-            self.node.destroy_subscription(sub)
-        self._subs = []
+        if self._input is not None:
+            self._input.close()
+            self._input = None
         finished = True
         if self._slot is not None:
             finished = self._slot.stop(self.params.shutdown_timeout)
