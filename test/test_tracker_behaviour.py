@@ -404,3 +404,25 @@ def test_clear_previous_replaces_clicks(tiny_model: LoadedModel, frames: list[np
     assert 1 not in tracker._objects[1].cond  # a refinement stays an ordinary frame
     assert tracker._objects[1].non_cond[1].prompted
     assert result.frame_index == 1
+
+
+def test_memory_attention_in_chunks_gives_the_batched_result(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """Objects split over several memory-attention calls (a small token budget) track
+    exactly as in one batched call."""
+    batched, chunked = StreamingTracker(tiny_model), StreamingTracker(tiny_model)
+    batched._steps.attention_tokens = 0  # no limit: one call for all objects
+    chunked._steps.attention_tokens = 1  # one object per call
+    clicks = ([20, 24], [44, 20], [30, 40])
+    for i in range(6):
+        got = chunked.track(_frame(frames, i), _stamp(i))
+        want = batched.track(_frame(frames, i), _stamp(i))
+        if i == 0:
+            for tracker in (batched, chunked):
+                for click in clicks:
+                    tracker.add_prompt(points=[click], labels=[1])
+        if i > 0:
+            assert [o.object_id for o in got.objects] == [1, 2, 3]
+            for g, w in zip(got.objects, want.objects, strict=True):
+                np.testing.assert_allclose(g.logits, w.logits, rtol=0, atol=ATOL)
