@@ -103,17 +103,23 @@ def test_bf16_autocast_masks_agree_with_fp32(demo_model: LoadedModel) -> None:
     bf16 = build_model(DEMO_MODEL, device="cpu", precision="bf16")
     assert bf16.autocast_dtype is torch.bfloat16
     scene = heldout_scene(7, 10)
-    runs = []
+    runs, logits = [], []
     for model in (demo_model, bf16):
         tracker = StreamingTracker(model)
-        masks = []
+        masks, frame_logits = [], []
         for i, frame in enumerate(scene.frames()):
             tracker.track(frame.rgb, frame.stamp_ns)
             if i == 0:
                 click_objects(tracker, frame.rgb, frame.labels, frame.stamp_ns, 120)
             masks.append(np.stack([r.mask for r in tracker.latest_results()]))
+            frame_logits.append(np.stack([r.logits for r in tracker.latest_results()]))
         runs.append(np.stack(masks))
+        logits.append(np.stack(frame_logits))
     fp32, low = runs
     iou = (fp32 & low).sum() / max(1, (fp32 | low).sum())
-    print(f"bf16 vs fp32 mask IoU over 10 frames: {iou:.4f}")
+    diff = np.abs(logits[0] - logits[1])
+    print(f"bf16 vs fp32 over 10 frames: mask IoU {iou:.4f}; mask logits |difference| "
+          f"median {np.median(diff):.3f}, 99th percentile {np.percentile(diff, 99):.3f}, "
+          f"max {diff.max():.3f} (logits span {np.percentile(np.abs(logits[0]), 99):.1f} "
+          "at the 99th percentile)")
     assert iou >= 0.98
