@@ -284,6 +284,23 @@ def read_frames(jpeg_dir: Path) -> list[np.ndarray]:
     return frames
 
 
+def redraw_only(report_json: str | None, write) -> bool:
+    """``--report FILE``: rewrite a report and its plots from an earlier JSON (no timing);
+    returns whether that was asked for."""
+    if not report_json:
+        return False
+    path = Path(report_json)
+    print(write(json.loads(path.read_text()), path.parent))
+    return True
+
+
+def quiet_model_logs() -> None:
+    """Keep the model loader's per-build log lines out of the benchmark's output."""
+    import logging
+
+    logging.getLogger("sam2_ros.engine.model_loading").setLevel(logging.ERROR)
+
+
 def save_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, default=str))
 

@@ -404,15 +404,11 @@ def run_gpu_compile(args, ctx, results) -> None:
 # --------------------------------------------------------------------------- report
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.report:
-        path = Path(args.report)
-        print(write_report(json.loads(path.read_text()), path.parent))
+    if common.redraw_only(args.report, write_report):
         return 0
-    import logging
-
     import torch
 
-    logging.getLogger("sam2_ros.engine.model_loading").setLevel(logging.ERROR)
+    common.quiet_model_logs()
     device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -176,15 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from speed_report import write_speed_report
 
-    if args.report:
-        path = Path(args.report)
-        print(write_speed_report(json.loads(path.read_text()), path.parent))
+    if common.redraw_only(args.report, write_speed_report):
         return 0
-    import logging
-
     import torch
 
-    logging.getLogger("sam2_ros.engine.model_loading").setLevel(logging.ERROR)
+    common.quiet_model_logs()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
