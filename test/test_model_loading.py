@@ -283,3 +283,11 @@ def test_core_imports_without_rclpy() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "streaming_tracker" in proc.stdout and "model_loading" in proc.stdout
+
+
+def test_a_model_that_cannot_run_at_an_image_size_fails_at_build_not_on_frames() -> None:
+    """Hiera's windows do not fit every size (the demo model fails at 320 and 512 inside
+    Meta's code): build_model says so at once; a size that works builds."""
+    with pytest.raises(ModelConfigError, match="sam2_ros_demo cannot run at image_size 512"):
+        build_model("sam2_ros_demo", device="cpu", image_size=512)
+    assert build_model("sam2_ros_demo", device="cpu", image_size=384).image_size == 384

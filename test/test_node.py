@@ -660,6 +660,8 @@ def test_depth_gives_positions_and_never_holds_a_frame_back(ros_compressed):
         (["-p", "image_transport:=theora"], "image_transport must be one of raw, compressed"),
         (["-p", "model:=sam3_hiera_x"], "unknown model 'sam3_hiera_x'"),
         (["-p", "checkpoint:=/nonexistent/sam2.pt"], "checkpoint not found"),
+        (["-p", "model:=sam2_ros_demo", "-p", "image_size:=512"],
+         "sam2_ros_demo cannot run at image_size 512"),
     ],
 )
 def test_bad_start_parameters_exit_with_a_clear_message(tmp_path, args, needle):

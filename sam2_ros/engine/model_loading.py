@@ -204,6 +204,7 @@ def build_model(
     else:
         load_checkpoint(sam, Path(checkpoint), config_path)
     sam = sam.to(torch_device).eval()
+    _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
     precision_name = str(autocast_dtype).replace("torch.", "") if autocast_dtype else "float32"
     LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device, precision_name)
     return LoadedModel(
@@ -214,6 +215,32 @@ def build_model(
         image_size=int(sam.image_size),
         random_weights=random_weights,
     )
+
+
+def _check_image_size_runs(
+    sam: torch.nn.Module, config_path: Path, autocast_dtype: torch.dtype | None,
+    device: torch.device,
+) -> None:
+    """Encode one blank image now, so a model that cannot run at this image_size fails
+    here with a clear message instead of on every camera frame.
+
+    Why: Hiera's windowed attention only works where each stage's window fits its pooled
+    feature map; sam2_ros_demo's small windows fail at some sizes (320 and 512, measured)
+    with a reshape error deep inside Meta's code. The pass also takes the first frame's
+    one-off allocations out of the stream (one encoder pass: 0.1 s at 256 px on a CPU).
+    """
+    size = int(sam.image_size)
+    blank = torch.zeros(1, 3, size, size, device=device)
+    try:
+        with torch.inference_mode(), torch.autocast(
+            device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+        ):
+            sam.forward_image(blank)
+    except RuntimeError as exc:
+        raise ModelConfigError(
+            f"{config_path.stem} cannot run at image_size {size} ({exc}); use the model's "
+            "own size (image_size 0)"
+        ) from exc
 
 
 def load_checkpoint(model: torch.nn.Module, path: Path, config_path: Path) -> None:
