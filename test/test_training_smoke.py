@@ -55,6 +55,10 @@ def test_training_smoke(tmp_path: Path) -> None:
     resumed = _train(out, 14)
     assert "resuming" in resumed.stdout and "at step 12" in resumed.stdout
     assert len(json.loads((out / "losses.json").read_text())) == 14
+    # A longer schedule may be followed part way (how the shipped model was made).
+    stopped = _train(out, 19, "--stop-at", "16", "--eval-scenes", "0")
+    assert "at step 14" in stopped.stdout and "16 steps" in stopped.stdout
+    assert len(json.loads((out / "losses.json").read_text())) == 16
 
     # Deterministic for a seed: a fresh run with the same settings repeats every step.
     again = tmp_path / "again"

@@ -122,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = TrainSettings()
     train.add_argument("--out", type=Path, default=Path(defaults.out_dir))
-    train.add_argument("--steps", type=int, default=defaults.steps)
+    train.add_argument("--steps", type=int, default=defaults.steps,
+                       help="length of the schedule (warm-up, cosine decay, curriculum); a "
+                            "run may be extended by giving a larger value on the same --out")
+    train.add_argument("--stop-at", type=int, default=0,
+                       help="stop (and export, evaluate) at this step of the --steps schedule; "
+                            "0: at its end")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--lr", type=float, default=defaults.lr)
     train.add_argument("--threads", type=int, default=defaults.threads, help="0: every core")

@@ -31,7 +31,7 @@ def run_training(args: argparse.Namespace) -> int:
     if trainer.state.step:
         print(f"[train] resuming {args.out} at step {trainer.state.step}")
     progress = sys.stderr.isatty()
-    state = trainer.run(progress=progress)
+    state = trainer.run(progress=progress, stop_at=args.stop_at)
     exported = trainer.export()
     print(f"[train] {state.step} steps in {state.seconds / 60:.1f} min -> {exported}")
     evaluation = None

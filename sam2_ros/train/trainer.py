@@ -239,25 +239,27 @@ class Trainer:
         if self.settings.val_clips > 0:
             self.state.val_losses.append((self.state.step, self.validation_loss()))
 
-    def run(self, progress: bool = True) -> TrainState:
-        """Train up to ``settings.steps``, saving every ``checkpoint_every`` steps."""
+    def run(self, progress: bool = True, stop_at: int = 0) -> TrainState:
+        """Train up to ``settings.steps`` (or ``stop_at``, a step of that schedule), saving
+        every ``checkpoint_every`` steps and at the last."""
         from tqdm import tqdm
 
         s = self.settings
+        last = min(s.steps, stop_at) if stop_at > 0 else s.steps
         if not self.state.val_losses:
             self._validate()
-        bar = tqdm(total=s.steps, initial=self.state.step, desc="train", unit="step",
+        bar = tqdm(total=last, initial=min(self.state.step, last), desc="train", unit="step",
                    disable=not progress, dynamic_ncols=True)
         started = time.perf_counter() - self.state.seconds
         try:
-            while self.state.step < s.steps:
+            while self.state.step < last:
                 self.step()
                 self.state.seconds = time.perf_counter() - started
                 recent = self.state.losses[-50:]
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}",
                                 lr=f"{lr_at(self.state.step, s):.1e}")
                 bar.update(1)
-                if self.state.step % s.checkpoint_every == 0 or self.state.step == s.steps:
+                if self.state.step % s.checkpoint_every == 0 or self.state.step == last:
                     self._validate()
                     self.save()
                     self.export()
