@@ -52,6 +52,10 @@ class ObjectOnFrame:
     out: FrameOutput | None
     frames_since_prompt: int
 
+    @property
+    def has_masks(self) -> bool:
+        return self.out is not None and self.out.pred_masks is not None
+
 
 #: Integer statistics per object, in this order (int64 on the device).
 _INT_STATS = ("area", "x0", "x1", "y0", "y1", "sum_x", "sum_y")
@@ -65,12 +69,10 @@ def frame_results(
 ) -> tuple[list[ObjectResult], HostTransfer]:
     """Results of all objects on one frame at camera resolution, batched on ``device``."""
     height, width = image_hw
-    with_out = [k for k, it in enumerate(items) if it.out is not None
-                and it.out.pred_masks is not None]
-    results: list[ObjectResult | None] = [None] * len(items)
-    for k, it in enumerate(items):
-        if k not in with_out:
-            results[k] = _empty_result(it, image_hw)
+    with_out = [k for k, it in enumerate(items) if it.has_masks]
+    results: list[ObjectResult | None] = [
+        None if it.has_masks else _empty_result(it, image_hw) for it in items
+    ]
     transfer = HostTransfer()
     if with_out:
         outs = [items[k].out for k in with_out]

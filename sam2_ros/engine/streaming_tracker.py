@@ -225,12 +225,16 @@ class StreamingTracker:
             obj.last_prompt_frame = max(index, obj.last_prompt_frame or index)
             retracked = self._retrack_forward(obj, index, timing)
             self._prune()
-            on_frame = self._results_of([self._on_frame(obj, ring_frame, out)],
-                                        ring_frame, timing)[0][0]
             # The newest frame's results again, all objects in one batch, so the latest
-            # results always come from one call (and share one label index).
+            # results always come from one call (and share one label index); a prompt on
+            # another frame (or an untracked one) gets its own result there.
             results, _ = self._results_on(self._ring.newest, timing)
             self._latest = {r.object_id: r for r in results}
+            if ring_frame is self._ring.newest and untracked is None:
+                on_frame = self._latest[obj.object_id]
+            else:
+                on_frame = self._results_of([self._on_frame(obj, ring_frame, out)],
+                                            ring_frame, timing)[0][0]
             timing.total = time.perf_counter() - started
             return PromptResult(obj.object_id, ring_frame.stamp, index, on_frame, retracked, timing)
 
