@@ -65,10 +65,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def count_flops(step) -> float:
-    """FLOP of one call of ``step`` (torch.utils.flop_counter: matmuls, convs, attention)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOP of one call of ``step`` (torch.utils.flop_counter: matmuls, convs, attention).
 
-    with FlopCounterMode(display=False) as counter:
+    The counter knows the CUDA attention kernels but not the CPU flash kernel that
+    F.scaled_dot_product_attention runs here (torch 2.13), which it would count as zero:
+    that kernel gets the counter's own attention formula.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_flash(query, key, value, *args, **kwargs) -> int:  # the counter passes shapes
+        return sdpa_flop_count(query, key, value)
+
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_flash}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         step()
     return float(counter.get_total_flops())
 

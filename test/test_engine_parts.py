@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from sam2_ros.engine.batching import group_by_layout, split_outputs
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
-from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
+from sam2_ros.engine.memory_bank import FrameOutput, Memory, ObjectMemory
 from sam2_ros.engine.postprocessing import (
     ObjectOnFrame,
     fill_holes,
@@ -45,10 +45,14 @@ def test_frame_ring_keeps_the_newest_and_explains_misses() -> None:
 
 
 def test_objects_with_the_same_memory_layout_share_a_batch() -> None:
-    def memory(tokens: int, pointers: int):
-        return torch.zeros(tokens, 1, 8), torch.zeros(tokens, 1, 8), pointers
+    frame = FrameOutput(obj_ptr=torch.zeros(1, 8), object_score_logits=torch.zeros(1, 1),
+                        pred_masks=None, maskmem_features=None, iou=torch.zeros(1))
 
-    memories = [memory(10, 2), memory(12, 2), memory(10, 2), memory(10, 3)]
+    def memory(frames: int, pointers: int) -> Memory:
+        return Memory([(frame, 0)] * frames, torch.zeros(pointers, 1, 8),
+                      torch.zeros(pointers, 1, 8))
+
+    memories = [memory(3, 2), memory(4, 2), memory(3, 2), memory(3, 3)]
     assert group_by_layout(memories) == [[0, 2], [1], [3]]
 
 
@@ -124,3 +128,24 @@ def test_the_batched_frame_path_matches_per_object_arithmetic() -> None:
     h, w = hw
     assert transfer.syncs == 1
     assert transfer.bytes == 3 * h * w + h * w + 3 * 7 * 8 + 3 * 2 * 4 + 3
+
+
+@pytest.mark.parametrize("score_elements", [1 << 24, 1000])
+def test_bf16_attention_kernel_matches_the_fused_kernel(
+    monkeypatch: pytest.MonkeyPatch, score_elements: int
+) -> None:
+    """engine.memory_attention.attend (two matrix products and a softmax on the CPU in bf16,
+    in blocks of query rows when the scores would be large) gives the fused kernel's
+    attention to bf16 accuracy; fp32 goes to the fused kernel unchanged."""
+    from sam2_ros.engine import memory_attention
+
+    monkeypatch.setattr(memory_attention, "SCORE_ELEMENTS", score_elements)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 1, n, 32, generator=gen) for n in (64, 200, 200))
+    reference = F.scaled_dot_product_attention(q, k, v)
+    got = memory_attention.attend(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    fused = F.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert got.dtype == torch.bfloat16 and got.shape == reference.shape
+    err, fused_err = (got.float() - reference).abs(), (fused.float() - reference).abs()
+    assert float(err.max()) < 0.05 and float(err.mean()) < 3 * float(fused_err.mean()) + 1e-3
+    assert torch.equal(memory_attention.attend(q, k, v), reference)

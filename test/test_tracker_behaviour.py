@@ -64,7 +64,7 @@ def test_new_object_mid_stream_does_not_change_other_objects(
     objects = with_new._objects
     last = length - 1
     first, second = (with_new._steps.memory(objects[i], last) for i in (1, 2))
-    assert (first[0].shape, first[2]) == (second[0].shape, second[2])
+    assert first.layout == second.layout
 
 
 # --------------------------------------------------------------------------- (b)
@@ -412,8 +412,8 @@ def test_memory_attention_in_chunks_gives_the_batched_result(
     """Objects split over several memory-attention calls (a small token budget) track
     exactly as in one batched call."""
     batched, chunked = StreamingTracker(tiny_model), StreamingTracker(tiny_model)
-    batched._steps.attention_tokens = 0  # no limit: one call for all objects
-    chunked._steps.attention_tokens = 1  # one object per call
+    batched._steps.attention.attention_tokens = 0  # no limit: one call for all objects
+    chunked._steps.attention.attention_tokens = 1  # one object per call
     clicks = ([20, 24], [44, 20], [30, 40])
     for i in range(6):
         got = chunked.track(_frame(frames, i), _stamp(i))
@@ -426,3 +426,27 @@ def test_memory_attention_in_chunks_gives_the_batched_result(
             assert [o.object_id for o in got.objects] == [1, 2, 3]
             for g, w in zip(got.objects, want.objects, strict=True):
                 np.testing.assert_allclose(g.logits, w.logits, rtol=0, atol=ATOL)
+
+
+def test_own_memory_attention_tracks_as_metas_module(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """The engine runs Meta's memory-attention layers with its own attention kernel
+    (engine.memory_attention); in fp32 that equals Meta's MemoryAttention module, with a
+    refinement click and an object added later (different layouts and pointer counts)."""
+    own, meta = StreamingTracker(tiny_model), StreamingTracker(tiny_model)
+    assert own._steps.attention.own_kernel
+    meta._steps.attention.own_kernel = False
+    for i in range(10):
+        got, want = (t.track(_frame(frames, i), _stamp(i)) for t in (own, meta))
+        for tracker in (own, meta):
+            if i == 0:
+                tracker.add_prompt(points=[[20, 24]], labels=[1])
+                tracker.add_prompt(points=[[44, 20]], labels=[1])
+            if i == 3:
+                tracker.add_prompt(object_id=1, points=[[30, 30]], labels=[0])
+                tracker.add_prompt(points=[[30, 40]], labels=[1])
+        assert len(got.objects) == len(want.objects)
+        for g, w in zip(got.objects, want.objects, strict=True):
+            np.testing.assert_allclose(g.logits, w.logits, rtol=0, atol=ATOL)
+    assert len(got.objects) == 3

@@ -1,7 +1,7 @@
 """Which objects share one batched SAM 2 call, and how a batch's outputs come apart.
 
-Objects are batched when their assembled memories have the same layout (token count and
-object-pointer count): SAM 2's memory attention then runs once for all of them on a
+Objects are batched when their assembled memories have the same layout (memory-frame count
+and object-pointer count): SAM 2's memory attention then runs once for all of them on a
 concatenated memory. Grouping by the memory actually assembled keeps SAM 2's frame
 selection in one place (``memory_bank``).
 """
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import torch
 
-from sam2_ros.engine.memory_bank import FrameOutput
-from sam2_ros.engine.sam2_steps import Decoded, Memory
+from sam2_ros.engine.memory_bank import FrameOutput, Memory
+from sam2_ros.engine.sam2_steps import Decoded
 
 
 def group_by_layout(memories: list[Memory]) -> list[list[int]]:
-    """Indices of the memories, grouped by (memory tokens, object-pointer tokens)."""
+    """Indices of the memories, grouped by (memory frames, object-pointer tokens)."""
     groups: dict[tuple[int, int], list[int]] = {}
-    for i, (tokens, _, num_ptr) in enumerate(memories):
-        groups.setdefault((tokens.shape[0], num_ptr), []).append(i)
+    for i, memory in enumerate(memories):
+        groups.setdefault(memory.layout, []).append(i)
     return list(groups.values())
 
 

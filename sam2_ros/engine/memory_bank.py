@@ -11,11 +11,12 @@ Memory policy (bounded on an endless stream). For each object the bank keeps
   ``max_obj_ptrs_in_encoder - 1`` frames, low-resolution mask logits for the ring frames.
 Everything older is released, so resident memory is flat whatever the stream length.
 
-The memory tokens are assembled here (instead of by ``SAM2Base._prepare_memory_conditioned_
-features``) because that method reads one shared output dict for a whole batch, which
-forces every object in a batch to have been prompted on the same frames. Assembling each
-object's tokens and positional encodings separately, with the same selection and order as
-SAM 2, lets objects prompted at different times share one batched memory-attention call.
+What an object attends to is selected here (instead of by ``SAM2Base._prepare_memory_
+conditioned_features``) because that method reads one shared output dict for a whole
+batch, which forces every object in a batch to have been prompted on the same frames.
+Selecting each object's memory frames, temporal slots and object pointers separately, with
+the same selection and order as SAM 2, lets objects prompted at different times share one
+batched memory-attention call (``memory_attention``).
 """
 
 from __future__ import annotations
@@ -87,18 +88,34 @@ class ObjectMemory:
                 out.point_inputs = None
 
 
-def assemble_memory(
-    model: torch.nn.Module,
-    obj: ObjectMemory,
-    frame_index: int,
-    maskmem_pos_enc: torch.Tensor,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Memory tokens, their positional encodings ([L, 1, mem_dim] each) and the pointer count.
+@dataclass
+class Memory:
+    """What one object attends to on one frame, in SAM 2's order.
 
-    Same frames, order and encodings as SAM2Base._prepare_memory_conditioned_features for
-    forward tracking in eval mode with an unbounded video length.
+    ``spatial`` holds the memory frames with the index of the temporal encoding each gets
+    (``maskmem_tpos_enc[slot]``); ``ptrs``/``ptr_pos`` the object-pointer tokens and their
+    encodings ([P, 1, mem_dim]) or None.
     """
+
+    spatial: list[tuple[FrameOutput, int]]
+    ptrs: torch.Tensor | None
+    ptr_pos: torch.Tensor | None
+
+    @property
+    def num_ptr_tokens(self) -> int:
+        return 0 if self.ptrs is None else self.ptrs.shape[0]
+
+    @property
+    def layout(self) -> tuple[int, int]:
+        """Objects whose memories share a layout can attend in one batched call."""
+        return len(self.spatial), self.num_ptr_tokens
+
+
+def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
+                    device: torch.device) -> Memory:
+    """The memory frames (with their temporal slots) and object pointers one object attends
+    to on a frame: same frames, order and encodings as SAM2Base._prepare_memory_conditioned_
+    features for forward tracking in eval mode with an unbounded video length."""
     num_maskmem = model.num_maskmem
     selected, unselected = select_closest_cond_frames(
         frame_index, obj.cond, model.max_cond_frames_in_attn
@@ -113,19 +130,15 @@ def assemble_memory(
             prev = ((frame_index - 2) // stride) * stride - (t_rel - 2) * stride
         out = obj.non_cond.get(prev)
         t_pos_and_prevs.append((t_pos, out if out is not None else unselected.get(prev)))
-
-    spatial_pos = maskmem_pos_enc.flatten(2).permute(2, 0, 1)
-    memory: list[torch.Tensor] = []
-    memory_pos: list[torch.Tensor] = []
+    spatial = []
     for t_pos, prev in t_pos_and_prevs:
         if prev is None:
             continue
         if prev.maskmem_features is None:
             raise RuntimeError(f"memory of frame needed at t_pos {t_pos} was released")
-        memory.append(prev.maskmem_features.to(device).flatten(2).permute(2, 0, 1).float())
-        memory_pos.append(spatial_pos + model.maskmem_tpos_enc[num_maskmem - t_pos - 1])
+        spatial.append((prev, num_maskmem - t_pos - 1))
 
-    num_ptr_tokens = 0
+    ptrs = ptr_pos = None
     if model.use_obj_ptrs_in_encoder:
         max_ptrs = model.max_obj_ptrs_in_encoder
         ptr_cond = selected
@@ -145,20 +158,17 @@ def assemble_memory(
                 pos_and_ptrs.append((t_diff, out.obj_ptr))
         if pos_and_ptrs:
             pos_list, ptrs_list = zip(*pos_and_ptrs, strict=True)
-            obj_ptrs = torch.stack(ptrs_list, dim=0)
+            ptrs = torch.stack(ptrs_list, dim=0)
             hidden, mem_dim = model.hidden_dim, model.mem_dim
             if model.add_tpos_enc_to_obj_ptrs:
                 tpos_dim = hidden if model.proj_tpos_enc_in_obj_ptrs else mem_dim
-                obj_pos = torch.tensor(pos_list).to(device=device)
-                obj_pos = get_1d_sine_pe(obj_pos / (max_ptrs - 1), dim=tpos_dim)
-                obj_pos = model.obj_ptr_tpos_proj(obj_pos).unsqueeze(1).expand(-1, 1, mem_dim)
+                ptr_pos = torch.tensor(pos_list).to(device=device)
+                ptr_pos = get_1d_sine_pe(ptr_pos / (max_ptrs - 1), dim=tpos_dim)
+                ptr_pos = model.obj_ptr_tpos_proj(ptr_pos).unsqueeze(1).expand(-1, 1, mem_dim)
             else:
-                obj_pos = obj_ptrs.new_zeros(len(pos_list), 1, mem_dim)
+                ptr_pos = ptrs.new_zeros(len(pos_list), 1, mem_dim)
             if mem_dim < hidden:
-                obj_ptrs = obj_ptrs.reshape(-1, 1, hidden // mem_dim, mem_dim)
-                obj_ptrs = obj_ptrs.permute(0, 2, 1, 3).flatten(0, 1)
-                obj_pos = obj_pos.repeat_interleave(hidden // mem_dim, dim=0)
-            memory.append(obj_ptrs)
-            memory_pos.append(obj_pos)
-            num_ptr_tokens = obj_ptrs.shape[0]
-    return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), num_ptr_tokens
+                ptrs = ptrs.reshape(-1, 1, hidden // mem_dim, mem_dim)
+                ptrs = ptrs.permute(0, 2, 1, 3).flatten(0, 1)
+                ptr_pos = ptr_pos.repeat_interleave(hidden // mem_dim, dim=0)
+    return Memory(spatial, ptrs, ptr_pos)

@@ -16,14 +16,11 @@ import numpy as np
 import torch
 
 from sam2_ros.engine.frame_ring import RingFrame
-from sam2_ros.engine.memory_bank import ObjectMemory, assemble_memory
+from sam2_ros.engine.memory_attention import MemoryAttentionRunner
+from sam2_ros.engine.memory_bank import Memory, ObjectMemory, assemble_memory
 from sam2_ros.engine.model_loading import LoadedModel
 from sam2_ros.engine.preprocessing import frame_to_tensor
 from sam2_ros.engine.results import StageTiming
-
-#: An object's memory tokens, their positional encodings and its object-pointer token count.
-Memory = tuple[torch.Tensor, torch.Tensor, int]
-
 
 @dataclass
 class Decoded:
@@ -36,14 +33,6 @@ class Decoded:
     object_score_logits: torch.Tensor  # [B, 1]
 
 
-#: Memory tokens one memory-attention call takes (objects beyond go to the next call).
-#: Measured on 2 CPU cores (bf16): at image_size 256 with 8 objects (1,832 tokens each)
-#: calls of 2-4 objects ran memory attention in 230-237 ms against 263-297 ms for all 8
-#: at once; at 512 (7,208 tokens) one object per call was 2-5% faster than four. Larger
-#: batches only add memory traffic once the attention is large enough to fill the cores.
-ATTENTION_TOKENS = 8192
-
-
 class Sam2Steps:
     """The SAM 2 calls of one frame, for a batch of objects at a time."""
 
@@ -53,7 +42,7 @@ class Sam2Steps:
         self.image_size = loaded.image_size
         self._vision_pos_enc: list[torch.Tensor] | None = None
         self._maskmem_pos_enc: torch.Tensor | None = None
-        self.attention_tokens = ATTENTION_TOKENS
+        self.attention = MemoryAttentionRunner(self.model, self.device)
 
     def sync(self) -> float:
         """Wall time after the device finished its queued work (for honest stage times)."""
@@ -88,7 +77,7 @@ class Sam2Steps:
 
     def memory(self, obj: ObjectMemory, frame_index: int) -> Memory:
         """The memory tokens SAM 2 would attend to for this object on this frame."""
-        return assemble_memory(self.model, obj, frame_index, self._maskmem_pos_enc, self.device)
+        return assemble_memory(self.model, obj, frame_index, self.device)
 
     def decode(
         self,
@@ -123,7 +112,9 @@ class Sam2Steps:
                     num_frames=None,
                 )
             else:
-                pix_feat = self.attend_memory(memories, vision_feats, vision_pos)
+                spatial_pos = self._maskmem_pos_enc.flatten(2).permute(2, 0, 1)
+                pix_feat = self.attention(memories, vision_feats[-1], vision_pos[-1],
+                                          spatial_pos)
                 pix_feat = pix_feat.permute(1, 2, 0).view(batch, hidden, h, w)
             t1 = self.sync()
             timing.memory_attention += t1 - t0
@@ -139,25 +130,6 @@ class Sam2Steps:
         timing.decoder += self.sync() - t0
         best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
         return Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
-
-    def attend_memory(self, memories: list[Memory], vision_feats, vision_pos) -> torch.Tensor:
-        """Memory attention for a batch of objects whose memories share one layout, run in
-        chunks of at most ``attention_chunk(memory tokens)`` objects."""
-        num_ptr = {m[2] for m in memories}
-        assert len(num_ptr) == 1, "objects in one batch need the same memory layout"
-        num_ptr_tokens = num_ptr.pop()
-        step = attention_chunk(memories[0][0].shape[0], self.attention_tokens)
-        parts = []
-        for start in range(0, len(memories), step):
-            chunk = memories[start : start + step]
-            parts.append(self.model.memory_attention(
-                curr=[vision_feats[-1][:, start : start + len(chunk)]],
-                curr_pos=[vision_pos[-1][:, start : start + len(chunk)]],
-                memory=torch.cat([m[0] for m in chunk], dim=1),
-                memory_pos=torch.cat([m[1] for m in chunk], dim=1),
-                num_obj_ptr_tokens=num_ptr_tokens,
-            ))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def encode_memory(
         self,
@@ -183,10 +155,3 @@ class Sam2Steps:
         timing.memory_encoder += self.sync() - t0
         return features.to(torch.bfloat16)
 
-
-def attention_chunk(memory_tokens: int, budget: int) -> int:
-    """How many objects share one memory-attention call: as many as keep the batch's memory
-    tokens within ``budget`` (at least one; budget <= 0: no limit)."""
-    if budget <= 0:
-        return 1 << 30
-    return max(1, budget // max(1, memory_tokens))

@@ -41,7 +41,7 @@ def plot_losses(losses: list[float], path: Path, title: str,
                 marker="o", markersize=3, linewidth=1.4, label="held-out validation clips")
     ax.set_yscale("log")
     ax.set_xlabel("step (one clip)")
-    ax.set_ylabel("SAM 2 training loss (Meta's weights)")
+    ax.set_ylabel("SAM 2 training loss (Meta's loss, dice weight 20)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="upper right")
