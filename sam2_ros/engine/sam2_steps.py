@@ -22,6 +22,7 @@ from sam2_ros.engine.model_loading import LoadedModel
 from sam2_ros.engine.preprocessing import frame_to_tensor
 from sam2_ros.engine.results import StageTiming
 
+
 @dataclass
 class Decoded:
     """Batched SAM head outputs for B objects on one frame."""
