@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sam2_ros.engine.model_loading import DEMO_MODEL, build_model
 from sam2_ros.engine.streaming_tracker import StreamingTracker
@@ -18,7 +19,7 @@ from sam2_ros.evaluation.synthetic_scene import SceneConfig, first_frame_prompts
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("SAM2_ROS_TRAIN_SITE") or REPO / ".train-site")
-TINY = ["--clip-frames", "3", "--image-size", "128", "--eval-scenes", "1", "--eval-frames", "3"]
+TINY = ["--iou-head-steps", "0", "--clip-frames", "3", "--image-size", "128", "--eval-scenes", "1", "--eval-frames", "3"]
 
 pytestmark = pytest.mark.skipif(
     not (SITE / "tensordict").is_dir(),
@@ -59,6 +60,16 @@ def test_training_smoke(tmp_path: Path) -> None:
     stopped = _train(out, 19, "--stop-at", "16", "--eval-scenes", "0")
     assert "at step 14" in stopped.stdout and "16 steps" in stopped.stdout
     assert len(json.loads((out / "losses.json").read_text())) == 16
+
+    # The IoU-head phase after the schedule trains the IoU head and nothing else.
+    before = torch.load(out / "state.pt", map_location="cpu", weights_only=False)["model"]
+    _train(out, 16, "--iou-head-steps", "3", "--eval-scenes", "0")
+    after = torch.load(out / "state.pt", map_location="cpu", weights_only=False)["model"]
+    assert len(json.loads((out / "iou_head_losses.json").read_text())) == 3
+    assert len(json.loads((out / "losses.json").read_text())) == 16
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("iou_prediction_head" in k for k in changed), changed
+    assert "IoU-head phase: 3 steps" in (out / "report.md").read_text()
 
     # Deterministic for a seed: a fresh run with the same settings repeats every step.
     again = tmp_path / "again"

@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-at", type=int, default=0,
                        help="stop (and export, evaluate) at this step of the --steps schedule; "
                             "0: at its end")
+    train.add_argument("--iou-head-steps", type=int, default=defaults.iou_head_steps,
+                       help="steps after the schedule that train only the IoU head (MSE)")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--lr", type=float, default=defaults.lr)
     train.add_argument("--threads", type=int, default=defaults.threads, help="0: every core")

@@ -22,7 +22,8 @@ def run_training(args: argparse.Namespace) -> int:
         return 2
     defaults = TrainSettings()
     settings = TrainSettings(
-        out_dir=str(args.out), steps=args.steps, seed=args.seed, lr=args.lr,
+        out_dir=str(args.out), steps=args.steps, iou_head_steps=args.iou_head_steps,
+        seed=args.seed, lr=args.lr,
         threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
         warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
         clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size),
@@ -48,7 +49,7 @@ def run_training(args: argparse.Namespace) -> int:
 
     command = "sam2_ros train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "sam2_ros train"
     report = write_report(args.out, state.losses, state.seconds, settings.steps, evaluation,
-                          command, state.val_losses)
+                          command, state.val_losses, state.iou_head_losses)
     print(f"[train] report: {report} (loss curve: {args.out / 'loss.png'})")
     if args.install:
         target = BUNDLED_CHECKPOINTS[DEMO_MODEL]

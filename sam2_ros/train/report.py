@@ -64,8 +64,9 @@ def evaluate_checkpoint(
 
 def write_report(out: Path, losses: list[float], seconds: float, steps: int,
                  evaluation: EvalReport | None, command: str,
-                 val_losses: list | None = None) -> Path:
+                 val_losses: list | None = None, iou_head_losses: list | None = None) -> Path:
     """report.md + report.json + loss.png in ``out``."""
+    head = iou_head_losses or []
     plot_losses(losses, out / "loss.png", f"sam2_ros_demo training ({len(losses)} steps)",
                 val_losses)
     tail = losses[-200:]
@@ -75,6 +76,9 @@ def write_report(out: Path, losses: list[float], seconds: float, steps: int,
         "machine": f"{platform.processor() or platform.machine()}",
         "command": command,
         "val_losses": val_losses or [],
+        "iou_head_steps": len(head),
+        "iou_head_mse_first_last_50": [float(np.mean(head[:50])), float(np.mean(head[-50:]))]
+        if head else None,
         "heldout": evaluation.as_dict() if evaluation else None,
     }
     (out / "report.json").write_text(json.dumps(data, indent=2))
@@ -84,6 +88,9 @@ def write_report(out: Path, losses: list[float], seconds: float, steps: int,
         f"- steps: {len(losses)} of {steps}, {seconds / 60:.1f} min",
         f"- loss (mean of the last 200 steps): {data['final_loss_mean_200']:.3f}"
         if tail else "- no steps yet",
+        f"- IoU-head phase: {len(head)} steps, IoU MSE {data['iou_head_mse_first_last_50'][0]:.4f}"
+        f" (first 50) -> {data['iou_head_mse_first_last_50'][1]:.4f} (last 50)"
+        if head else "- IoU-head phase: not run",
         "", "![loss](loss.png)", "",
     ]
     if evaluation:
