@@ -3,7 +3,8 @@
 
 For every (image_size, objects) the engines run in lockstep on the same frames and clicks:
 ours in its default configuration (``precision: auto``: bf16 autocast on a CPU with native
-bf16, fp32 elsewhere), ours in fp32, Meta's SAM2VideoPredictor in fp32 and under the same
+bf16, fp32 elsewhere), ours in fp32, ours with the image encoder compiled (``compile:
+true``, compiled once per image size), Meta's SAM2VideoPredictor in fp32 and under the same
 bf16 autocast, and (where asked, in its own time-limited process because it compiles for
 minutes) ``vos_optimized``. It reports per-frame medians over frames whose memory bank is
 full, the cost of each extra object, GFLOP per frame (torch's FLOP counter on one frame),
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vos-timeout", type=int, default=420)
     p.add_argument("--no-ours-fp32", action="store_true",
                    help="leave out ours in fp32 when the default is bf16")
+    p.add_argument("--no-ours-compiled", action="store_true",
+                   help="leave out ours with the image encoder compiled (compile: true)")
     p.add_argument("--quiet-wait", type=float, default=120.0,
                    help="seconds in total to wait for other processes to leave the CPU")
     p.add_argument("--seed", type=int, default=0)
@@ -109,6 +112,11 @@ def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
         engine.name = "ours_fp32"
         engines.append(engine)
         names["ours_fp32"] = "ours, fp32"
+    if not args.no_ours_compiled:
+        engine = common.OursEngine(_compiled(size, ours), scene, n)
+        engine.name = "ours_compiled"
+        engines.append(engine)
+        names["ours_compiled"] = f"ours, encoder compiled ({_precision(ours)})"
     state_dict = ours.model.state_dict()
     predictor = common.build_official("cpu", size, state_dict)
     common.quiet_official_progress()
@@ -151,6 +159,31 @@ def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
     if (size, n) in args.vos:
         result["vos"] = run_vos(args, size, n, scene, state_dict, work)
     return result  # the engines go with this frame; main() collects between configs
+
+
+_COMPILED: dict[int, object] = {}
+
+
+def _compiled(size: int, ours):
+    """Ours with ``compile: true`` at this image size, compiled once for every object count
+    (about 30 s), with the weights of ``ours``."""
+    if size not in _COMPILED:
+        import torch
+
+        from sam2_ros.engine.model_loading import build_model
+
+        _COMPILED.clear()
+        started = time.perf_counter()
+        loaded = build_model(common.MODEL, device="cpu", precision="auto", image_size=size,
+                             compile_image_encoder=True)
+        with torch.no_grad():
+            for name, p in ours.model.state_dict().items():
+                assert torch.equal(p, loaded.model.state_dict()[name.replace(
+                    "image_encoder.", "image_encoder._orig_mod.", 1)]), name
+        print(f"compiled the image encoder at {size} px in {time.perf_counter() - started:.0f} s",
+              flush=True)
+        _COMPILED[size] = loaded
+    return _COMPILED[size]
 
 
 def _precision(loaded) -> str:

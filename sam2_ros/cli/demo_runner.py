@@ -83,6 +83,7 @@ def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool)
         "-p", f"precision:={settings.precision}",
         "-p", f"image_size:={settings.image_size}",
         "-p", f"cpu_threads:={settings.cpu_threads}",
+        "-p", f"compile:={str(settings.compile).lower()}",
         "-p", "qos_reliability:=reliable",
         "-p", "publish_overlay:=true",
         "-p", f"image_transport:={'compressed' if compressed else 'raw'}",

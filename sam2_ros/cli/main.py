@@ -36,9 +36,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     from sam2_ros.settings import PARAMETERS
 
     group = parser.add_argument_group("model (defaults: the node's parameters)")
-    for name in ("model", "checkpoint", "device", "precision", "image_size", "cpu_threads"):
+    for name in ("model", "checkpoint", "device", "precision", "image_size", "cpu_threads",
+                 "compile"):
         value, text = PARAMETERS[name][:2]
-        group.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+        kind = {"action": argparse.BooleanOptionalAction} if isinstance(value, bool) else {
+            "type": type(value)}
+        group.add_argument(f"--{name.replace('_', '-')}", default=value, **kind,
                            help=f"{text} (default: {value!r})")
 
 

@@ -8,6 +8,7 @@ official video predictor switches on, so both produce the same masks for the sam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -185,7 +186,8 @@ def build_model(
         if image_size < 64 or image_size % 32:
             raise ModelConfigError(f"image_size must be a multiple of 32, >= 64; got {image_size}")
         cfg.model.image_size = int(image_size)
-    cfg.model.compile_image_encoder = bool(compile_image_encoder)
+    # On CUDA Meta's own switch (max-autotune); on a CPU our freezing compile, below.
+    cfg.model.compile_image_encoder = bool(compile_image_encoder) and torch_device.type == "cuda"
     OmegaConf.resolve(cfg)
     if (checkpoint is None or str(checkpoint) == "") and model in BUNDLED_CHECKPOINTS:
         checkpoint = BUNDLED_CHECKPOINTS[model]
@@ -204,7 +206,13 @@ def build_model(
     else:
         load_checkpoint(sam, Path(checkpoint), config_path)
     sam = sam.to(torch_device).eval()
-    _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
+    frozen = compile_image_encoder and torch_device.type == "cpu"
+    if frozen:
+        # The module, not its forward: compiled as a bound method, freezing did not apply
+        # (measured: slower than eager).
+        sam.image_encoder = torch.compile(sam.image_encoder, dynamic=False)
+    with _inductor_freezing(frozen):
+        _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
     precision_name = str(autocast_dtype).replace("torch.", "") if autocast_dtype else "float32"
     LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device, precision_name)
     return LoadedModel(
@@ -215,6 +223,24 @@ def build_model(
         image_size=int(sam.image_size),
         random_weights=random_weights,
     )
+
+
+@contextlib.contextmanager
+def _inductor_freezing(enabled: bool):
+    """Compile with inductor's freezing while the first image is encoded (when the
+    compile happens): the encoder's weights become constants, so oneDNN gets them prepacked
+    in its own layout and the bf16 casts of autocast are folded in once instead of run per
+    frame. Measured on 2 cores with AMX, sam2.1_hiera_t at 512 px under bf16 autocast:
+    141 ms per image against 209 ms eager, features within bf16 rounding (mean |difference|
+    0.0055 at a mean magnitude of 0.65); about 30 s to compile. The weights must not change
+    afterwards, which holds for inference."""
+    if not enabled:
+        yield
+        return
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch(freezing=True):
+        yield
 
 
 def _check_image_size_runs(

@@ -8,8 +8,9 @@ so all three measure the same thing:
 * every frame is tracked; J and F per object and frame as DAVIS defines them (a mask only
   counts while the occlusion head says the object is visible);
 * while an object is fully hidden (no ground-truth pixel: behind another or out of the
-  frame), how often the visibility head says so; when it comes back, whether it is found
-  again (visible, J >= 0.5) within ``refind_frames``.
+  frame), how often the visibility head says so, and while it is in view, how often it says
+  "visible" (a head that always answers the same fails one of the two); when it comes back,
+  whether it is found again (visible, J >= 0.5) within ``refind_frames``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class SceneScore:
     jf: float
     hidden_frames: int = 0
     hidden_reported_invisible: int = 0
+    shown_frames: int = 0
+    shown_reported_visible: int = 0
     reappearances: int = 0
     refound: int = 0
 
@@ -65,6 +68,11 @@ class EvalReport:
         return sum(s.hidden_reported_invisible for s in self.scenes) / hidden if hidden else 1.0
 
     @property
+    def shown_visible_rate(self) -> float:
+        shown = sum(s.shown_frames for s in self.scenes)
+        return sum(s.shown_reported_visible for s in self.scenes) / shown if shown else 1.0
+
+    @property
     def refound_rate(self) -> float:
         back = sum(s.reappearances for s in self.scenes)
         return sum(s.refound for s in self.scenes) / back if back else 1.0
@@ -74,6 +82,8 @@ class EvalReport:
             "jf": self.jf, "j": self.j, "f": self.f,
             "hidden_frames": sum(s.hidden_frames for s in self.scenes),
             "hidden_invisible_rate": self.hidden_invisible_rate,
+            "shown_frames": sum(s.shown_frames for s in self.scenes),
+            "shown_visible_rate": self.shown_visible_rate,
             "reappearances": sum(s.reappearances for s in self.scenes),
             "refound_rate": self.refound_rate,
             "scenes": [asdict(s) for s in self.scenes],
@@ -141,7 +151,10 @@ def _occlusion_stats(
         if area == 0:
             score.hidden_frames += 1
             score.hidden_reported_invisible += int(not visible[i])
-        elif i > 0 and areas[i - 1] == 0:
+            continue
+        score.shown_frames += 1
+        score.shown_reported_visible += int(visible[i])
+        if i > 0 and areas[i - 1] == 0:
             score.reappearances += 1
             window = range(i, min(len(areas), i + refind_frames))
             score.refound += int(any(visible[k] and jaccard[k] >= 0.5 for k in window))

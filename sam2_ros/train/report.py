@@ -97,10 +97,12 @@ def write_report(out: Path, losses: list[float], seconds: float, steps: int,
         e = evaluation
         lines += [
             f"## Held-out scenes ({len(e.scenes)}, never trained on)", "",
-            "| J&F | J | F | hidden frames reported invisible | found again within 5 frames |",
-            "|---|---|---|---|---|",
+            "| J&F | J | F | hidden frames reported invisible | frames in view reported visible "
+            "| found again within 5 frames |",
+            "|---|---|---|---|---|---|",
             f"| {e.jf:.3f} | {e.j:.3f} | {e.f:.3f} | {e.hidden_invisible_rate:.1%} "
-            f"({sum(s.hidden_frames for s in e.scenes)} frames) | {e.refound_rate:.1%} "
+            f"({sum(s.hidden_frames for s in e.scenes)} frames) | {e.shown_visible_rate:.1%} "
+            f"({sum(s.shown_frames for s in e.scenes)} frames) | {e.refound_rate:.1%} "
             f"({sum(s.reappearances for s in e.scenes)} reappearances) |",
         ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
