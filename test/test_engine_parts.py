@@ -140,6 +140,7 @@ def test_bf16_attention_kernel_matches_the_fused_kernel(
     from sam2_ros.engine import memory_attention
 
     monkeypatch.setattr(memory_attention, "SCORE_ELEMENTS", score_elements)
+    monkeypatch.setattr(memory_attention, "BF16_PRODUCTS", True)  # on any CPU
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 1, n, 32, generator=gen) for n in (64, 200, 200))
     reference = F.scaled_dot_product_attention(q, k, v)

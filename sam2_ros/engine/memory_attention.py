@@ -3,8 +3,9 @@
 Measured on 2 CPU cores (SAM 2.1 tiny, image_size 512, 4 objects, bf16): memory attention
 is two thirds of a frame, and nearly all of it is the attention products themselves
 (1,024 image tokens against 7,208 memory tokens per object and layer). PyTorch's fused CPU
-flash kernel reaches about half of the cores' bf16 peak there; two oneDNN matrix products
-and a softmax reach nearly all of it (``attend``). Meta's ``RoPEAttention`` calls the fused
+flash kernel reaches about half of the cores' bf16 peak there on a CPU without AMX; two
+oneDNN matrix products and a softmax reach nearly all of it (``attend``; with AMX the fused
+kernel is the faster one and is kept). Meta's ``RoPEAttention`` calls the fused
 kernel directly, so this module runs Meta's memory-attention layers with their own modules
 (norms, projections, rotary encoding via Meta's ``apply_rotary_enc``, feed-forward
 network, final norm) and only the attention kernel chosen here. In fp32, and on GPUs,
@@ -27,6 +28,7 @@ from sam2.modeling.position_encoding import apply_rotary_enc
 from sam2.modeling.sam.transformer import RoPEAttention
 
 from sam2_ros.engine.memory_bank import FrameOutput, Memory
+from sam2_ros.engine.model_loading import cpu_flags
 
 #: Memory tokens one memory-attention call takes (objects beyond go to the next call).
 #: Measured on 2 CPU cores (bf16): at image_size 256 with 8 objects (1,832 tokens each)
@@ -38,17 +40,25 @@ ATTENTION_TOKENS = 8192
 #: Attention scores one step of ``attend`` materialises (query rows x memory tokens).
 SCORE_ELEMENTS = 1 << 24
 
+#: Whether ``attend`` runs bf16 attention on the CPU as two matrix products and a softmax
+#: (True) or as PyTorch's fused kernel. Measured on 2 cores, bf16, one object at 512 px
+#: (1,024 queries x 7,208 memory tokens x 256): Zen 4 (AVX512_BF16, no AMX): products ~300
+#: GFLOP/s, fused ~175; Xeon with AMX: products 352, fused 980 (the fused kernel uses the
+#: AMX tiles, the products do not reach them). So the products only where bf16 has no AMX.
+BF16_PRODUCTS = "avx512_bf16" in cpu_flags() and "amx_bf16" not in cpu_flags()
+
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
-    """Softmax attention [B, heads, Lq, d]. On the CPU in bf16 as two oneDNN matrix products
-    and a softmax, in blocks of query rows; elsewhere PyTorch's fused kernel.
+    """Softmax attention [B, heads, Lq, d]. On the CPU in bf16 without AMX as two oneDNN
+    matrix products and a softmax, in blocks of query rows; elsewhere PyTorch's fused kernel.
 
     Why: measured on 2 Zen 4 cores (bf16, 1,024 queries x 7,200 memory tokens x 256): the
     fused CPU flash kernel ran at ~175 GFLOP/s, the two products at ~300 (near the cores'
     bf16 peak), the difference to an fp32 reference about twice the fused kernel's (mean
     2.4e-4 vs 1.3e-4 on outputs of mean magnitude 0.03). In fp32 the fused kernel is faster.
     """
-    if q.device.type != "cpu" or q.dtype != torch.bfloat16 or dropout > 0.0:
+    if (not BF16_PRODUCTS or q.device.type != "cpu" or q.dtype != torch.bfloat16
+            or dropout > 0.0):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
     scale = q.shape[-1] ** -0.5
     keys_t = k.transpose(-1, -2)

@@ -105,17 +105,20 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux; elsewhere none)."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return frozenset()
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AMX or AVX512_BF16).
 
     Without it torch emulates bf16 and autocast makes CPU inference slower, not faster.
-    Read from /proc/cpuinfo (Linux); elsewhere assume no.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+    return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
 def cpu_autocast_dtype(precision: str) -> torch.dtype | None:
