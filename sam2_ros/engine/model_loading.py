@@ -8,15 +8,16 @@ official video predictor switches on, so both produce the same masks for the sam
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from sam2_ros.engine.preprocessing import frame_to_tensor
 from sam2_ros.errors import CheckpointError, ModelConfigError
 
 LOG = logging.getLogger(__name__)
@@ -209,13 +210,23 @@ def build_model(
     else:
         load_checkpoint(sam, Path(checkpoint), config_path)
     sam = sam.to(torch_device).eval()
-    frozen = compile_image_encoder and torch_device.type == "cpu"
-    if frozen:
-        # The module, not its forward: compiled as a bound method, freezing did not apply
-        # (measured: slower than eager).
+    _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
+    if compile_image_encoder and torch_device.type == "cpu":
+        # Inductor's freezing: the encoder's weights become constants, so oneDNN gets them
+        # prepacked in its own layout and autocast's bf16 casts of them are folded in once
+        # instead of run per frame. Measured on 2 cores with AMX, sam2.1_hiera_t at 512 px
+        # under bf16 autocast: 125-130 ms per image against 210-240 ms eager, features
+        # within bf16 rounding; about 30 s to compile, here rather than on the first camera
+        # frame. Two things measured to matter: freezing is read when the graph compiles
+        # (given as torch.compile(options=...) it did not apply), and the compile comes
+        # after one eager pass, which fills Meta's position-encoding cache (filled under the
+        # compiled graph, it forces a recompile into a graph as slow as eager). The weights
+        # must not change afterwards, which holds for inference.
+        import torch._inductor.config as inductor_config
+
         sam.image_encoder = torch.compile(sam.image_encoder, dynamic=False)
-    with _inductor_freezing(frozen):
-        _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
+        with inductor_config.patch(freezing=True):
+            _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
     precision_name = str(autocast_dtype).replace("torch.", "") if autocast_dtype else "float32"
     LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device, precision_name)
     return LoadedModel(
@@ -226,24 +237,6 @@ def build_model(
         image_size=int(sam.image_size),
         random_weights=random_weights,
     )
-
-
-@contextlib.contextmanager
-def _inductor_freezing(enabled: bool):
-    """Compile with inductor's freezing while the first image is encoded (when the
-    compile happens): the encoder's weights become constants, so oneDNN gets them prepacked
-    in its own layout and the bf16 casts of autocast are folded in once instead of run per
-    frame. Measured on 2 cores with AMX, sam2.1_hiera_t at 512 px under bf16 autocast:
-    141 ms per image against 209 ms eager, features within bf16 rounding (mean |difference|
-    0.0055 at a mean magnitude of 0.65); about 30 s to compile. The weights must not change
-    afterwards, which holds for inference."""
-    if not enabled:
-        yield
-        return
-    import torch._inductor.config as inductor_config
-
-    with inductor_config.patch(freezing=True):
-        yield
 
 
 def _check_image_size_runs(
@@ -259,11 +252,13 @@ def _check_image_size_runs(
     one-off allocations out of the stream (one encoder pass: 0.1 s at 256 px on a CPU).
     """
     size = int(sam.image_size)
-    blank = torch.zeros(1, 3, size, size, device=device)
     try:
         with torch.inference_mode(), torch.autocast(
             device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
         ):
+            # Made as the tracker makes camera frames (in inference mode, the same memory
+            # layout): a compiled encoder is specialised on both, another kind recompiles.
+            blank = frame_to_tensor(np.zeros((size, size, 3), np.uint8), size, device)
             sam.forward_image(blank)
     except RuntimeError as exc:
         raise ModelConfigError(
