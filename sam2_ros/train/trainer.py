@@ -57,7 +57,7 @@ class TrainSettings:
 
     out_dir: str = "out/train/sam2_ros_demo"
     model: str = "sam2_ros_demo"
-    steps: int = 2500
+    steps: int = 2000
     seed: int = 0
     lr: float = 5e-4
     min_lr_ratio: float = 0.05
