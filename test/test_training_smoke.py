@@ -72,6 +72,15 @@ def test_training_smoke(tmp_path: Path) -> None:
     assert changed and all("iou_prediction_head" in k for k in changed), changed
     assert "IoU-head phase: 3 steps" in (out / "report.md").read_text()
 
+    # --init-from with --steps 0: only the IoU-head phase, on the given weights.
+    head = tmp_path / "head"
+    _train(head, 0, "--init-from", str(out / "sam2_ros_demo.pt"), "--iou-head-steps", "2",
+           "--eval-scenes", "0")
+    start = torch.load(out / "sam2_ros_demo.pt", map_location="cpu", weights_only=True)["model"]
+    tuned = torch.load(head / "sam2_ros_demo.pt", map_location="cpu", weights_only=True)["model"]
+    changed = {k for k in start if not torch.equal(start[k], tuned[k])}
+    assert changed and all("iou_prediction_head" in k for k in changed), changed
+
     # Deterministic for a seed: a fresh run with the same settings repeats every step.
     again = tmp_path / "again"
     _train(again, 12, "--eval-scenes", "0")

@@ -133,8 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "0: at its end")
     train.add_argument("--iou-head-steps", type=int, default=defaults.iou_head_steps,
                        help="steps after the schedule that train only the IoU head (MSE)")
+    train.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                       help="start from these weights (Meta's checkpoint format); with "
+                            "--steps 0 only the IoU-head phase runs on them")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--dice-weight", type=float, default=defaults.loss_weights["loss_dice"],
+                       help="weight of the dice loss (Meta's 1; 20 was tried, see README)")
     train.add_argument("--threads", type=int, default=defaults.threads, help="0: every core")
     train.add_argument("--clip-frames", type=int, default=defaults.clip.num_frames)
     train.add_argument("--image-size", type=int, default=defaults.clip.image_size)

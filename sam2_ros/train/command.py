@@ -23,10 +23,11 @@ def run_training(args: argparse.Namespace) -> int:
     defaults = TrainSettings()
     settings = TrainSettings(
         out_dir=str(args.out), steps=args.steps, iou_head_steps=args.iou_head_steps,
-        seed=args.seed, lr=args.lr,
+        seed=args.seed, lr=args.lr, init_from=str(args.init_from or ""),
         threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
         warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
         clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size),
+        loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight},
     )
     trainer = Trainer(settings)
     if trainer.state.step:
