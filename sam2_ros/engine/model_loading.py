@@ -225,8 +225,14 @@ def build_model(
         import torch._inductor.config as inductor_config
 
         sam.image_encoder = torch.compile(sam.image_encoder, dynamic=False)
-        with inductor_config.patch(freezing=True):
-            _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
+        try:
+            with inductor_config.patch(freezing=True):
+                _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
+        except Exception as exc:  # inductor needs a C++ compiler and Python headers
+            raise ModelConfigError(
+                f"compiling the image encoder failed ({type(exc).__name__}: {exc}); "
+                "set compile to false"
+            ) from exc
     precision_name = str(autocast_dtype).replace("torch.", "") if autocast_dtype else "float32"
     LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device, precision_name)
     return LoadedModel(
