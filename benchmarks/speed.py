@@ -176,10 +176,10 @@ def _compiled(size: int, ours):
         started = time.perf_counter()
         loaded = build_model(common.MODEL, device="cpu", precision="auto", image_size=size,
                              compile_image_encoder=True)
-        with torch.no_grad():
-            for name, p in ours.model.state_dict().items():
-                assert torch.equal(p, loaded.model.state_dict()[name.replace(
-                    "image_encoder.", "image_encoder._orig_mod.", 1)]), name
+        theirs = loaded.model.state_dict()
+        for name, p in ours.model.state_dict().items():
+            key = name.replace("image_encoder.", "image_encoder._orig_mod.", 1)
+            assert torch.equal(p, theirs[key]), name
         print(f"compiled the image encoder at {size} px in {time.perf_counter() - started:.0f} s",
               flush=True)
         _COMPILED[size] = loaded

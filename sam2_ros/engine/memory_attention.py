@@ -45,7 +45,7 @@ SCORE_ELEMENTS = 1 << 24
 #: (1,024 queries x 7,208 memory tokens x 256): Zen 4 (AVX512_BF16, no AMX): products ~300
 #: GFLOP/s, fused ~175; Xeon with AMX: products 352, fused 980 (the fused kernel uses the
 #: AMX tiles, the products do not reach them). So the products only where bf16 has no AMX.
-BF16_PRODUCTS = "avx512_bf16" in cpu_flags() and "amx_bf16" not in cpu_flags()
+BF16_PRODUCTS = "avx512_bf16" in (_FLAGS := cpu_flags()) and "amx_bf16" not in _FLAGS
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
