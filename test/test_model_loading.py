@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,10 +78,11 @@ def test_config_file_path_builds(tmp_path: Path, tiny_model: LoadedModel) -> Non
     # precision "auto" on CPU: bf16 exactly where the CPU computes it natively.
     assert loaded.autocast_dtype == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert not loaded.model.training
-    # Same config and seed as the shared tiny model: the same weights.
+    # Same config and seed as the shared tiny model: the same weights (under bf16 autocast
+    # the linear and convolution weights are stored in bf16, as autocast would cast them).
     state = loaded.model.state_dict()
     for key, value in tiny_model.model.state_dict().items():
-        assert torch.equal(state[key], value), key
+        assert torch.equal(state[key], value.to(state[key].dtype)), key
     # The video post-processing options are switched on, as in SAM 2's video predictor.
     assert loaded.model.binarize_mask_from_pts_for_mem_enc
     assert loaded.model.sam_mask_decoder.dynamic_multimask_via_stability
@@ -175,7 +177,8 @@ def test_checkpoint_without_model_state_dict(
 def test_checkpoint_round_trip(tiny_checkpoint: Path, tiny_model: LoadedModel) -> None:
     # Another seed for the random init: the checkpoint must overwrite all of it.
     loaded = build_model(
-        "sam2.1_hiera_t", checkpoint=tiny_checkpoint, device="cpu", image_size=64, seed=1
+        "sam2.1_hiera_t", checkpoint=tiny_checkpoint, device="cpu", image_size=64, seed=1,
+        precision="fp32",  # bf16 would store linear weights rounded (see the bf16 test)
     )
     assert not loaded.random_weights
     want = dict(tiny_model.model.named_parameters())
@@ -291,3 +294,44 @@ def test_a_model_that_cannot_run_at_an_image_size_fails_at_build_not_on_frames()
     with pytest.raises(ModelConfigError, match="sam2_ros_demo cannot run at image_size 512"):
         build_model("sam2_ros_demo", device="cpu", image_size=512)
     assert build_model("sam2_ros_demo", device="cpu", image_size=384).image_size == 384
+
+
+def test_bf16_weights_stored_once_give_autocasts_results(frames: list[np.ndarray]) -> None:
+    """Under bf16 autocast on a CPU, linear and convolution weights are kept in bf16
+    (autocast re-casts them on every call otherwise); the masks, scores and logits must be
+    exactly those of fp32 weights cast by autocast itself, and norms stay fp32."""
+    from sam2_ros.engine.model_loading import MATMUL_MODULES
+    from sam2_ros.engine.streaming_tracker import StreamingTracker
+
+    torch.manual_seed(0)
+    stored = build_model("sam2.1_hiera_t", image_size=64, device="cpu", precision="bf16")
+    torch.manual_seed(0)
+    cast_each_call = build_model("sam2.1_hiera_t", image_size=64, device="cpu", precision="bf16")
+    cast_each_call.model.float()
+    torch.manual_seed(0)
+    fp32 = build_model("sam2.1_hiera_t", image_size=64, device="cpu", precision="fp32")
+    cast_each_call.model.load_state_dict(fp32.model.state_dict())
+    matmuls = [m for m in stored.model.modules() if isinstance(m, MATMUL_MODULES)]
+    assert matmuls and all(m.weight.dtype == torch.bfloat16 for m in matmuls)
+    norms = [m for m in stored.model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)
+    assert all(p.dtype == torch.float32 for p in cast_each_call.model.parameters())
+
+    results = []
+    for loaded in (stored, cast_each_call):
+        tracker = StreamingTracker(loaded)
+        tracker.track(frames[0], stamp=0)
+        tracker.add_prompt(points=[[40, 30]], labels=[1], stamp=0)
+        tracker.add_prompt(box=[5, 5, 30, 40], stamp=0)
+        per_frame = []
+        for i, rgb in enumerate(frames[1:5], start=1):
+            result = tracker.track(rgb, stamp=i)
+            per_frame.append([(o.score, o.presence, o.mask.copy(), o.logits.copy())
+                           for o in result.objects])
+        results.append(per_frame)
+    for frame_a, frame_b in zip(*results, strict=True):
+        assert len(frame_a) == len(frame_b) == 2
+        for (sa, pa, ma, la), (sb, pb, mb, lb) in zip(frame_a, frame_b, strict=True):
+            assert sa == sb and pa == pb
+            assert (ma == mb).all()
+            assert np.array_equal(la, lb)
