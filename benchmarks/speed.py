@@ -45,9 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="frames per configuration; frames >= 8 are the steady state (12)")
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
-    p.add_argument("--vos", default="256x1",
-                   help="configurations (SIZExOBJECTS, comma list, or 'none') that also run "
-                        "Meta's vos_optimized predictor, which compiles for minutes (256x1)")
+    p.add_argument("--vos", default="all",
+                   help="configurations (SIZExOBJECTS, comma list, 'all' or 'none') that also "
+                        "run Meta's vos_optimized predictor, which compiles for minutes per "
+                        "image size (later object counts reuse the compiled kernels) (all)")
     p.add_argument("--vos-timeout", type=int, default=420)
     p.add_argument("--no-ours-fp32", action="store_true",
                    help="leave out ours in fp32 when the default is bf16")
@@ -62,8 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.objects = [int(n) for n in args.objects.split(",")]
-    args.vos = [] if args.vos == "none" else [tuple(int(v) for v in c.split("x"))
-                                               for c in args.vos.split(",") if c]
+    if args.vos == "all":
+        args.vos = [(size, n) for size in args.sizes for n in args.objects]
+    else:
+        args.vos = [] if args.vos == "none" else [tuple(int(v) for v in c.split("x"))
+                                                   for c in args.vos.split(",") if c]
     return args
 
 

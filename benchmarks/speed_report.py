@@ -37,13 +37,14 @@ def markdown(results: dict) -> str:
     configs = results["configs"]
     sizes = sorted({c["image_size"] for c in configs})
     present = [(k, label) for k, label in ENGINES if any(k in c["rows"] for c in configs)]
+    ghz = f"{peak['ghz']:.2f}" if peak.get("ghz") else "?"
     lines = [
         "# Speed: ours vs Meta's SAM2VideoPredictor",
         "",
         f"- command: `{results['command']}`",
         f"- machine: {m['cpu']}, {peak['cores']} torch threads, {m.get('memory_gib') or '?'} "
         f"GiB; torch {m['torch']}, sam2 {m['sam2']}; {m['date_utc']}",
-        f"- peak (from /proc/cpuinfo, {peak['ghz'] or '?'} GHz): fp32 "
+        f"- peak (from /proc/cpuinfo, {ghz} GHz): fp32 "
         f"{peak['fp32_gflops'] or 0:.0f} GFLOP/s ({peak['unit_fp32']}), bf16 "
         + (f"{peak['bf16_gflops']:.0f} GFLOP/s ({peak['unit_bf16']})"
            if peak.get("bf16_gflops") else "none (no native bf16)"),
@@ -71,8 +72,8 @@ def markdown(results: dict) -> str:
                             for k in ("official", "meta_bf16")]))
     lines += ["", "## Cost of each extra object", "",
               "(time at the most objects minus time at one object) / (extra objects)", "",
-              _row("image_size", *[label for _, label in present]),
-              _row(*["---"] * (len(present) + 1))]
+              _row("image_size", *[label for _, label in present], "vos_optimized"),
+              _row(*["---"] * (len(present) + 2))]
     for size in sizes:
         row = sorted((c for c in configs if c["image_size"] == size), key=lambda c: c["objects"])
         if len(row) < 2:
@@ -80,7 +81,7 @@ def markdown(results: dict) -> str:
         lo, hi = row[0], row[-1]
         extra = hi["objects"] - lo["objects"]
         cells = []
-        for k, _ in present:
+        for k in [k for k, _ in present] + ["vos"]:
             a, b = _median(lo, k), _median(hi, k)
             cells.append(_ms((b - a) / extra) if a and b else "-")
         lines.append(_row(size, *cells))
@@ -89,11 +90,12 @@ def markdown(results: dict) -> str:
               "same network; both counted). Share of peak against the fp32 peak for fp32 runs "
               "and the bf16 peak for bf16 runs.", "",
               _row("image_size", "objects", "GFLOP ours", "GFLOP Meta",
-                   *[f"{label}: GFLOP/s (of peak)" for _, label in present]),
-              _row(*["---"] * (len(present) + 4))]
+                   *[f"{label}: GFLOP/s (of peak)" for _, label in present],
+                   "vos_optimized (fp32): GFLOP/s (of peak)"),
+              _row(*["---"] * (len(present) + 5))]
     for c in configs:
         cells = []
-        for k, _ in present:
+        for k in [k for k, _ in present] + ["vos"]:
             t = _median(c, k)
             flop = c["gflop_ours"] if k.startswith("ours") else c["gflop_meta"]
             bf16 = (k == "meta_bf16") or (k in ("ours", "ours_compiled")
@@ -148,11 +150,12 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 4.2), squeeze=False)
     for ax, size in zip(axes[0], sizes, strict=True):
         row = sorted((c for c in configs if c["image_size"] == size), key=lambda c: c["objects"])
-        for k, label in ENGINES:
+        for k, label in (*ENGINES, ("vos", "Meta vos_optimized (fp32)")):
             pts = [(c["objects"], _median(c, k)) for c in row if _median(c, k)]
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, [y * 1000 for y in ys], marker="o", label=label)
+                ax.plot(xs, [y * 1000 for y in ys], marker="o", label=label,
+                        linestyle="--" if k == "vos" else "-")
         ax.set_title(f"image_size {size}")
         ax.set_xlabel("objects")
         ax.set_ylabel("ms per frame (steady state)")
