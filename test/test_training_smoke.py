@@ -98,3 +98,20 @@ def test_training_smoke(tmp_path: Path) -> None:
             result = tracker.add_prompt(points=[prompt.point], labels=[1])
             assert result.result.mask.shape == (72, 96)
     assert tracker.latest_results()[0].mask.shape == (72, 96)
+
+
+def test_image_stage_then_video_stage(tmp_path: Path) -> None:
+    """--image-steps trains on single frames first, then the video schedule runs, with a
+    share of single-frame clips mixed in; the same seed repeats the same losses."""
+    out = tmp_path / "staged"
+    args = ("--image-steps", "4", "--image-share", "0.5", "--min-objects", "2",
+            "--eval-scenes", "0")
+    _train(out, 3, *args)
+    losses = json.loads((out / "losses.json").read_text())
+    assert len(losses) == 7 and all(np.isfinite(losses))
+    state = torch.load(out / "state.pt", map_location="cpu", weights_only=False)
+    assert state["settings"]["image_steps"] == 4 and state["settings"]["image_share"] == 0.5
+    assert state["settings"]["clip"]["min_objects"] == 2
+    again = tmp_path / "again"
+    _train(again, 3, *args)
+    assert json.loads((again / "losses.json").read_text()) == losses

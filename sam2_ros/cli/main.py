@@ -128,9 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=defaults.steps,
                        help="length of the schedule (warm-up, cosine decay, curriculum); a "
                             "run may be extended by giving a larger value on the same --out")
+    train.add_argument("--image-steps", type=int, default=defaults.image_steps,
+                       help="single-frame steps (SAM 2's promptable segmentation on images) "
+                            "before the --steps video steps; each stage has its own schedule")
+    train.add_argument("--image-share", type=float, default=defaults.image_share,
+                       help="share of the video stage's steps that are single-frame clips "
+                            "(images and video trained together, as SAM 2 does)")
     train.add_argument("--stop-at", type=int, default=0,
-                       help="stop (and export, evaluate) at this step of the --steps schedule; "
-                            "0: at its end")
+                       help="stop (and export, evaluate) at this step (counted from the first "
+                            "image step); 0: at the end")
     train.add_argument("--iou-head-steps", type=int, default=defaults.iou_head_steps,
                        help="steps after the schedule that train only the IoU head (MSE)")
     train.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
@@ -142,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight of the dice loss (Meta's 1; 20 was tried, see README)")
     train.add_argument("--threads", type=int, default=defaults.threads, help="0: every core")
     train.add_argument("--clip-frames", type=int, default=defaults.clip.num_frames)
+    train.add_argument("--min-objects", type=int, default=defaults.clip.min_objects,
+                       help="fewest objects in a training scene, curriculum included")
     train.add_argument("--image-size", type=int, default=defaults.clip.image_size)
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     train.add_argument("--clips", type=int, default=defaults.clips,

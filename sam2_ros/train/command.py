@@ -22,11 +22,14 @@ def run_training(args: argparse.Namespace) -> int:
         return 2
     defaults = TrainSettings()
     settings = TrainSettings(
-        out_dir=str(args.out), steps=args.steps, iou_head_steps=args.iou_head_steps,
+        out_dir=str(args.out), image_steps=args.image_steps, image_share=args.image_share,
+        steps=args.steps,
+        iou_head_steps=args.iou_head_steps,
         seed=args.seed, lr=args.lr, init_from=str(args.init_from or ""),
         threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
         warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
-        clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size),
+        clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size,
+                     min_objects=args.min_objects),
         loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight},
     )
     trainer = Trainer(settings)
@@ -49,7 +52,8 @@ def run_training(args: argparse.Namespace) -> int:
     from sam2_ros.train.report import write_report
 
     command = "sam2_ros train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "sam2_ros train"
-    report = write_report(args.out, state.losses, state.seconds, settings.steps, evaluation,
+    report = write_report(args.out, state.losses, state.seconds,
+                          settings.image_steps + settings.steps, evaluation,
                           command, state.val_losses, state.iou_head_losses)
     print(f"[train] report: {report} (loss curve: {args.out / 'loss.png'})")
     if args.install:

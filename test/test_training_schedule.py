@@ -1,0 +1,41 @@
+"""The training schedule without training: stages, learning rates and the scene curriculum.
+
+These need no training dependencies (the training smoke test runs the real thing)."""
+
+from __future__ import annotations
+
+from sam2_ros.evaluation.random_scenes import RandomScene
+from sam2_ros.train.clips import scene_config
+from sam2_ros.train.trainer import TrainSettings, lr_at, stage_at
+
+
+def test_image_stage_comes_first_and_each_stage_has_its_own_schedule() -> None:
+    s = TrainSettings(image_steps=300, steps=500, iou_head_steps=20, warmup_steps=100)
+    assert stage_at(0, s) == ("image", 0, 300)
+    assert stage_at(299, s) == ("image", 299, 300)
+    assert stage_at(300, s) == ("video", 0, 500)
+    assert stage_at(800, s) == ("iou_head", 0, 20)
+    # Warm-up restarts with the video stage, and each stage decays to its floor.
+    assert lr_at(0, s) == lr_at(300, s) == s.lr / s.warmup_steps
+    assert lr_at(99, s) == lr_at(399, s) == s.lr
+    floor = s.lr * s.min_lr_ratio
+    assert abs(lr_at(299, s) - floor) < 0.01 * s.lr
+    assert abs(lr_at(799, s) - floor) < 0.01 * s.lr
+    assert lr_at(800, s) == s.iou_head_lr
+
+
+def test_without_image_steps_the_schedule_is_the_video_one() -> None:
+    plain = TrainSettings(steps=500)
+    assert [stage_at(k, plain)[0] for k in (0, 499, 500)] == ["video", "video", "iou_head"]
+    assert lr_at(250, plain) == lr_at(250 + 300, TrainSettings(image_steps=300, steps=500))
+
+
+def test_min_objects_holds_through_the_curriculum() -> None:
+    for difficulty in (0.0, 0.3, 1.0):
+        cfg = scene_config(difficulty, 2, num_frames=1, seed=3)
+        assert cfg.min_objects == 2 and cfg.max_objects >= 2
+        counts = {len(RandomScene(scene_config(difficulty, 2, num_frames=1, seed=k)).objects)
+                  for k in range(12)}
+        assert min(counts) >= 2, (difficulty, counts)
+    # The default curriculum starts with single objects.
+    assert scene_config(0.0).max_objects == 1
