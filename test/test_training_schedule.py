@@ -25,7 +25,7 @@ def test_image_stage_comes_first_and_each_stage_has_its_own_schedule() -> None:
 
 
 def test_without_image_steps_the_schedule_is_the_video_one() -> None:
-    plain = TrainSettings(steps=500)
+    plain = TrainSettings(image_steps=0, steps=500)
     assert [stage_at(k, plain)[0] for k in (0, 499, 500)] == ["video", "video", "iou_head"]
     assert lr_at(250, plain) == lr_at(250 + 300, TrainSettings(image_steps=300, steps=500))
 

@@ -19,7 +19,7 @@ from sam2_ros.evaluation.synthetic_scene import SceneConfig, first_frame_prompts
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("SAM2_ROS_TRAIN_SITE") or REPO / ".train-site")
-TINY = ["--iou-head-steps", "0", "--clip-frames", "3", "--image-size", "128",
+TINY = ["--image-steps", "0", "--iou-head-steps", "0", "--clip-frames", "3", "--image-size", "128",
         "--eval-scenes", "1", "--eval-frames", "3"]
 
 pytestmark = pytest.mark.skipif(

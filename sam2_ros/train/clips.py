@@ -33,7 +33,7 @@ class ClipSettings:
     # object "segment the foreground" is always right, so a model can learn to ignore the
     # prompt (measured: the 3,400-step model masks the union of all objects for a click on
     # one of them).
-    min_objects: int = 1
+    min_objects: int = 2
 
 
 def scene_config(difficulty: float, min_objects: int = 1, **fields) -> RandomSceneConfig:

@@ -51,7 +51,7 @@ SAM2_TRAIN_OPTIONS = {
 #: the shipped demo model was trained. Tried (``--dice-weight 20``): in 250-step runs from
 #: scratch it lifted tracked frames' J on 12 held-out clips from 0.05 to 0.31 (with lr 5e-4),
 #: but the full run (2,000 steps, lr 5e-4, then the IoU-head phase) reached held-out J&F
-#: 0.260 against the shipped model's 0.293: not adopted. The shipped model still tends to
+#: 0.260 against the then shipped model's 0.293: not adopted. That model still tended to
 #: predict empty masks on tracked frames (tracked J 0.19 from a ground-truth mask).
 LOSS_WEIGHTS = {"loss_mask": 20.0, "loss_dice": 1.0, "loss_iou": 1.0, "loss_class": 1.0}
 
@@ -66,11 +66,11 @@ class TrainSettings:
     # to mask every object whatever was clicked (frame-0 click on held-out scenes: J 0.24
     # with the object, 0.40 with the union of all objects); 3,000 single-frame steps from
     # scratch (12 min) gave J 0.35 with the object and 0.15 with the union.
-    image_steps: int = 0
+    image_steps: int = 6000
     # Share of the video stage's steps that are single-frame clips, as SAM 2 trains on images
     # and videos together, so the prompt-following of the image stage is kept.
-    image_share: float = 0.0
-    steps: int = 1500
+    image_share: float = 0.25
+    steps: int = 4000
     seed: int = 0
     lr: float = 2e-4
     min_lr_ratio: float = 0.05
@@ -94,7 +94,7 @@ class TrainSettings:
     # decoder's three candidate masks) with an MSE IoU loss. Why it was tried: on a
     # 1,250-step model Meta's L1 IoU loss left the head predicting ~0 for every candidate:
     # tracked J 0.21 with the chosen mask against 0.54 for the best of the three (12
-    # held-out clips). Measured: 300 such steps on the shipped model lowered its held-out
+    # held-out clips). Measured: 300 such steps on the then shipped model lowered its held-out
     # J&F from 0.293 to 0.158, so it is off by default (--iou-head-steps).
     iou_head_steps: int = 0
     iou_head_lr: float = 1e-3
