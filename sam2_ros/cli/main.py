@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainSettings()
     train.add_argument("--out", type=Path, default=Path(defaults.out_dir))
     train.add_argument("--steps", type=int, default=defaults.steps,
-                       help="length of the schedule (warm-up, cosine decay, curriculum); a "
-                            "run may be extended by giving a larger value on the same --out")
+                       help="video steps: the second stage's schedule (warm-up, cosine "
+                            "decay, curriculum); a run may be extended by giving a larger "
+                            "value on the same --out")
     train.add_argument("--image-steps", type=int, default=defaults.image_steps,
                        help="single-frame steps (SAM 2's promptable segmentation on images) "
                             "before the --steps video steps; each stage has its own schedule")
