@@ -23,8 +23,7 @@ def run_training(args: argparse.Namespace) -> int:
     defaults = TrainSettings()
     settings = TrainSettings(
         out_dir=str(args.out), image_steps=args.image_steps, image_share=args.image_share,
-        steps=args.steps,
-        iou_head_steps=args.iou_head_steps,
+        steps=args.steps, iou_head_steps=args.iou_head_steps,
         seed=args.seed, lr=args.lr, init_from=str(args.init_from or ""),
         threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
         warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
