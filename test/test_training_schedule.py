@@ -4,9 +4,15 @@ These need no training dependencies (the training smoke test runs the real thing
 
 from __future__ import annotations
 
-from sam2_ros.evaluation.random_scenes import RandomScene
+from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig
 from sam2_ros.train.clips import scene_config
-from sam2_ros.train.trainer import TrainSettings, lr_at, stage_at
+from sam2_ros.train.trainer import (
+    TrainSettings,
+    _settings_dict,
+    _with_defaults,
+    lr_at,
+    stage_at,
+)
 
 
 def test_image_stage_comes_first_and_each_stage_has_its_own_schedule() -> None:
@@ -39,3 +45,27 @@ def test_min_objects_holds_through_the_curriculum() -> None:
         assert min(counts) >= 2, (difficulty, counts)
     # The default curriculum starts with single objects.
     assert scene_config(0.0).max_objects == 1
+
+
+def test_occlusion_chance_is_a_training_option_only() -> None:
+    """--occlusion changes the chance of an occluder in training scenes (still scaled by the
+    curriculum); the default and the held-out scenes keep the full distribution's 0.5."""
+    full = RandomSceneConfig().p_occlusion
+    assert scene_config(1.0).p_occlusion == full
+    assert scene_config(1.0, p_occlusion=0.9).p_occlusion == 0.9
+    assert scene_config(0.5, p_occlusion=0.9).p_occlusion == 0.45
+    occluded = [len(RandomScene(scene_config(1.0, 2, p, num_frames=8, seed=k)).objects)
+                for p in (0.0, 1.0) for k in range(10)]
+    # An occluder is one more object in the scene, so with chance 1 every scene has one.
+    assert sum(occluded[10:]) > sum(occluded[:10])
+
+
+def test_runs_saved_before_a_new_option_still_resume() -> None:
+    """A state file written before an option existed compares equal once that option is
+    filled in at its default, and only then."""
+    current = _settings_dict(TrainSettings())
+    old = {k: v for k, v in current.items() if k != "iou_loss"}
+    old["clip"] = {k: v for k, v in current["clip"].items() if k != "p_occlusion"}
+    assert _with_defaults(old) == current
+    assert _with_defaults({**old, "lr": 1.0}) != current
+    assert _with_defaults(old) != _settings_dict(TrainSettings(iou_loss="mse"))

@@ -80,6 +80,13 @@ def test_training_smoke(tmp_path: Path) -> None:
     tuned = torch.load(head / "sam2_ros_demo.pt", map_location="cpu", weights_only=True)["model"]
     changed = {k for k in start if not torch.equal(start[k], tuned[k])}
     assert changed and all("iou_prediction_head" in k for k in changed), changed
+    # --head-phase iou+object trains the object-score (occlusion) head too, and only those.
+    both = tmp_path / "both"
+    _train(both, 0, "--init-from", str(out / "sam2_ros_demo.pt"), "--iou-head-steps", "2",
+           "--head-phase", "iou+object", "--head-object-alpha", "0.2", "--eval-scenes", "0")
+    tuned = torch.load(both / "sam2_ros_demo.pt", map_location="cpu", weights_only=True)["model"]
+    changed = {k.split(".")[1] for k in start if not torch.equal(start[k], tuned[k])}
+    assert changed == {"iou_prediction_head", "pred_obj_score_head"}, changed
 
     # Deterministic for a seed: a fresh run with the same settings repeats every step.
     again = tmp_path / "again"
@@ -115,3 +122,20 @@ def test_image_stage_then_video_stage(tmp_path: Path) -> None:
     again = tmp_path / "again"
     _train(again, 3, *args)
     assert json.loads((again / "losses.json").read_text()) == losses
+
+    # A fine-tune from those weights with the options of the shipped recipe's last stage:
+    # they reach the saved settings (so a resume must repeat them) and change the training.
+    tune_args = ("--init-from", str(out / "sam2_ros_demo.pt"), "--image-steps", "0",
+                 "--eval-scenes", "0")
+    options = ("--curriculum", "0", "--class-weight", "5", "--iou-weight", "5",
+               "--iou-loss", "mse", "--occlusion", "0.9")
+    _train(tmp_path / "plain", 2, *tune_args)
+    _train(tmp_path / "tuned", 2, *tune_args, *options)
+    saved = torch.load(tmp_path / "tuned" / "state.pt", map_location="cpu",
+                       weights_only=False)["settings"]
+    assert saved["curriculum"] == 0 and saved["iou_loss"] == "mse"
+    assert saved["loss_weights"]["loss_class"] == 5 and saved["loss_weights"]["loss_iou"] == 5
+    assert saved["clip"]["p_occlusion"] == 0.9
+    plain = json.loads((tmp_path / "plain" / "losses.json").read_text())
+    tuned = json.loads((tmp_path / "tuned" / "losses.json").read_text())
+    assert len(plain) == len(tuned) == 2 and plain != tuned

@@ -139,7 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop (and export, evaluate) at this step (counted from the first "
                             "image step); 0: at the end")
     train.add_argument("--iou-head-steps", type=int, default=defaults.iou_head_steps,
-                       help="steps after the schedule that train only the IoU head (MSE)")
+                       help="steps after the schedule that train only the heads "
+                            "--head-phase names (IoU loss: MSE)")
+    train.add_argument("--head-phase", choices=("iou", "iou+object"),
+                       default=defaults.head_phase,
+                       help="heads that phase trains: the IoU head, or it and the object-"
+                            "score (occlusion) head")
+    train.add_argument("--head-object-alpha", type=float, default=defaults.head_object_alpha,
+                       help="that phase's object-score loss weighs in-view frames by this and "
+                            "hidden ones by 1 minus it (-1: plain BCE, Meta's)")
     train.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
                        help="start from these weights (Meta's checkpoint format); with "
                             "--steps 0 only the IoU-head phase runs on them")
@@ -147,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=defaults.lr)
     train.add_argument("--dice-weight", type=float, default=defaults.loss_weights["loss_dice"],
                        help="weight of the dice loss (Meta's 1; 20 was tried, see README)")
+    train.add_argument("--class-weight", type=float,
+                       default=defaults.loss_weights["loss_class"],
+                       help="weight of the object-score (occlusion head) loss (Meta's 1)")
+    train.add_argument("--iou-weight", type=float, default=defaults.loss_weights["loss_iou"],
+                       help="weight of the IoU-prediction loss (Meta's 1)")
+    train.add_argument("--iou-loss", choices=("l1", "mse"), default=defaults.iou_loss,
+                       help="IoU-prediction loss: Meta's L1 or MSE")
+    train.add_argument("--curriculum", type=float, default=defaults.curriculum,
+                       help="share of each stage over which clip difficulty rises to the "
+                            "held-out distribution (0: full difficulty from the start, for "
+                            "a fine-tune with --init-from)")
+    train.add_argument("--occlusion", type=float, default=None, metavar="P",
+                       help="chance of an occluder in a training scene (default: the "
+                            "held-out scenes' 0.5); held-out scenes never change")
     train.add_argument("--threads", type=int, default=defaults.threads, help="0: every core")
     train.add_argument("--clip-frames", type=int, default=defaults.clip.num_frames)
     train.add_argument("--min-objects", type=int, default=defaults.clip.min_objects,

@@ -34,18 +34,26 @@ class ClipSettings:
     # prompt (measured: the 3,400-step model masks the union of all objects for a click on
     # one of them).
     min_objects: int = 2
+    # Chance that a training scene has an occluder on one object's path; None: the
+    # held-out scenes' chance (0.5). Only the training distribution changes: a fully hidden
+    # target is the only frame where the occlusion head learns to answer "not visible", and
+    # at 0.5 those are a few percent of the target frames.
+    p_occlusion: float | None = None
 
 
-def scene_config(difficulty: float, min_objects: int = 1, **fields) -> RandomSceneConfig:
+def scene_config(difficulty: float, min_objects: int = 1, p_occlusion: float | None = None,
+                 **fields) -> RandomSceneConfig:
     """A random-scene config at a curriculum difficulty in [0, 1]: 1 is the full held-out
     distribution; lower values have fewer objects (never under ``min_objects``) and rarer
-    occlusions, exits, distractors, shake and brightness changes."""
+    occlusions, exits, distractors, shake and brightness changes. ``p_occlusion`` replaces
+    the full distribution's occlusion chance (still scaled by the difficulty)."""
     d = float(np.clip(difficulty, 0.0, 1.0))
     full = RandomSceneConfig()
     most = max(min_objects, 1 + round((full.max_objects - 1) * d))
+    occlusion = full.p_occlusion if p_occlusion is None else p_occlusion
     return RandomSceneConfig(
         min_objects=min_objects, max_objects=most,
-        p_occlusion=full.p_occlusion * d, p_exit=full.p_exit * d,
+        p_occlusion=occlusion * d, p_exit=full.p_exit * d,
         p_distractor=full.p_distractor * d, p_shake=full.p_shake * d,
         p_brightness=full.p_brightness * d, **fields,
     )
@@ -62,8 +70,9 @@ def sample_clip(settings: ClipSettings, seed: int, split: str = "train",
     # A scene whose first frame shows no large enough object is redrawn (rare).
     for attempt in range(20):
         w, h = CAMERA_SIZES[int(rng.integers(len(CAMERA_SIZES)))]
-        cfg = scene_config(difficulty, settings.min_objects, width=w, height=h,
-                           num_frames=settings.num_frames, seed=seed * 32 + attempt, split=split)
+        cfg = scene_config(difficulty, settings.min_objects, settings.p_occlusion, width=w,
+                           height=h, num_frames=settings.num_frames, seed=seed * 32 + attempt,
+                           split=split)
         scene = RandomScene(cfg)
         frames = list(scene.frames())
         candidates = visible_ids(frames[0].labels, settings.min_target_area)

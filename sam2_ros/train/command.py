@@ -24,12 +24,15 @@ def run_training(args: argparse.Namespace) -> int:
     settings = TrainSettings(
         out_dir=str(args.out), image_steps=args.image_steps, image_share=args.image_share,
         steps=args.steps, iou_head_steps=args.iou_head_steps,
+        curriculum=args.curriculum, iou_loss=args.iou_loss,
+        head_phase=args.head_phase, head_object_alpha=args.head_object_alpha,
         seed=args.seed, lr=args.lr, init_from=str(args.init_from or ""),
         threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
         warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
         clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size,
-                     min_objects=args.min_objects),
-        loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight},
+                     min_objects=args.min_objects, p_occlusion=args.occlusion),
+        loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight,
+                      "loss_class": args.class_weight, "loss_iou": args.iou_weight},
     )
     trainer = Trainer(settings)
     if trainer.state.step:

@@ -77,7 +77,7 @@ def write_report(out: Path, losses: list[float], seconds: float, steps: int,
         "command": command,
         "val_losses": val_losses or [],
         "iou_head_steps": len(head),
-        "iou_head_mse_first_last_50": [float(np.mean(head[:50])), float(np.mean(head[-50:]))]
+        "iou_head_loss_first_last_50": [float(np.mean(head[:50])), float(np.mean(head[-50:]))]
         if head else None,
         "heldout": evaluation.as_dict() if evaluation else None,
     }
@@ -88,8 +88,8 @@ def write_report(out: Path, losses: list[float], seconds: float, steps: int,
         f"- steps: {len(losses)} of {steps}, {seconds / 60:.1f} min",
         f"- loss (mean of the last 200 steps): {data['final_loss_mean_200']:.3f}"
         if tail else "- no steps yet",
-        f"- IoU-head phase: {len(head)} steps, IoU MSE {data['iou_head_mse_first_last_50'][0]:.4f}"
-        f" (first 50) -> {data['iou_head_mse_first_last_50'][1]:.4f} (last 50)"
+        f"- IoU-head phase: {len(head)} steps, loss {data['iou_head_loss_first_last_50'][0]:.4f}"
+        f" (first 50) -> {data['iou_head_loss_first_last_50'][1]:.4f} (last 50)"
         if head else "- IoU-head phase: not run",
         "", "![loss](loss.png)", "",
     ]
