@@ -38,8 +38,7 @@ CLICK_FRAME, CLICK_AFTER = 2, 6
 #: stamp four frames later, the model follows the rectangle at J 0.6-0.8 until it crosses
 #: the circle, then mostly loses it; the model before the fine-tune kept it, 0.64). Random
 #: weights or a click off the object (swapped x/y, wrong scale, wrong frame): J near 0 for
-#: both. The threshold
-#: keeps a margin under the measured value and far above noise.
+#: both. The threshold keeps a margin under the measured value and far above noise.
 MIN_BEST_J = 0.15
 WAIT = 120.0
 
