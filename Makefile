@@ -21,13 +21,13 @@ train: setup train-deps
 
 # The shipped demo model: the default recipe stopped at step 8,800, then a fine-tune stage
 # from its weights (full difficulty, more occlusions, heavier object-score and IoU losses,
-# then 300 steps on the IoU and object-score heads). About 2.3 hours on 2 CPU cores; each
+# then 600 steps on the IoU and object-score heads). About 2.3 hours on 2 CPU cores; each
 # part resumes when run again. TRAIN_ARGS=--install installs the result.
 SHIPPED_BASE = out/train/sam2_ros_demo
 FINETUNE_ARGS = --out out/train/sam2_ros_demo_finetune --init-from $(SHIPPED_BASE)/sam2_ros_demo.pt \
 	--image-steps 0 --steps 2200 --lr 1e-4 --curriculum 0 --occlusion 0.9 \
 	--class-weight 5 --iou-weight 5 --iou-loss mse \
-	--iou-head-steps 300 --head-phase iou+object --head-object-alpha 0.3
+	--iou-head-steps 600 --head-phase iou+object --head-object-alpha 0.3
 train-shipped: setup train-deps
 	bash -c '. tools/env.sh && export PYTHONPATH=$(CURDIR)/.train-site:$$PYTHONPATH && sam2_ros train --out $(SHIPPED_BASE) --stop-at 8800 --eval-scenes 0 && sam2_ros train $(FINETUNE_ARGS) $(TRAIN_ARGS)'
 

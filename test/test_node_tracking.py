@@ -34,7 +34,7 @@ SCENE = SceneConfig(width=320, height=240, fps=10.0, duration_s=1.6, num_objects
                     with_depth=False)
 CLICK_FRAME, CLICK_AFTER = 2, 6
 #: Measured through the node with the bundled model (2026-11-30, 2 cores): the rotating
-#: rectangle (object 2) J 0.28, the circle 0.00 (in this run, clicked on frame 2 and named by
+#: rectangle (object 2) J 0.22, the circle 0.00 (in this run, clicked on frame 2 and named by
 #: stamp four frames later, the model follows the rectangle at J 0.6-0.8 until it crosses
 #: the circle, then mostly loses it; the model before the fine-tune kept it, 0.64). Random
 #: weights or a click off the object (swapped x/y, wrong scale, wrong frame): J near 0 for
