@@ -48,18 +48,19 @@ SAM2_TRAIN_OPTIONS = {
 }
 
 #: Loss weights: Meta's (sam2.1 training config: mask 20, dice 1, IoU 1, class 1), with which
-#: the shipped demo model was trained. Tried (``--dice-weight 20``): in 250-step runs from
+#: the bundled demo model's first part was trained (its fine-tune weighs the object-score
+#: and IoU losses 5, README). Tried (``--dice-weight 20``): in 250-step runs from
 #: scratch it lifted tracked frames' J on 12 held-out clips from 0.05 to 0.31 (with lr 5e-4),
 #: but the full run (2,000 steps, lr 5e-4, then the IoU-head phase) reached held-out J&F
 #: 0.260 against the then shipped model's 0.293: not adopted. That model still tended to
 #: predict empty masks on tracked frames (tracked J 0.19 from a ground-truth mask).
+LOSS_WEIGHTS = {"loss_mask": 20.0, "loss_dice": 1.0, "loss_iou": 1.0, "loss_class": 1.0}
+
 #: Parameters the phase after the schedule trains (``TrainSettings.head_phase``).
 HEAD_PHASE_PARAMS = {
     "iou": ("iou_prediction_head",),
     "iou+object": ("iou_prediction_head", "pred_obj_score_head"),
 }
-
-LOSS_WEIGHTS = {"loss_mask": 20.0, "loss_dice": 1.0, "loss_iou": 1.0, "loss_class": 1.0}
 
 
 @dataclass
@@ -91,7 +92,7 @@ class TrainSettings:
     # Meta's IoU loss is L1 ("l1"); "mse" regresses the mean IoU instead of its median.
     # Why it matters: the IoU head picks one of the decoder's three candidates for a click
     # and on every tracked frame; with L1 the shipped model picked a mask of J 0.57 on
-    # frame 0 where the best candidate had 0.71 (20 held-out scenes).
+    # frame 0 where the best candidate had 0.71 (20 held-out scenes; the step-8,800 model).
     iou_loss: str = "l1"
     clips: int = 0  # 0: a new clip every step; n: cycle through n clips (smoke tests)
     # Start from these weights (a {"model": state_dict} checkpoint) instead of random ones;
@@ -106,7 +107,8 @@ class TrainSettings:
     # 1,250-step model Meta's L1 IoU loss left the head predicting ~0 for every candidate:
     # tracked J 0.21 with the chosen mask against 0.54 for the best of the three (12
     # held-out clips). Measured: 300 such steps on the then shipped model lowered its held-out
-    # J&F from 0.293 to 0.158, so it is off by default (--iou-head-steps).
+    # J&F from 0.293 to 0.158, so it is off by default (--iou-head-steps); on the step-8,800
+    # model it gained 0.017, and the bundled model's fine-tune ends with it (README).
     iou_head_steps: int = 0
     iou_head_lr: float = 1e-3
     # Which heads that phase trains: "iou", or "iou+object" (the object-score head too, the
