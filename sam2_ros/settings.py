@@ -10,7 +10,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the engine imports torch; settings stay importable without it
+    from sam2_ros.engine.model_loading import LoadedModel
+    from sam2_ros.engine.streaming_tracker import StreamingTracker
 
 #: Every node parameter: name -> (default, description, read_only, range (lo, hi[, step]) or
 #: None, choices or None). config/tracker.yaml and README's table are generated from it
@@ -246,13 +250,12 @@ class TrackerSettings:
         found = {n: getattr(values, n) for n in known if hasattr(values, n)}
         return cls(**{**found, **overrides})
 
-    def build(self):
-        """Load the model and return a ready StreamingTracker."""
+    def load(self) -> LoadedModel:
+        """Load the model these settings name (a LoadedModel several trackers may share)."""
         from sam2_ros.engine.model_loading import build_model
-        from sam2_ros.engine.streaming_tracker import StreamingTracker
 
         apply_cpu_threads(self.cpu_threads)
-        loaded = build_model(
+        return build_model(
             self.model,
             self.checkpoint or None,
             device=self.device,
@@ -260,6 +263,16 @@ class TrackerSettings:
             image_size=self.image_size or None,
             compile_image_encoder=self.compile,
         )
+
+    def build(self, loaded: LoadedModel | None = None) -> StreamingTracker:
+        """A ready StreamingTracker on ``loaded``, or on the model loaded now when None.
+
+        Passing a loaded model lets an evaluation start a fresh tracker per scene without
+        reading the checkpoint again."""
+        from sam2_ros.engine.streaming_tracker import StreamingTracker
+
+        if loaded is None:
+            loaded = self.load()
         return StreamingTracker(
             loaded,
             max_objects=self.max_objects,

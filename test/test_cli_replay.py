@@ -197,5 +197,5 @@ def test_console_script_help_explains_each_subcommand() -> None:
         [sys.executable, "-m", "sam2_ros.cli.main", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0
-    for word in ("make-bag", "replay", "demo", "train", "sam2_ros_demo"):
+    for word in ("make-bag", "replay", "demo", "evaluate", "train", "sam2_ros_demo"):
         assert word in out.stdout

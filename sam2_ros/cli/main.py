@@ -23,6 +23,8 @@ Streaming SAM 2 object tracking for ROS 2, offline tools.
   demo      the whole product end to end: make a bag, start the real tracker node, play
             the bag into it over ROS, prompt it through its AddPrompt service, record what
             it publishes, and write an overlay video and a summary
+  evaluate  score a model on held-out random scenes: J&F, hidden objects reported
+            invisible, objects in view reported visible, found again after hiding
   train     train the demo model (sam2_ros_demo) from scratch on random synthetic scenes
   params    print the node's parameters as config/tracker.yaml or README's table
 
@@ -113,6 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--height", type=int, default=240)
     _add_model_options(demo)
 
+    from sam2_ros.evaluation.random_scenes import HELDOUT_FRAMES, HELDOUT_SCENES
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score a model on held-out random scenes (J&F, visibility, found again)",
+        description="Track held-out random scenes (a split training never draws from) with "
+        "the streaming engine: every object visible on the first frame is clicked once at "
+        "its most interior point, every frame is tracked and scored. Prints J&F, how often "
+        "a fully hidden object is reported invisible, how often one in view is reported "
+        "visible, and how often a returning object is found again within 5 frames. "
+        "README's demo-model numbers come from it (with --precision fp32).",
+    )
+    evaluate.add_argument("--scenes", type=int, default=HELDOUT_SCENES,
+                          help="held-out scenes: seeds 0..N-1 of the held-out split")
+    evaluate.add_argument("--frames", type=int, default=HELDOUT_FRAMES,
+                          help="frames per scene")
+    evaluate.add_argument("--json", type=Path, default=None, metavar="PATH",
+                          help="also write the totals and per-scene scores as JSON")
+    _add_model_options(evaluate)
+
     train = sub.add_parser(
         "train",
         help="train the demo model from scratch (needs requirements/train.txt: make train)",
@@ -178,9 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--clips", type=int, default=defaults.clips,
                        help="0: a new random clip every step; n: cycle through n clips "
                        "(a smoke test that the model can learn)")
-    train.add_argument("--eval-scenes", type=int, default=20,
+    train.add_argument("--eval-scenes", type=int, default=HELDOUT_SCENES,
                        help="held-out scenes for the final report (0: none)")
-    train.add_argument("--eval-frames", type=int, default=30)
+    train.add_argument("--eval-frames", type=int, default=HELDOUT_FRAMES)
     train.add_argument("--install", action="store_true",
                        help="copy the result over the bundled sam2_ros/models/sam2_ros_demo.pt")
 
@@ -209,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             from sam2_ros.train.command import run_training
 
             return run_training(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
         if args.command == "params":
             from sam2_ros.settings import parameters_markdown, parameters_yaml
 
@@ -286,6 +310,30 @@ def _replay(args: argparse.Namespace) -> int:
     if report.interrupted:
         print("interrupted: the output bag holds the frames processed so far", file=sys.stderr)
         return 130
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from sam2_ros.evaluation.scene_eval import evaluate_model
+
+    if args.scenes < 1 or args.frames < 2:
+        raise ValueError(f"--scenes must be >= 1 and --frames >= 2 (got {args.scenes}, "
+                         f"{args.frames})")
+    settings = _settings(args)
+    loaded = settings.load()
+    if loaded.random_weights:
+        print("NOTE: RANDOM weights (no --checkpoint): expect scores near 0.")
+    report = evaluate_model(settings, list(range(args.scenes)), args.frames,
+                            progress=sys.stderr.isatty(), loaded=loaded)
+    weights = settings.checkpoint or ("random" if loaded.random_weights else "bundled")
+    print(f"{settings.model} (weights: {weights}; precision {settings.precision}): "
+          f"{len(report.scenes)} held-out scenes, {args.frames} frames each")
+    print("\n".join(report.markdown()))
+    if args.json:
+        args.json.write_text(json.dumps(report.as_dict(), indent=2))
+        print(f"scores: {args.json}")
     return 0
 
 

@@ -33,6 +33,11 @@ from sam2_ros.evaluation.synthetic_scene import BASE_STAMP_S, shape_mask
 #: Entropy tags of the two splits; a scene's generator is seeded with (tag, seed).
 SPLITS = {"train": 0x7A11, "heldout": 0xE7A1}
 
+#: The held-out evaluation README quotes: seeds 0..19 of the held-out split, 30 frames each
+#: (`sam2_ros evaluate` and `sam2_ros train`'s final report default to it).
+HELDOUT_SCENES = 20
+HELDOUT_FRAMES = 30
+
 SHAPES = ("circle", "rectangle", "triangle", "ellipse", "blob")
 
 

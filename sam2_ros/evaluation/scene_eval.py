@@ -1,7 +1,7 @@
 """Judge a model by what it tracks: click objects on held-out scenes, score every frame.
 
-Used by ``sam2_ros train`` (its final report), by the quality tests and by README's numbers,
-so all three measure the same thing:
+Used by ``sam2_ros train`` (its final report), by ``sam2_ros evaluate`` (README's numbers)
+and by the quality tests, so all three measure the same thing:
 
 * each object visible on the first frame (at least ``min_area`` pixels) gets one positive
   click at its most interior point, as a person or planner would give;
@@ -20,11 +20,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from sam2_ros.engine.model_loading import LoadedModel
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.evaluation.davis_metrics import region_similarity
-from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig, visible_ids
+from sam2_ros.evaluation.random_scenes import (
+    HELDOUT_FRAMES,
+    RandomScene,
+    RandomSceneConfig,
+    visible_ids,
+)
 from sam2_ros.evaluation.run_summary import RunTimeline
 from sam2_ros.evaluation.synthetic_scene import interior_point
+from sam2_ros.settings import TrackerSettings
 
 
 @dataclass
@@ -90,7 +97,22 @@ class EvalReport:
         }
 
 
-def heldout_scene(seed: int, num_frames: int = 30) -> RandomScene:
+    def markdown(self) -> list[str]:
+        """The totals as a Markdown table (training report, `sam2_ros evaluate`)."""
+        hidden = sum(s.hidden_frames for s in self.scenes)
+        shown = sum(s.shown_frames for s in self.scenes)
+        back = sum(s.reappearances for s in self.scenes)
+        return [
+            "| J&F | J | F | hidden frames reported invisible | frames in view reported visible "
+            "| found again within 5 frames |",
+            "|---|---|---|---|---|---|",
+            f"| {self.jf:.3f} | {self.j:.3f} | {self.f:.3f} | {self.hidden_invisible_rate:.1%} "
+            f"({hidden} frames) | {self.shown_visible_rate:.1%} ({shown} frames) "
+            f"| {self.refound_rate:.1%} ({back} reappearances) |",
+        ]
+
+
+def heldout_scene(seed: int, num_frames: int = HELDOUT_FRAMES) -> RandomScene:
     """A scene from the held-out split (never trained on), 320x240 like the demo camera."""
     return RandomScene(RandomSceneConfig(num_frames=num_frames, seed=seed, split="heldout"))
 
@@ -161,7 +183,8 @@ def _occlusion_stats(
 
 
 def evaluate_heldout(
-    tracker_factory, seeds: Sequence[int], num_frames: int = 30, progress: bool = False
+    tracker_factory, seeds: Sequence[int], num_frames: int = HELDOUT_FRAMES,
+    progress: bool = False,
 ) -> EvalReport:
     """Score fresh trackers (``tracker_factory()``) on held-out scenes of the given seeds."""
     from tqdm import tqdm
@@ -172,3 +195,13 @@ def evaluate_heldout(
         frames = ((f.stamp_ns, f.rgb, f.labels) for f in scene.frames())
         report.scenes.append(score_run(frames, tracker_factory(), seed))
     return report
+
+
+def evaluate_model(
+    settings: TrackerSettings, seeds: Sequence[int], num_frames: int = HELDOUT_FRAMES,
+    progress: bool = False, loaded: LoadedModel | None = None,
+) -> EvalReport:
+    """Held-out scores of the model ``settings`` name (or of ``loaded``, already loaded from
+    them): loaded once, a fresh tracker with the node's tracker options per scene."""
+    model = loaded if loaded is not None else settings.load()
+    return evaluate_heldout(lambda: settings.build(model), seeds, num_frames, progress)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_ros.evaluation.scene_eval import EvalReport, evaluate_heldout
+from sam2_ros.evaluation.scene_eval import EvalReport, evaluate_model
+from sam2_ros.settings import TrackerSettings
 
 
 def moving_average(values: list[float], window: int) -> np.ndarray:
@@ -53,13 +54,13 @@ def plot_losses(losses: list[float], path: Path, title: str,
 def evaluate_checkpoint(
     checkpoint: Path, image_size: int, seeds: list[int], num_frames: int, progress: bool
 ) -> EvalReport:
-    """Held-out J&F of an exported checkpoint, tracked by the streaming engine in fp32."""
-    from sam2_ros.engine.model_loading import DEMO_MODEL, build_model
-    from sam2_ros.engine.streaming_tracker import StreamingTracker
+    """Held-out scores of an exported checkpoint, tracked by the streaming engine in fp32
+    (what `sam2_ros evaluate --checkpoint ... --precision fp32` prints)."""
+    from sam2_ros.engine.model_loading import DEMO_MODEL
 
-    loaded = build_model(DEMO_MODEL, checkpoint, device="cpu", precision="fp32",
-                         image_size=image_size)
-    return evaluate_heldout(lambda: StreamingTracker(loaded), seeds, num_frames, progress)
+    settings = TrackerSettings(model=DEMO_MODEL, checkpoint=str(checkpoint), device="cpu",
+                               precision="fp32", image_size=image_size)
+    return evaluate_model(settings, seeds, num_frames, progress)
 
 
 def write_report(out: Path, losses: list[float], seconds: float, steps: int,
@@ -94,16 +95,7 @@ def write_report(out: Path, losses: list[float], seconds: float, steps: int,
         "", "![loss](loss.png)", "",
     ]
     if evaluation:
-        e = evaluation
-        lines += [
-            f"## Held-out scenes ({len(e.scenes)}, never trained on)", "",
-            "| J&F | J | F | hidden frames reported invisible | frames in view reported visible "
-            "| found again within 5 frames |",
-            "|---|---|---|---|---|---|",
-            f"| {e.jf:.3f} | {e.j:.3f} | {e.f:.3f} | {e.hidden_invisible_rate:.1%} "
-            f"({sum(s.hidden_frames for s in e.scenes)} frames) | {e.shown_visible_rate:.1%} "
-            f"({sum(s.shown_frames for s in e.scenes)} frames) | {e.refound_rate:.1%} "
-            f"({sum(s.reappearances for s in e.scenes)} reappearances) |",
-        ]
+        lines += [f"## Held-out scenes ({len(evaluation.scenes)}, never trained on)", "",
+                  *evaluation.markdown()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"
