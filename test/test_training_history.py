@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 
-from sam2_ros.train.history import HeldoutPoint, RunLosses, main
+from sam2_ros.train.history import HeldoutPoint, RunLosses, main, moving_median
 
 
 def _run_dir(path: Path, losses: list[float], val: list, head: list[float]) -> Path:
@@ -26,6 +26,11 @@ def test_a_run_read_up_to_a_step_drops_what_came_after(tmp_path: Path) -> None:
     cut = RunLosses.read(f"part one={run}:2")
     assert cut.name == "part one" and cut.losses == [5.0, 4.0]
     assert cut.val_losses == [(0, 9.0), (2, 6.0)] and cut.head_steps == 0
+
+
+def test_the_smoothed_curve_ignores_a_single_huge_step() -> None:
+    curve = moving_median([4.0, 4.0, 2000.0, 4.0, 3.0, 3.0], 3)
+    assert list(curve) == [4.0, 4.0, 4.0, 4.0, 4.0, 3.0]
 
 
 def test_history_picture_is_written_from_runs_and_points(tmp_path: Path) -> None:

@@ -22,11 +22,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sam2_ros.train.report import moving_average
+import numpy as np
 
 #: Issue 9's targets for the demo model on held-out scenes.
 TARGET_JF = 0.85
 TARGET_HIDDEN_INVISIBLE = 0.8
+
+
+def moving_median(values: list[float], window: int) -> np.ndarray:
+    """Trailing median over ``window`` steps (shorter at the start). A median, not a mean:
+    single clips with a loss of thousands (a prompt on a sliver of an object) would
+    otherwise lift the curve for a whole window."""
+    data = np.asarray(values, dtype=float)
+    return np.array([np.median(data[max(0, i + 1 - window):i + 1]) for i in range(data.size)])
 
 
 @dataclass
@@ -88,8 +96,8 @@ def plot_history(runs: list[RunLosses], points: list[HeldoutPoint],
         steps = list(range(start + 1, start + len(run.losses) + 1))
         top.plot(steps, run.losses, color=colour, linewidth=0.4, alpha=0.18)
         window = max(10, len(run.losses) // 40)
-        top.plot(steps, moving_average(run.losses, window), color=colour, linewidth=1.8,
-                 label=f"{run.name}: training loss ({window}-step mean, its loss weights)")
+        top.plot(steps, moving_median(run.losses, window), color=colour, linewidth=1.8,
+                 label=f"{run.name}: training loss ({window}-step median, its loss weights)")
         if run.val_losses:
             top.plot([start + s for s, _ in run.val_losses], [v for _, v in run.val_losses],
                      color=colour, marker="o", markersize=2.5, linewidth=0.8, linestyle=":",
