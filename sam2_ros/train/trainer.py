@@ -339,6 +339,7 @@ class Trainer:
         bar = tqdm(total=last, initial=min(self.state.step, last), desc="train", unit="step",
                    disable=not progress, dynamic_ncols=True)
         started = time.perf_counter() - self.state.seconds
+        pace = _Pace(self.state.step, self.state.seconds)
         try:
             while self.state.step < last:
                 self.step()
@@ -353,9 +354,31 @@ class Trainer:
                     self._validate()
                     self.save()
                     self.export()
+                    if not progress:
+                        pace.log(self.state, last, sum(recent) / len(recent),
+                                 lr_at(self.state.step, s))
         finally:
             bar.close()
         return self.state
+
+
+class _Pace:
+    """Progress for a log file (nohup, CI) where tqdm's bar is off: a line at a checkpoint
+    at most once a minute, with the pace since the previous line and the time left at it."""
+
+    def __init__(self, step: int, seconds: float, every_s: float = 60.0) -> None:
+        self.step, self.seconds, self.every_s = step, seconds, every_s
+
+    def log(self, state: TrainState, last: int, loss: float, lr: float) -> None:
+        elapsed = state.seconds - self.seconds
+        if elapsed < self.every_s and state.step < last:
+            return
+        per_step = elapsed / max(1, state.step - self.step)
+        val = f", held-out clips {state.val_losses[-1][1]:.3f}" if state.val_losses else ""
+        print(f"[train] step {state.step}/{last} ({state.step / last:.0%}): loss {loss:.3f} "
+              f"(last 50){val}, lr {lr:.1e}, {per_step:.2f} s/step, about "
+              f"{per_step * (last - state.step) / 60:.0f} min left at this pace", flush=True)
+        self.step, self.seconds = state.step, state.seconds
 
 
 def _with_defaults(saved: dict) -> dict:
