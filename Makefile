@@ -27,9 +27,9 @@ SHIPPED_BASE = out/train/sam2_ros_demo
 FINETUNE_ARGS = --out out/train/sam2_ros_demo_finetune --init-from $(SHIPPED_BASE)/sam2_ros_demo.pt \
 	--image-steps 0 --steps 2200 --lr 1e-4 --curriculum 0 --occlusion 0.9 \
 	--class-weight 5 --iou-weight 5 --iou-loss mse \
-	--iou-head-steps 600 --head-phase iou+object --head-object-alpha 0.3
+	--iou-head-steps 600 --head-phase iou+object --head-object-alpha 0.3 --keep-every 500
 train-shipped: setup train-deps
-	bash -c '. tools/env.sh && export PYTHONPATH=$(CURDIR)/.train-site:$$PYTHONPATH && sam2_ros train --out $(SHIPPED_BASE) --stop-at 8800 --eval-scenes 0 && sam2_ros train $(FINETUNE_ARGS) $(TRAIN_ARGS)'
+	bash -c '. tools/env.sh && export PYTHONPATH=$(CURDIR)/.train-site:$$PYTHONPATH && sam2_ros train --out $(SHIPPED_BASE) --stop-at 8800 --keep-every 500 --eval-scenes 0 && sam2_ros train $(FINETUNE_ARGS) $(TRAIN_ARGS)'
 
 demo: setup
 	bash -c '. tools/env.sh && sam2_ros demo $(DEMO_ARGS)'

@@ -28,13 +28,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _train(out: Path, steps: int, *extra: str) -> subprocess.CompletedProcess:
+def _train(out: Path, steps: int, *extra: str, returncode: int = 0
+           ) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=f"{SITE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                OMP_NUM_THREADS="2")
     command = [sys.executable, "-m", "sam2_ros.cli.main", "train", "--out", str(out),
                "--steps", str(steps), "--checkpoint-every", "4", *TINY, *extra]
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == returncode, run.stdout[-3000:] + run.stderr[-3000:]
     return run
 
 
@@ -56,20 +57,24 @@ def test_training_smoke(tmp_path: Path) -> None:
     assert "Held-out scenes" in (out / "report.md").read_text()
 
     # Resumable: a second call goes on from the state file instead of starting over.
-    resumed = _train(out, 14)
+    resumed = _train(out, 16, "--keep-every", "8")
     assert "resuming" in resumed.stdout and "at step 12" in resumed.stdout
-    assert len(json.loads((out / "losses.json").read_text())) == 14
-    # A longer schedule may be followed part way (how the shipped model was made).
-    stopped = _train(out, 19, "--stop-at", "16", "--eval-scenes", "0")
-    assert "at step 14" in stopped.stdout and "16 steps" in stopped.stdout
     assert len(json.loads((out / "losses.json").read_text())) == 16
+    # Kept along the way: only the step that is a multiple of --keep-every.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00016.pt"]
+    bad = _train(tmp_path / "bad", 4, "--keep-every", "6", returncode=2)
+    assert "must be a multiple of --checkpoint-every 4" in bad.stderr
+    # A longer schedule may be followed part way (how the shipped model was made).
+    stopped = _train(out, 19, "--stop-at", "18", "--eval-scenes", "0")
+    assert "at step 16" in stopped.stdout and "18 steps" in stopped.stdout
+    assert len(json.loads((out / "losses.json").read_text())) == 18
 
     # The IoU-head phase after the schedule trains the IoU head and nothing else.
     before = torch.load(out / "state.pt", map_location="cpu", weights_only=False)["model"]
-    _train(out, 16, "--iou-head-steps", "3", "--eval-scenes", "0")
+    _train(out, 18, "--iou-head-steps", "3", "--eval-scenes", "0")
     after = torch.load(out / "state.pt", map_location="cpu", weights_only=False)["model"]
     assert len(json.loads((out / "iou_head_losses.json").read_text())) == 3
-    assert len(json.loads((out / "losses.json").read_text())) == 16
+    assert len(json.loads((out / "losses.json").read_text())) == 18
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all("iou_prediction_head" in k for k in changed), changed
     assert "IoU-head phase: 3 steps" in (out / "report.md").read_text()

@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fewest objects in a training scene, curriculum included")
     train.add_argument("--image-size", type=int, default=defaults.clip.image_size)
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    train.add_argument("--keep-every", type=int, default=defaults.keep_every, metavar="N",
+                       help="also keep the weights every N steps as OUT/checkpoints/"
+                            "step_N.pt (a multiple of --checkpoint-every; 0: newest only)")
     train.add_argument("--clips", type=int, default=defaults.clips,
                        help="0: a new random clip every step; n: cycle through n clips "
                        "(a smoke test that the model can learn)")

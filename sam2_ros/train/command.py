@@ -28,12 +28,16 @@ def run_training(args: argparse.Namespace) -> int:
         head_phase=args.head_phase, head_object_alpha=args.head_object_alpha,
         seed=args.seed, lr=args.lr, init_from=str(args.init_from or ""),
         threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
+        keep_every=args.keep_every,
         warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
         clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size,
                      min_objects=args.min_objects, p_occlusion=args.occlusion),
         loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight,
                       "loss_class": args.class_weight, "loss_iou": args.iou_weight},
     )
+    if settings.keep_every % settings.checkpoint_every:
+        raise ValueError(f"--keep-every {settings.keep_every} must be a multiple of "
+                         f"--checkpoint-every {settings.checkpoint_every}")
     trainer = Trainer(settings)
     if trainer.state.step:
         print(f"[train] resuming {args.out} at step {trainer.state.step}")

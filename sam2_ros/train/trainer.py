@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -102,6 +103,10 @@ class TrainSettings:
     precision: str = "fp32"  # measured: bf16 autocast gave no speed-up at this model size
     threads: int = 0  # 0: every core
     checkpoint_every: int = 50
+    # Keep a copy of the exported weights every this many steps (OUT/checkpoints/), for
+    # judging the run along the way (`sam2_ros evaluate`, `python -m
+    # sam2_ros.train.history`); 0: only the newest. A multiple of checkpoint_every.
+    keep_every: int = 0
     # After the schedule, optionally: train only the IoU head (which picks one of the
     # decoder's three candidate masks) with an MSE IoU loss. Why it was tried: on a
     # 1,250-step model Meta's L1 IoU loss left the head predicting ~0 for every candidate:
@@ -353,7 +358,11 @@ class Trainer:
                 if self.state.step % s.checkpoint_every == 0 or self.state.step == last:
                     self._validate()
                     self.save()
-                    self.export()
+                    exported = self.export()
+                    if s.keep_every and self.state.step % s.keep_every == 0:
+                        kept = self.out / "checkpoints" / f"step_{self.state.step:05d}.pt"
+                        kept.parent.mkdir(exist_ok=True)
+                        shutil.copyfile(exported, kept)
                     if not progress:
                         pace.log(self.state, last, sum(recent) / len(recent),
                                  lr_at(self.state.step, s))
@@ -395,6 +404,7 @@ def _settings_dict(settings: TrainSettings) -> dict:
     data = asdict(settings)
     data.pop("out_dir")
     data.pop("checkpoint_every")
+    data.pop("keep_every")
     data.pop("threads")
     data.pop("val_clips")
     data.pop("steps")  # a run may be extended (its schedule and curriculum follow --steps)
