@@ -21,7 +21,7 @@ train: setup train-deps
 
 # The shipped demo model: the default recipe stopped at step 8,800, then a fine-tune stage
 # from its weights (full difficulty, more occlusions, heavier object-score and IoU losses,
-# then 600 steps on the IoU and object-score heads). About 2.3 hours on 2 CPU cores; each
+# then 600 steps on the IoU and object-score heads). 2.3 to 3 hours on 2 CPU cores; each
 # part resumes when run again. TRAIN_ARGS=--install installs the result.
 SHIPPED_BASE = out/train/sam2_ros_demo
 FINETUNE_ARGS = --out out/train/sam2_ros_demo_finetune --init-from $(SHIPPED_BASE)/sam2_ros_demo.pt \
