@@ -4,6 +4,8 @@ These need no training dependencies (the training smoke test runs the real thing
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig
 from sam2_ros.train.clips import scene_config
 from sam2_ros.train.trainer import (
@@ -27,7 +29,16 @@ def test_image_stage_comes_first_and_each_stage_has_its_own_schedule() -> None:
     floor = s.lr * s.min_lr_ratio
     assert abs(lr_at(299, s) - floor) < 0.01 * s.lr
     assert abs(lr_at(799, s) - floor) < 0.01 * s.lr
-    assert lr_at(800, s) == s.iou_head_lr
+    assert lr_at(800, s) == lr_at(819, s) == s.iou_head_lr
+
+
+def test_head_phase_cosine_schedule_decays_to_the_floor() -> None:
+    s = TrainSettings(image_steps=0, steps=0, iou_head_steps=200, head_lr_schedule="cosine")
+    rates = [lr_at(k, s) for k in range(200)]
+    assert rates[0] == s.iou_head_lr
+    assert all(a >= b for a, b in pairwise(rates))
+    assert abs(rates[100] - s.iou_head_lr * (1 + s.min_lr_ratio) / 2) < 1e-3 * s.iou_head_lr
+    assert abs(rates[-1] - s.iou_head_lr * s.min_lr_ratio) < 0.01 * s.iou_head_lr
 
 
 def test_without_image_steps_the_schedule_is_the_video_one() -> None:

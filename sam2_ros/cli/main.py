@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--head-object-alpha", type=float, default=defaults.head_object_alpha,
                        help="that phase's object-score loss weighs in-view frames by this and "
                             "hidden ones by 1 minus it (-1: plain BCE, Meta's)")
+    train.add_argument("--head-lr-schedule", choices=("constant", "cosine"),
+                       default=defaults.head_lr_schedule,
+                       help="that phase's learning rate: constant, or cosine decay over it")
     train.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
                        help="start from these weights (Meta's checkpoint format); with "
                             "--steps 0 only the IoU-head phase runs on them")

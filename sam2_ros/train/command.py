@@ -26,6 +26,7 @@ def run_training(args: argparse.Namespace) -> int:
         steps=args.steps, iou_head_steps=args.iou_head_steps,
         curriculum=args.curriculum, iou_loss=args.iou_loss,
         head_phase=args.head_phase, head_object_alpha=args.head_object_alpha,
+        head_lr_schedule=args.head_lr_schedule,
         seed=args.seed, lr=args.lr, init_from=str(args.init_from or ""),
         threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
         keep_every=args.keep_every,
