@@ -10,7 +10,11 @@ and by the quality tests, so all three measure the same thing:
 * while an object is fully hidden (no ground-truth pixel: behind another or out of the
   frame), how often the visibility head says so, and while it is in view, how often it says
   "visible" (a head that always answers the same fails one of the two); when it comes back,
-  whether it is found again (visible, J >= 0.5) within ``refind_frames``.
+  whether it is found again (visible, J >= 0.5) within ``refind_frames``;
+* how well the object score (``presence``) ranks in-view frames above hidden ones, whatever
+  the threshold (ROC AUC). Why beside the rates: the two rates trade against each other
+  through where the threshold landed, which moved between runs of one recipe (hidden frames
+  reported invisible 23% to 67%, README); the ranking says what any threshold can reach.
 """
 
 from __future__ import annotations
@@ -49,6 +53,20 @@ class SceneScore:
     shown_reported_visible: int = 0
     reappearances: int = 0
     refound: int = 0
+    # The occlusion head's presence (sigmoid of the object score) on each hidden and each
+    # in-view object-frame, for the threshold-free ranking (``EvalReport.visibility_auc``).
+    hidden_presence: list[float] = field(default_factory=list)
+    shown_presence: list[float] = field(default_factory=list)
+
+
+def ranking_auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
+    """Probability that a random positive scores above a random negative (ties: half), the
+    area under the ROC curve; None without both kinds."""
+    if not len(positives) or not len(negatives):
+        return None
+    pos = np.asarray(positives, dtype=float)[:, None]
+    neg = np.asarray(negatives, dtype=float)[None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
 
 
 @dataclass
@@ -84,6 +102,13 @@ class EvalReport:
         back = sum(s.reappearances for s in self.scenes)
         return sum(s.refound for s in self.scenes) / back if back else 1.0
 
+    @property
+    def visibility_auc(self) -> float | None:
+        """In-view frames' presence ranked above hidden frames' (ROC AUC); None when no
+        object was hidden. 0.5: no better than chance; 1: some threshold separates them."""
+        return ranking_auc([p for s in self.scenes for p in s.shown_presence],
+                           [p for s in self.scenes for p in s.hidden_presence])
+
     def as_dict(self) -> dict:
         return {
             "jf": self.jf, "j": self.j, "f": self.f,
@@ -93,6 +118,7 @@ class EvalReport:
             "shown_visible_rate": self.shown_visible_rate,
             "reappearances": sum(s.reappearances for s in self.scenes),
             "refound_rate": self.refound_rate,
+            "visibility_auc": self.visibility_auc,
             "scenes": [asdict(s) for s in self.scenes],
         }
 
@@ -102,6 +128,7 @@ class EvalReport:
         hidden = sum(s.hidden_frames for s in self.scenes)
         shown = sum(s.shown_frames for s in self.scenes)
         back = sum(s.reappearances for s in self.scenes)
+        auc = self.visibility_auc
         return [
             "| J&F | J | F | hidden frames reported invisible | frames in view reported visible "
             "| found again within 5 frames |",
@@ -109,6 +136,9 @@ class EvalReport:
             f"| {self.jf:.3f} | {self.j:.3f} | {self.f:.3f} | {self.hidden_invisible_rate:.1%} "
             f"({hidden} frames) | {self.shown_visible_rate:.1%} ({shown} frames) "
             f"| {self.refound_rate:.1%} ({back} reappearances) |",
+            "",
+            "Object score, in view ranked above hidden (ROC AUC, any threshold): "
+            + (f"{auc:.3f}" if auc is not None else "- (no object was hidden)"),
         ]
 
 
@@ -141,6 +171,7 @@ def score_run(
     ids: dict[int, int] = {}
     gt_area: dict[int, list[int]] = {}
     visible: dict[int, list[bool]] = {}
+    presence: dict[int, list[float]] = {}
     jaccard: dict[int, list[float]] = {}
     for i, (stamp, rgb, labels) in enumerate(frames):
         result = tracker.track(rgb, stamp)
@@ -153,6 +184,7 @@ def score_run(
             gt = labels == ids[obj.object_id]
             gt_area.setdefault(obj.object_id, []).append(int(gt.sum()))
             visible.setdefault(obj.object_id, []).append(bool(obj.visible))
+            presence.setdefault(obj.object_id, []).append(float(obj.presence))
             pred = obj.mask if obj.visible else np.zeros_like(gt)
             jaccard.setdefault(obj.object_id, []).append(region_similarity(pred, gt))
     j_obj = [np.mean(v) for v in timeline.j_scores.values()]
@@ -161,21 +193,24 @@ def score_run(
     f = float(np.mean(f_obj)) if f_obj else 0.0
     score = SceneScore(seed, len(ids), j, f, (j + f) / 2.0)
     for oid, areas in gt_area.items():
-        _occlusion_stats(score, areas, visible[oid], jaccard[oid], refind_frames)
+        _occlusion_stats(score, areas, visible[oid], presence[oid], jaccard[oid],
+                         refind_frames)
     return score
 
 
 def _occlusion_stats(
-    score: SceneScore, areas: Sequence[int], visible: Sequence[bool], jaccard: Sequence[float],
-    refind_frames: int,
+    score: SceneScore, areas: Sequence[int], visible: Sequence[bool], presence: Sequence[float],
+    jaccard: Sequence[float], refind_frames: int,
 ) -> None:
     for i, area in enumerate(areas):
         if area == 0:
             score.hidden_frames += 1
             score.hidden_reported_invisible += int(not visible[i])
+            score.hidden_presence.append(presence[i])
             continue
         score.shown_frames += 1
         score.shown_reported_visible += int(visible[i])
+        score.shown_presence.append(presence[i])
         if i > 0 and areas[i - 1] == 0:
             score.reappearances += 1
             window = range(i, min(len(areas), i + refind_frames))
