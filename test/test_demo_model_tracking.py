@@ -18,7 +18,12 @@ import torch
 
 from sam2_ros.engine.model_loading import DEMO_MODEL, LoadedModel, build_model, resolve_config
 from sam2_ros.engine.streaming_tracker import StreamingTracker
-from sam2_ros.evaluation.scene_eval import EvalReport, click_objects, heldout_scene, score_run
+from sam2_ros.evaluation.scene_eval import (
+    EvalReport,
+    click_objects,
+    evaluate_heldout,
+    heldout_scene,
+)
 from sam2_ros.evaluation.synthetic_scene import SceneConfig, first_frame_prompts, render_scene
 
 #: J of the bundled model on the designed scene, objects clicked once: measured 0.389 (the
@@ -166,9 +171,7 @@ def test_compiled_encoder_tracks_as_the_eager_one(demo_model: LoadedModel) -> No
 
 def _occlusion_report(model: LoadedModel, seeds: tuple[int, ...]) -> EvalReport:
     """Held-out scenes tracked with every object clicked once on the first frame."""
-    return EvalReport([score_run(((f.stamp_ns, f.rgb, f.labels)
-                                  for f in heldout_scene(seed).frames()),
-                                 StreamingTracker(model), seed) for seed in seeds])
+    return evaluate_heldout(lambda: StreamingTracker(model), seeds)
 
 
 def test_visibility_head_on_occlusion_sequences(
