@@ -631,7 +631,7 @@ class HFEngine(_ReferenceEngine):
         if self.processor_problem is None:
             inputs = self.processor(images=frame, device=self.device, return_tensors="pt")
             return inputs.pixel_values[0]
-        from sam2_ros.engine.preprocessing import frame_to_tensor
+        from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 
         return frame_to_tensor(frame, self.image_size, torch.device(self.device))[0]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2_ros.engine.postprocessing import label_image_of
 from sam2_ros.engine.results import ObjectResult
+from sam2_ros.engine.steps.postprocessing import label_image_of
 from sam2_ros.imaging.codec import encode_fields
 from sam2_ros.imaging.masks import crop_mask
 from sam2_ros.track_state import OCCLUDED, TRACKING

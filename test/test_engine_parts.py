@@ -7,16 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sam2_ros.engine.batching import group_by_layout, split_outputs
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
 from sam2_ros.engine.memory_bank import FrameOutput, Memory, ObjectMemory
-from sam2_ros.engine.postprocessing import (
+from sam2_ros.engine.steps.batching import group_by_layout, split_outputs
+from sam2_ros.engine.steps.postprocessing import (
     ObjectOnFrame,
     fill_holes,
     frame_results,
     label_image_of,
 )
-from sam2_ros.engine.sam2_steps import Decoded
+from sam2_ros.engine.steps.sam2_steps import Decoded
 from sam2_ros.errors import NoFrameError, StampError
 from sam2_ros.imaging.masks import label_image, mask_stats
 
@@ -137,7 +137,7 @@ def test_bf16_attention_kernel_matches_the_fused_kernel(
     """engine.memory_attention.attend (two matrix products and a softmax on the CPU in bf16,
     in blocks of query rows when the scores would be large) gives the fused kernel's
     attention to bf16 accuracy; fp32 goes to the fused kernel unchanged."""
-    from sam2_ros.engine import memory_attention
+    from sam2_ros.engine.steps import memory_attention
 
     monkeypatch.setattr(memory_attention, "SCORE_ELEMENTS", score_elements)
     monkeypatch.setattr(memory_attention, "BF16_PRODUCTS", True)  # on any CPU

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sam2_ros.engine.preprocessing import frame_to_tensor
+from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 from sam2_ros.errors import CheckpointError, ModelConfigError
 
 LOG = logging.getLogger(__name__)

@@ -39,12 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sam2_ros.engine.batching import group_by_layout, split_outputs
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.engine.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
-from sam2_ros.engine.postprocessing import ObjectOnFrame, fill_holes, frame_results
-from sam2_ros.engine.preprocessing import validate_frame
 from sam2_ros.engine.prompts import check_prompt, concat_point_inputs, mask_inputs, point_inputs
 from sam2_ros.engine.results import (
     FrameResult,
@@ -53,7 +50,10 @@ from sam2_ros.engine.results import (
     PromptResult,
     StageTiming,
 )
-from sam2_ros.engine.sam2_steps import Sam2Steps
+from sam2_ros.engine.steps.batching import group_by_layout, split_outputs
+from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, fill_holes, frame_results
+from sam2_ros.engine.steps.preprocessing import validate_frame
+from sam2_ros.engine.steps.sam2_steps import Sam2Steps
 from sam2_ros.errors import PromptError, StampError, TooManyObjectsError, UnknownObjectError
 
 #: Largest object id: the published label image is 16UC1 with 0 = no object.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sam2_ros.engine.preprocessing import frame_to_tensor
+from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig, visible_ids
 
 #: Camera sizes a clip is rendered at (width, height): the demo's 4:3, square and portrait.

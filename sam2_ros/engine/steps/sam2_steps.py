@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from sam2_ros.engine.frame_ring import RingFrame
-from sam2_ros.engine.memory_attention import MemoryAttentionRunner
 from sam2_ros.engine.memory_bank import Memory, ObjectMemory, assemble_memory
 from sam2_ros.engine.model_loading import LoadedModel
-from sam2_ros.engine.preprocessing import frame_to_tensor
 from sam2_ros.engine.results import StageTiming
+from sam2_ros.engine.steps.memory_attention import MemoryAttentionRunner
+from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 
 
 @dataclass

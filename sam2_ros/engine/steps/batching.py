@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from sam2_ros.engine.memory_bank import FrameOutput, Memory
-from sam2_ros.engine.sam2_steps import Decoded
+from sam2_ros.engine.steps.sam2_steps import Decoded
 
 
 def group_by_layout(memories: list[Memory]) -> list[list[int]]:
