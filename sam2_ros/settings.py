@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -16,214 +17,282 @@ if TYPE_CHECKING:  # the engine imports torch; settings stay importable without 
     from sam2_ros.engine.model_loading import LoadedModel
     from sam2_ros.engine.streaming_tracker import StreamingTracker
 
-#: Every node parameter: name -> (default, description, read_only, range (lo, hi[, step]) or
-#: None, choices or None). config/tracker.yaml and README's table are generated from it
-#: (`sam2_ros params --format yaml|markdown`; tests check both are current).
-PARAMETERS: dict[str, tuple[Any, str, bool, tuple | None, tuple[str, ...] | None]] = {
-    "model": (
+#: Precision names the node and the tools accept -> the precision they mean (None = chosen
+#: by ``engine.model_loading.resolve_precision`` for the device).
+PRECISIONS: dict[str, str | None] = {
+    "auto": None,
+    "fp32": "fp32",
+    "float32": "fp32",
+    "bf16": "bf16",
+    "bfloat16": "bf16",
+    "fp16": "fp16",
+    "float16": "fp16",
+}
+
+
+def _image_size_rule(value: int) -> str | None:
+    """SAM 2's image encoder works on multiples of 32 (its largest stride) of at least 64."""
+    if value != 0 and (value < 64 or value % 32):
+        return "must be 0 (the model's) or a multiple of 32 >= 64"
+    return None
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One node parameter: its default, what it means, and which values it accepts.
+
+    The entry checks itself when made (its default must pass its own rules), so a table
+    entry that contradicts itself fails at import, not when a user first sets it.
+    """
+
+    name: str
+    default: bool | int | float | str
+    text: str
+    #: False for the few settings the node applies while running (``ros2 param set``).
+    read_only: bool = True
+    #: Inclusive (low, high) for numbers; None = any value of the type.
+    bounds: tuple[float, float] | None = None
+    #: Integers only: the spacing of accepted values from ``bounds[0]`` (ROS's IntegerRange).
+    step: int = 1
+    #: Strings only: the accepted values; empty = any string.
+    choices: tuple[str, ...] = ()
+    #: A further rule beyond bounds and choices: the reason a value breaks it, or None.
+    rule: Callable[[Any], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        kind = self.kind
+        if kind not in (bool, int, float, str):
+            raise TypeError(f"{self.name}: default must be a bool, int, float or str")
+        if self.bounds is not None and (kind not in (int, float) or len(self.bounds) != 2
+                                        or self.bounds[0] > self.bounds[1]):
+            raise ValueError(f"{self.name}: bounds must be (low, high) of a number")
+        if self.step != 1 and (kind is not int or self.bounds is None or self.step < 1):
+            raise ValueError(f"{self.name}: a step needs an integer with bounds")
+        if self.choices and kind is not str:
+            raise ValueError(f"{self.name}: choices are for strings")
+        reason = self.check(self.default)
+        if reason:
+            raise ValueError(f"default breaks its own rules: {reason}")
+
+    @property
+    def kind(self) -> type:
+        """The value's type (that of the default)."""
+        return type(self.default)
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` as this parameter's type where that loses nothing: an integer given
+        for a float parameter (YAML's ``1`` for ``1.0``) becomes a float."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable (None when it is); the reason names the parameter."""
+        kind, name = self.kind, self.name
+        if kind is bool and not isinstance(value, bool):
+            return f"{name} must be a bool, got {value!r}"
+        if kind is str and not isinstance(value, str):
+            return f"{name} must be a string, got {value!r}"
+        if kind in (int, float):
+            accepted = (int, float) if kind is float else (int,)
+            if isinstance(value, bool) or not isinstance(value, accepted):
+                wanted = "a number" if kind is float else "an integer"
+                return f"{name} must be {wanted}, got {value!r}"
+            if not math.isfinite(value):
+                return f"{name} must be finite, got {value}"
+            if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+                return f"{name} must be within [{self.bounds[0]}, {self.bounds[1]}], got {value}"
+        if self.choices and value not in self.choices:
+            return f"{name} must be one of {', '.join(self.choices)}; got {value!r}"
+        reason = self.rule(value) if self.rule is not None else None
+        if reason:
+            return f"{name} {reason}, got {value!r}"
+        if self.step != 1 and (value - self.bounds[0]) % self.step and value != self.bounds[1]:
+            # ROS's IntegerRange accepts the low bound plus multiples of step, and the high one.
+            return f"{name} must be {self.bounds[0]} plus a multiple of {self.step}, got {value}"
+        return None
+
+
+#: Every node parameter, in the order of config/tracker.yaml and README's table, which are
+#: generated from it (`sam2_ros params --format yaml|markdown`; tests check both are current).
+PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
+    ParameterSpec(
+        "model",
         "sam2_ros_demo",
         "SAM 2 model: sam2_ros_demo (this project's synthetic-scene model, weights bundled), "
         "sam2.1_hiera_t/s/b+/l, sam2_hiera_* (give their checkpoint) or a config .yaml path",
-        True,
-        None,
-        None,
     ),
-    "checkpoint": (
+    ParameterSpec(
+        "checkpoint",
         "",
-        "SAM 2 checkpoint (.pt); empty = the model's bundled weights (sam2_ros_demo) or "
-        "RANDOM weights (official models: tests only)",
-        True,
-        None,
-        None,
+        "SAM 2 checkpoint (.pt); empty = the model's bundled weights (sam2_ros_demo) or RANDOM "
+        "weights (official models: tests only)",
     ),
-    "device": (
+    ParameterSpec(
+        "device",
         "auto",
         "Torch device: auto (cuda, mps, cpu), cpu, cuda, cuda:1 ...",
-        True,
-        None,
-        None,
     ),
-    "precision": (
+    ParameterSpec(
+        "precision",
         "auto",
         "auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16 or fp16",
-        True,
-        None,
-        ("auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16"),
+        choices=tuple(PRECISIONS),
     ),
-    "image_size": (
+    ParameterSpec(
+        "image_size",
         0,
         "Model input size in pixels (multiple of 32, >= 64); 0 = the model config's",
-        True,
-        (0, 4096, 32),
-        None,
+        bounds=(0, 4096),
+        step=32,
+        rule=_image_size_rule,
     ),
-    "compile": (
+    ParameterSpec(
+        "compile",
         False,
-        "torch.compile the image encoder at start (about 30 s on a CPU; measured 1.5x "
-        "faster encoder there with bf16)",
-        True,
-        None,
-        None,
+        "torch.compile the image encoder at start (about 30 s on a CPU; measured 1.5x faster "
+        "encoder there with bf16)",
     ),
-    "cpu_threads": (
+    ParameterSpec(
+        "cpu_threads",
         0,
         "torch CPU threads; 0 = every core the node may use, -1 = torch's default",
-        True,
-        (-1, 1024, 1),
-        None,
+        bounds=(-1, 1024),
     ),
-    "max_objects": (
+    ParameterSpec(
+        "max_objects",
         16,
         "Most objects tracked at once; AddPrompt for a new object fails beyond",
-        True,
-        (1, 1024, 1),
-        None,
+        bounds=(1, 1024),
     ),
-    "prompt_history": (
+    ParameterSpec(
+        "prompt_history",
         8,
         "Recent frames kept so a prompt may name a past stamp",
-        True,
-        (1, 256, 1),
-        None,
+        bounds=(1, 256),
     ),
-    "max_prompt_frames": (
+    ParameterSpec(
+        "max_prompt_frames",
         4,
         "Prompted frames kept per object; beyond, the oldest becomes an ordinary memory frame "
         "(the ones SAM 2 would pick)",
-        True,
-        (2, 64, 1),
-        None,
+        bounds=(2, 64),
     ),
-    "image_transport": (
+    ParameterSpec(
+        "image_transport",
         "raw",
-        "raw: subscribe 'image' (sensor_msgs/Image); compressed: "
-        "'image/compressed' (sensor_msgs/CompressedImage)",
-        True,
-        None,
-        ("raw", "compressed"),
+        "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed' "
+        "(sensor_msgs/CompressedImage)",
+        choices=("raw", "compressed"),
     ),
-    "input_bit_depth": (
+    ParameterSpec(
+        "input_bit_depth",
         0,
-        "Significant bits of 16-bit colour/mono images (mono16, rgb16, 16UC1 cameras): "
-        "10, 12, 14 or 16; 0 = judged per frame from its largest value",
-        True,
-        (0, 16, 1),
-        None,
+        "Significant bits of 16-bit colour/mono images (mono16, rgb16, 16UC1 cameras): 10, 12, "
+        "14 or 16; 0 = judged per frame from its largest value",
+        bounds=(0, 16),
     ),
-    "qos_reliability": (
+    ParameterSpec(
+        "qos_reliability",
         "best_effort",
         "Reliability of the image subscriptions",
-        True,
-        None,
-        ("best_effort", "reliable"),
+        choices=("best_effort", "reliable"),
     ),
-    "qos_depth": (1, "History depth of the image subscriptions", True, (1, 1000, 1), None),
-    "publish_overlay": (
+    ParameterSpec(
+        "qos_depth",
+        1,
+        "History depth of the image subscriptions",
+        bounds=(1, 1000),
+    ),
+    ParameterSpec(
+        "publish_overlay",
         True,
         "Publish ~/overlay (bgr8) while someone subscribes to it",
-        False,
-        None,
-        None,
+        read_only=False,
     ),
-    "overlay_alpha": (0.5, "Mask opacity in ~/overlay", False, (0.0, 1.0), None),
-    "use_depth": (
-        False,
-        "Subscribe 'depth' and 'camera_info' (registered to the colour image: same "
-        "frame_id) for 3D positions and ~/markers; never holds a frame back",
-        True,
-        None,
-        None,
+    ParameterSpec(
+        "overlay_alpha",
+        0.5,
+        "Mask opacity in ~/overlay",
+        read_only=False,
+        bounds=(0.0, 1.0),
     ),
-    "depth_scale": (
+    ParameterSpec(
+        "use_depth",
+        False,
+        "Subscribe 'depth' and 'camera_info' (registered to the colour image: same frame_id) "
+        "for 3D positions and ~/markers; never holds a frame back",
+    ),
+    ParameterSpec(
+        "depth_scale",
         0.001,
         "Metres per unit of 16UC1 depth images (0.001 = millimetres)",
-        False,
-        (1e-6, 100.0),
-        None,
+        read_only=False,
+        bounds=(1e-06, 100.0),
     ),
-    "mask_threshold": (0.0, "Mask logit threshold (0.0 = SAM 2's)", False, (-32.0, 32.0), None),
-    "depth_slop": (
+    ParameterSpec(
+        "mask_threshold",
+        0.0,
+        "Mask logit threshold (0.0 = SAM 2's)",
+        read_only=False,
+        bounds=(-32.0, 32.0),
+    ),
+    ParameterSpec(
+        "depth_slop",
         0.05,
         "Seconds a depth image / camera_info may be from a camera frame's stamp to be paired "
         "with it; frames without a pair are tracked without 3D positions",
-        True,
-        (0.0, 10.0),
-        None,
+        bounds=(0.0, 10.0),
     ),
-    "prompt_wait": (
+    ParameterSpec(
+        "prompt_wait",
         2.0,
         "Seconds a prompt naming a received but not yet processed frame waits for it",
-        True,
-        (0.0, 60.0),
-        None,
+        bounds=(0.0, 60.0),
     ),
-    "occluded_frames": (
+    ParameterSpec(
+        "occluded_frames",
         30,
         "Frames an object may stay not visible as 'occluded' before its state is 'lost'",
-        True,
-        (0, 100000, 1),
-        None,
+        bounds=(0, 100000),
     ),
-    "remove_lost_after": (
+    ParameterSpec(
+        "remove_lost_after",
         0.0,
         "Seconds after which a lost object is removed; 0 = never",
-        True,
-        (0.0, 86400.0),
-        None,
+        bounds=(0.0, 86400.0),
     ),
-    "shutdown_timeout": (
+    ParameterSpec(
+        "shutdown_timeout",
         5.0,
         "Seconds a frame in progress may take to finish on shutdown or deactivate",
-        True,
-        (0.1, 600.0),
-        None,
+        bounds=(0.1, 600.0),
     ),
-    "frame_id_override": (
+    ParameterSpec(
+        "frame_id_override",
         "",
         "frame_id for the outputs; empty = the image's frame_id",
-        True,
-        None,
-        None,
     ),
-    "diagnostics_period": (
+    ParameterSpec(
+        "diagnostics_period",
         1.0,
         "Seconds between /diagnostics messages; 0 = none",
-        True,
-        (0.0, 3600.0),
-        None,
+        bounds=(0.0, 3600.0),
     ),
-}
+)}
 
-RUNTIME_PARAMETERS = ("mask_threshold", "publish_overlay", "overlay_alpha", "depth_scale")
+#: The parameters the node applies while running.
+RUNTIME_PARAMETERS = tuple(name for name, p in PARAMETERS.items() if not p.read_only)
 
 
 def default(name: str) -> Any:
     """The default value of a parameter."""
-    return PARAMETERS[name][0]
+    return PARAMETERS[name].default
 
 
 def check_value(name: str, value: Any) -> str | None:
-    """Why ``value`` is not acceptable for ``name`` (None when it is)."""
-    default, _, _, limits, choices = PARAMETERS[name]
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else f"{name} must be a bool, got {value!r}"
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{name} must be a number, got {value!r}"
-        if not math.isfinite(value):
-            return f"{name} must be finite, got {value}"
-    if limits is not None and isinstance(value, int | float):
-        lo, hi = limits[0], limits[1]
-        if not lo <= value <= hi:
-            return f"{name} must be within [{lo}, {hi}], got {value}"
-    if name == "depth_scale" and value <= 0:
-        return f"depth_scale must be > 0, got {value}"
-    if name == "image_size" and value != 0 and (value < 64 or value % 32):
-        return f"image_size must be 0 (the model's) or a multiple of 32 >= 64, got {value}"
-    if choices and value not in choices:
-        return f"{name} must be one of {', '.join(choices)}; got {value!r}"
-    return None
-
+    """Why ``value`` is not acceptable for parameter ``name`` (None when it is)."""
+    return PARAMETERS[name].check(value)
 
 
 @dataclass
@@ -277,7 +346,7 @@ class TrackerSettings:
             loaded,
             max_objects=self.max_objects,
             prompt_history=self.prompt_history,
-            max_cond_frames=self.max_prompt_frames,
+            max_prompt_frames=self.max_prompt_frames,
             mask_threshold=self.mask_threshold,
         )
 
@@ -311,12 +380,13 @@ def parameters_yaml() -> str:
         "/**/sam2_tracker:",
         "  ros__parameters:",
     ]
-    for name, (value, text, read_only, _limits, _choices) in PARAMETERS.items():
+    for p in PARAMETERS.values():
+        value = p.default
         shown = json.dumps(value) if isinstance(value, str) else str(value).lower()
         if isinstance(value, float):
             shown = repr(value)
-        tag = "read-only" if read_only else "run-time"
-        lines.append(f"    {name}: {shown}  # ({tag}) {text}")
+        tag = "read-only" if p.read_only else "run-time"
+        lines.append(f"    {p.name}: {shown}  # ({tag}) {p.text}")
     return "\n".join(lines) + "\n"
 
 
@@ -324,10 +394,10 @@ def parameters_markdown() -> str:
     """README's parameter table, generated from PARAMETERS."""
     rows = ["| parameter | default | changeable | range / choices | meaning |",
             "|---|---|---|---|---|"]
-    for name, (value, text, read_only, limits, choices) in PARAMETERS.items():
-        allowed = ", ".join(choices) if choices else (
-            f"{limits[0]} .. {limits[1]}" if limits else "")
-        shown = f'"{value}"' if isinstance(value, str) else str(value).lower()
-        rows.append(f"| `{name}` | `{shown}` | {'restart' if read_only else 'at run time'} | "
-                    f"{allowed} | {text} |")
+    for p in PARAMETERS.values():
+        allowed = ", ".join(p.choices) if p.choices else (
+            f"{p.bounds[0]} .. {p.bounds[1]}" if p.bounds else "")
+        shown = f'"{p.default}"' if isinstance(p.default, str) else str(p.default).lower()
+        rows.append(f"| `{p.name}` | `{shown}` | {'restart' if p.read_only else 'at run time'} | "
+                    f"{allowed} | {p.text} |")
     return "\n".join(rows) + "\n"

@@ -3,6 +3,7 @@ frame slot, parameters, image conversions, depth positions and markers, service 
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -36,17 +37,15 @@ from sam2_ros.imaging.codec import (
 from sam2_ros.ros.frame_slot import FrameSlot
 from sam2_ros.ros.outputs import build_markers, depth_positions
 from sam2_ros.ros.parameters import (
-    PARAMETERS,
-    RUNTIME_PARAMETERS,
     NodeParameters,
     ParameterError,
     RuntimeSettings,
-    check_value,
     declare_parameters,
     descriptor,
 )
 from sam2_ros.ros.received_frames import ReceivedFrames
 from sam2_ros.ros.services import TrackerServices
+from sam2_ros.settings import PARAMETERS, RUNTIME_PARAMETERS, ParameterSpec, check_value
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,12 +101,13 @@ def test_config_yaml_holds_every_parameter_with_its_default():
     config = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())
     assert list(config) == ["/**/sam2_tracker"]
     values = config["/**/sam2_tracker"]["ros__parameters"]
-    assert values == {name: spec[0] for name, spec in PARAMETERS.items()}
+    assert values == {name: p.default for name, p in PARAMETERS.items()}
     assert set(NodeParameters.__dataclass_fields__) == set(PARAMETERS)
 
 
 def test_descriptors_have_ranges_and_read_only_flags():
-    for name, (default, *_rest) in PARAMETERS.items():
+    for name, p in PARAMETERS.items():
+        default = p.default
         desc = descriptor(name)
         assert isinstance(desc, ParameterDescriptor) and desc.description
         assert desc.read_only == (name not in RUNTIME_PARAMETERS), name
@@ -138,6 +138,36 @@ def test_check_value_names_the_problem(name, value, needle):
     assert reason and needle in reason and name in reason
 
 
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"default": 5, "bounds": (0, 4)}, "default breaks its own rules: x must be within"),
+        ({"default": "c", "choices": ("a", "b")}, "x must be one of a, b"),
+        ({"default": 1.0, "step": 2, "bounds": (0.0, 4.0)}, "a step needs an integer"),
+        ({"default": True, "bounds": (0, 1)}, "bounds must be (low, high) of a number"),
+        ({"default": 3, "choices": ("3",)}, "choices are for strings"),
+        ({"default": [1]}, "default must be a bool, int, float or str"),
+    ],
+)
+def test_a_parameter_entry_that_contradicts_itself_fails_when_made(fields, needle):
+    with pytest.raises((TypeError, ValueError), match=re.escape(needle)):
+        ParameterSpec("x", text="x", **fields)
+
+
+def test_parameter_rules_live_in_the_table():
+    """image_size's and precision's rules are the table's, read by model loading too."""
+    size = PARAMETERS["image_size"]
+    assert size.check(0) is None and size.check(256) is None
+    assert "multiple of 32 >= 64" in size.check(96 + 8) and "within" in size.check(8192)
+    assert size.check(256.0) and "integer" in size.check(256.0)
+    assert PARAMETERS["overlay_alpha"].coerce(1) == 1.0
+    assert isinstance(PARAMETERS["overlay_alpha"].coerce(1), float)
+    assert PARAMETERS["qos_depth"].coerce(True) is True  # no silent bool -> number
+    assert PARAMETERS["precision"].check("bfloat16") is None
+    assert set(RUNTIME_PARAMETERS) == {
+        "mask_threshold", "publish_overlay", "overlay_alpha", "depth_scale"}
+
+
 def test_runtime_settings_apply_and_reject():
     settings = RuntimeSettings(_defaults())
     changed = []
@@ -155,7 +185,7 @@ def test_runtime_settings_apply_and_reject():
 
 
 def _defaults() -> NodeParameters:
-    return NodeParameters(**{name: spec[0] for name, spec in PARAMETERS.items()})
+    return NodeParameters(**{name: p.default for name, p in PARAMETERS.items()})
 
 
 @pytest.fixture(scope="module")

@@ -452,7 +452,7 @@ def test_remove_with_one_unknown_id_removes_nothing(
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_objects": 0}, {"prompt_history": 0}, {"max_cond_frames": 1}]
+    "kwargs", [{"max_objects": 0}, {"prompt_history": 0}, {"max_prompt_frames": 1}]
 )
 def test_bad_constructor_arguments(tiny_model: LoadedModel, kwargs: dict[str, int]) -> None:
     name = next(iter(kwargs))

@@ -34,9 +34,9 @@ def _live_tensors() -> int:
 def test_memory_is_bounded_on_a_long_stream(
     tiny_model: LoadedModel, frames: list[np.ndarray]
 ) -> None:
-    prompt_history, max_cond_frames = 8, 4
+    prompt_history, max_prompt_frames = 8, 4
     tracker = StreamingTracker(
-        tiny_model, prompt_history=prompt_history, max_cond_frames=max_cond_frames
+        tiny_model, prompt_history=prompt_history, max_prompt_frames=max_prompt_frames
     )
     model = tiny_model.model
     max_non_cond = prompt_history + model.max_obj_ptrs_in_encoder
@@ -56,13 +56,13 @@ def test_memory_is_bounded_on_a_long_stream(
         expected = [] if i == 0 else [1] if i < 6 else [1, 2]  # prompts come after track()
         assert [o.object_id for o in result.objects] == expected
         for obj in tracker._objects.values():
-            assert len(obj.cond) <= max_cond_frames
+            assert len(obj.cond) <= max_prompt_frames
             assert len(obj.non_cond) <= max_non_cond, (i, obj.object_id, len(obj.non_cond))
             outputs = [*obj.cond.values(), *obj.non_cond.values()]
             kept_masks = sum(o.pred_masks is not None for o in obj.non_cond.values())
             kept_mem = sum(o.maskmem_features is not None for o in outputs)
             assert kept_masks <= prompt_history
-            assert kept_mem <= max_maskmem + max_cond_frames
+            assert kept_mem <= max_maskmem + max_prompt_frames
         if i + 1 == CHECKPOINT_FRAME:
             counts["early"], rss["early"] = _live_tensors(), _rss_mb()
     elapsed = time.perf_counter() - started
@@ -82,14 +82,14 @@ def test_memory_is_bounded_on_a_long_stream(
     assert tracker.ring_stamps() == list(range(LONG_STREAM - prompt_history, LONG_STREAM))
 
 
-def test_max_cond_frames_keeps_the_newest_prompted_frames(
+def test_max_prompt_frames_keeps_the_newest_prompted_frames(
     tiny_model: LoadedModel, frames: list[np.ndarray]
 ) -> None:
     # add_all_frames_to_correct_as_cond: every prompted frame becomes a conditioning
     # frame (by default a prompt on a frame the object was already tracked on is an
     # ordinary frame refinement, as in SAM 2; see the second half).
     tracker = StreamingTracker(
-        tiny_model, max_cond_frames=3, add_all_frames_to_correct_as_cond=True
+        tiny_model, max_prompt_frames=3, add_all_frames_to_correct_as_cond=True
     )
     for i in range(6):
         tracker.track(frames[i])
@@ -104,7 +104,7 @@ def test_max_cond_frames_keeps_the_newest_prompted_frames(
     frame = tracker.track(frames[6])
     assert sorted(obj.cond) == [3, 4, 5] and frame.objects[0].frames_since_prompt == 1
 
-    default = StreamingTracker(tiny_model, max_cond_frames=3)
+    default = StreamingTracker(tiny_model, max_prompt_frames=3)
     for i in range(6):
         default.track(frames[i])
         default.add_prompt(object_id=1 if i else None, points=[[20 + i, 24]], labels=[1])

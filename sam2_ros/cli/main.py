@@ -40,11 +40,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (defaults: the node's parameters)")
     for name in ("model", "checkpoint", "device", "precision", "image_size", "cpu_threads",
                  "compile"):
-        value, text = PARAMETERS[name][:2]
-        kind = {"action": argparse.BooleanOptionalAction} if isinstance(value, bool) else {
-            "type": type(value)}
-        group.add_argument(f"--{name.replace('_', '-')}", default=value, **kind,
-                           help=f"{text} (default: {value!r})")
+        p = PARAMETERS[name]
+        kind = {"action": argparse.BooleanOptionalAction} if p.kind is bool else {"type": p.kind}
+        if p.choices:
+            kind["choices"] = p.choices
+        group.add_argument(f"--{name.replace('_', '-')}", default=p.default, **kind,
+                           help=f"{p.text} (default: {p.default!r})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """Per-object memory of the streaming tracker: what SAM 2 can attend to, and nothing else.
 
 Memory policy (bounded on an endless stream). For each object the bank keeps
-- its prompted ("conditioning") frames, at most ``max_cond_frames``; past that the oldest is
+- its prompted ("conditioning") frames, at most ``max_prompt_frames``; past that the oldest is
   dropped, the choice SAM 2's ``select_closest_cond_frames`` makes for a frame after all of
   them. A dropped prompted frame that is still inside the recent window stays attendable as
   an ordinary frame, as SAM 2 treats unselected conditioning frames;
@@ -60,11 +60,11 @@ class ObjectMemory:
         out = self.cond.get(frame_index)
         return out if out is not None else self.non_cond.get(frame_index)
 
-    def set_cond(self, frame_index: int, out: FrameOutput, max_cond_frames: int) -> None:
+    def set_cond(self, frame_index: int, out: FrameOutput, max_prompt_frames: int) -> None:
         """Store a prompted frame; past the cap, the oldest becomes an ordinary frame."""
         self.cond[frame_index] = out
         self.non_cond.pop(frame_index, None)
-        while max_cond_frames > 0 and len(self.cond) > max_cond_frames:
+        while max_prompt_frames > 0 and len(self.cond) > max_prompt_frames:
             oldest = min(self.cond)
             self.non_cond.setdefault(oldest, self.cond.pop(oldest))
 

@@ -19,6 +19,7 @@ import torch
 
 from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 from sam2_ros.errors import CheckpointError, ModelConfigError
+from sam2_ros.settings import PARAMETERS, PRECISIONS
 
 LOG = logging.getLogger(__name__)
 
@@ -128,17 +129,18 @@ def cpu_autocast_dtype(precision: str) -> torch.dtype | None:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: 'auto' is bf16 on CUDA and on CPUs with native bf16, else float32."""
-    choices = {"auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16"}
-    if precision not in choices:
-        raise ModelConfigError(f"unknown precision {precision!r}; use one of {sorted(choices)}")
-    if precision == "auto":
+    """Autocast dtype: 'auto' is bf16 on CUDA and on CPUs with native bf16, else float32.
+
+    The accepted names and their synonyms are the precision parameter's (settings)."""
+    reason = PARAMETERS["precision"].check(precision)
+    if reason:
+        raise ModelConfigError(reason)
+    meant = PRECISIONS[precision]
+    if meant is None:
         if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
             return torch.bfloat16
         return None
-    if precision in ("fp32", "float32"):
-        return None
-    return torch.bfloat16 if precision.startswith("b") else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[meant]
 
 
 def resolve_config(model: str) -> Path:
@@ -186,9 +188,10 @@ def build_model(
         raise ModelConfigError(f"{config_path} is not a SAM 2 model config (no 'model' key)")
     cfg.model._target_ = "sam2.modeling.sam2_base.SAM2Base"
     OmegaConf.update(cfg, "model", _VIDEO_POSTPROCESSING, merge=True)
-    if image_size is not None:
-        if image_size < 64 or image_size % 32:
-            raise ModelConfigError(f"image_size must be a multiple of 32, >= 64; got {image_size}")
+    if image_size:  # None or 0: the config's own
+        reason = PARAMETERS["image_size"].check(image_size)
+        if reason:
+            raise ModelConfigError(reason)
         cfg.model.image_size = int(image_size)
     # On CUDA Meta's own switch (max-autotune); on a CPU our freezing compile, below.
     cfg.model.compile_image_encoder = bool(compile_image_encoder) and torch_device.type == "cuda"

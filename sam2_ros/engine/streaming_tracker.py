@@ -55,6 +55,7 @@ from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, fill_holes, fram
 from sam2_ros.engine.steps.preprocessing import validate_frame
 from sam2_ros.engine.steps.sam2_steps import Sam2Steps
 from sam2_ros.errors import PromptError, StampError, TooManyObjectsError, UnknownObjectError
+from sam2_ros.settings import PARAMETERS, default
 
 #: Largest object id: the published label image is 16UC1 with 0 = no object.
 MAX_OBJECT_ID = 65535
@@ -66,26 +67,25 @@ class StreamingTracker:
     def __init__(
         self,
         loaded: LoadedModel,
-        max_objects: int = 16,
-        prompt_history: int = 8,
-        max_cond_frames: int = 4,
-        mask_threshold: float = 0.0,
+        max_objects: int = default("max_objects"),
+        prompt_history: int = default("prompt_history"),
+        max_prompt_frames: int = default("max_prompt_frames"),
+        mask_threshold: float = default("mask_threshold"),
         fill_hole_area: int = VIDEO_FILL_HOLE_AREA,
         add_all_frames_to_correct_as_cond: bool = False,
     ) -> None:
-        if max_objects < 1:
-            raise ValueError(f"max_objects must be >= 1, got {max_objects}")
-        if max_cond_frames < 2:
-            raise ValueError(
-                f"max_cond_frames must be >= 2 (SAM 2's minimum), got {max_cond_frames}"
-            )
+        for name, value in (("max_objects", max_objects), ("prompt_history", prompt_history),
+                            ("max_prompt_frames", max_prompt_frames)):
+            reason = PARAMETERS[name].check(value)
+            if reason:
+                raise ValueError(reason)
         self.loaded = loaded
         self.model = loaded.model
         self.device = loaded.device
         self.image_size = loaded.image_size
         self.max_objects = max_objects
         self.prompt_history = prompt_history
-        self.max_cond_frames = max_cond_frames
+        self.max_prompt_frames = max_prompt_frames
         self.mask_threshold = mask_threshold
         self.fill_hole_area = fill_hole_area
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
@@ -219,7 +219,7 @@ class StreamingTracker:
             elif label:
                 obj.label = label
             if is_init or self.add_all_frames_to_correct_as_cond:
-                obj.set_cond(index, out, self.max_cond_frames)
+                obj.set_cond(index, out, self.max_prompt_frames)
             else:
                 obj.non_cond[index] = out
             obj.last_prompt_frame = max(index, obj.last_prompt_frame or index)

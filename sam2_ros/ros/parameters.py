@@ -20,7 +20,7 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from sam2_ros.settings import PARAMETERS, RUNTIME_PARAMETERS, check_value
+from sam2_ros.settings import PARAMETERS, RUNTIME_PARAMETERS
 
 
 class ParameterError(ValueError):
@@ -60,18 +60,19 @@ class NodeParameters:
 
 
 def descriptor(name: str) -> ParameterDescriptor:
-    _, text, read_only, limits, choices = PARAMETERS[name]
-    desc = ParameterDescriptor(name=name, description=text, read_only=read_only)
-    if choices:
-        desc.additional_constraints = "one of: " + ", ".join(choices)
-    if limits is not None and isinstance(PARAMETERS[name][0], int):
-        lo, hi, step = limits
-        desc.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=step)]
-    elif limits is not None:
-        lo, hi = limits
+    """The ROS descriptor of a parameter, from its entry in settings.PARAMETERS."""
+    p = PARAMETERS[name]
+    desc = ParameterDescriptor(name=name, description=p.text, read_only=p.read_only)
+    if p.choices:
+        desc.additional_constraints = "one of: " + ", ".join(p.choices)
+    if p.bounds is not None and p.kind is int:
+        lo, hi = p.bounds
+        desc.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=p.step)]
+    elif p.bounds is not None:
+        lo, hi = p.bounds
         desc.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
-    if read_only:
-        desc.additional_constraints = (desc.additional_constraints + "; " if choices else "") + (
+    if p.read_only:
+        desc.additional_constraints = (desc.additional_constraints + "; " if p.choices else "") + (
             "read-only: restart the node to change it"
         )
     return desc
@@ -80,9 +81,9 @@ def descriptor(name: str) -> ParameterDescriptor:
 def declare_parameters(node: Node) -> NodeParameters:
     """Declare every parameter with its descriptor and return the checked start-up values."""
     values = {}
-    for name, (default, *_rest) in PARAMETERS.items():
-        values[name] = node.declare_parameter(name, default, descriptor(name)).value
-    problems = [p for p in (check_value(n, v) for n, v in values.items()) if p]
+    for name, p in PARAMETERS.items():
+        values[name] = p.coerce(node.declare_parameter(name, p.default, descriptor(name)).value)
+    problems = [r for r in (PARAMETERS[n].check(v) for n, v in values.items()) if r]
     if problems:
         raise ParameterError("invalid parameters: " + "; ".join(problems))
     return NodeParameters(**values)
@@ -113,10 +114,8 @@ class RuntimeSettings:
                 # Read-only parameters are refused by rclpy before this callback; this
                 # only sees them at declaration time.
                 continue
-            value = param.value
-            if isinstance(PARAMETERS[param.name][0], float) and isinstance(value, int):
-                value = float(value)
-            reason = check_value(param.name, value)
+            value = PARAMETERS[param.name].coerce(param.value)
+            reason = PARAMETERS[param.name].check(value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
             changes[param.name] = value
