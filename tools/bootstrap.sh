@@ -52,8 +52,27 @@ step "colcon build"
 source "$venv/bin/activate"
 export CMAKE_PREFIX_PATH="$venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export AMENT_PREFIX_PATH="$venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+# vision_msgs: a ROS 2 install's own package wins; where none is installed (the PyPI wheels
+# have none), the test stand-in in test/interfaces/ (hidden from plain crawls by its
+# COLCON_IGNORE) is built so the detection paths run over DDS.
+base_paths=("$root")
+real_vision_msgs=""
+IFS=: read -ra prefixes <<< "$AMENT_PREFIX_PATH"
+for prefix in "${prefixes[@]}"; do
+  [[ -n "$prefix" && "$prefix" != "$root/install"* ]] || continue
+  if [[ -e "$prefix/share/ament_index/resource_index/packages/vision_msgs" ]]; then
+    real_vision_msgs="$prefix"
+    break
+  fi
+done
+if [[ -n "$real_vision_msgs" ]]; then
+  step "vision_msgs: installed in $real_vision_msgs"
+else
+  step "vision_msgs: none installed, building the test stand-in (test/interfaces/vision_msgs)"
+  base_paths+=("$root/test/interfaces/vision_msgs")
+fi
 mkdir -p log
-colcon --log-base log build --base-paths "$root" --symlink-install \
+colcon --log-base log build --base-paths "${base_paths[@]}" --symlink-install \
   --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$venv/bin/python" > log/last_build.txt 2>&1 \
   || { cat log/last_build.txt; step "colcon build failed"; exit 1; }
 step "built: install/ (source tools/env.sh to use it)"
