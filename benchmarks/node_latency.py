@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 NODE_SCRIPT = common.REPO / "scripts" / "tracker_node"
-NODE_NAME = "sam2_tracker"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -172,6 +171,8 @@ def measure_node(args, frames: list[np.ndarray], click) -> dict:
     from sam2_ros.srv import AddPrompt
     from sensor_msgs.msg import Image
 
+    from sam2_ros import names
+
     domain = args.domain_id or random.Random(os.urandom(8)).randint(1, 101)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
@@ -195,7 +196,7 @@ def measure_node(args, frames: list[np.ndarray], click) -> dict:
     result_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                             history=HistoryPolicy.KEEP_LAST)
     pub = client.create_publisher(Image, "/image", camera_qos)
-    client.create_subscription(TrackedObjectArray, f"/{NODE_NAME}/objects", on_objects,
+    client.create_subscription(TrackedObjectArray, names.resolved(names.OBJECTS), on_objects,
                                result_qos)
     diag: dict = {}
     diag_history: list[tuple[float, dict]] = []
@@ -204,12 +205,14 @@ def measure_node(args, frames: list[np.ndarray], click) -> dict:
 
         def on_diag(msg) -> None:
             for status in msg.status:
+                if not names.is_tracker_status(status.name):
+                    continue
                 values = {kv.key: kv.value for kv in status.values}
                 diag.update(values)
                 diag_history.append((time.monotonic(), values))
 
-        client.create_subscription(DiagnosticArray, f"/{NODE_NAME}/diagnostics", on_diag, 10)
-    prompt_client = client.create_client(AddPrompt, f"/{NODE_NAME}/add_prompt")
+        client.create_subscription(DiagnosticArray, names.DIAGNOSTICS_TOPIC, on_diag, 10)
+    prompt_client = client.create_client(AddPrompt, names.resolved(names.ADD_PROMPT))
 
     messages = []
     for rgb in frames:
@@ -253,7 +256,7 @@ def measure_node(args, frames: list[np.ndarray], click) -> dict:
                    "the add_prompt service", node)
         wait_until(lambda: pub.get_subscription_count() > 0, 30, "the node's /image subscription",
                    node)
-        wait_until(lambda: client.count_publishers(f"/{NODE_NAME}/objects") > 0, 30,
+        wait_until(lambda: client.count_publishers(names.resolved(names.OBJECTS)) > 0, 30,
                    "the node's objects publisher", node)
         out["startup_s"] = time.monotonic() - t_start
         publisher_thread.start()
@@ -311,7 +314,7 @@ def measure_node(args, frames: list[np.ndarray], click) -> dict:
         "node_diagnostics": {k: diag[k] for k in ("frames_received", "frames_processed",
                                                    "frames_dropped") if k in diag},
     })
-    # The node's own view (its ~/diagnostics, one message per second): tracker time per
+    # The node's own view (its /diagnostics status, one message per second): tracker time per
     # frame inside the node and the slot-to-published latency, averaged over the window.
     inside = [v for t, v in diag_history if measure_from + 1.0 <= t <= measure_to]
     for key in ("total_ms", "encoder_ms", "memory_attention_ms", "latency_ms",

@@ -211,7 +211,8 @@ def markdown(results: dict) -> str:
                 "most frames are dropped by design when the model is slower than the camera. "
                 "Engine alone: StreamingTracker with the node's settings in the benchmark "
                 "process, same frames and prompt, same thread count. Tracker inside the node: "
-                "the node's own ~/diagnostics (StageTiming total, mean per second, averaged).",
+                "the node's own /diagnostics status (StageTiming total, mean per second, "
+                "averaged).",
                 "",
             ]
     gpu = results.get("gpu")

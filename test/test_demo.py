@@ -40,6 +40,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert summary["prompts_accepted"] >= 1
     assert summary["objects"], "no object was tracked"
     assert summary["latency_s"]["p95"] > 0
+    # The node's own engine time, read from its /diagnostics status.
+    assert summary["engine_frame_ms_median"] > 0
+    assert "Engine time per frame" in (out / "summary.md").read_text()
     for name in ("overlay.mp4", "summary.md", "visibility.png", "node.log"):
         assert (out / name).stat().st_size > 0, name
 

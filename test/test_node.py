@@ -34,6 +34,7 @@ from sam2_ros.msg import TrackedObject, TrackedObjectArray
 from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from sam2_ros import names
 from sam2_ros.evaluation.synthetic_scene import BASE_STAMP_S, SceneConfig, render_scene
 from sam2_ros.imaging.codec import decode_image
 
@@ -59,7 +60,7 @@ class Harness:
         self.masks = client.subscribe(Image, f"{base}/masks")
         self.objects = client.subscribe(TrackedObjectArray, f"{base}/objects")
         self.overlay = client.subscribe(Image, f"{base}/overlay")
-        self.diagnostics = client.subscribe(DiagnosticArray, "/diagnostics")  # the standard topic
+        self.diagnostics = client.subscribe(DiagnosticArray, names.DIAGNOSTICS_TOPIC)
         node.wait_for_log(r"ready: tracking frames", timeout=120)
         self.add_prompt = client.client(AddPrompt, f"{base}/add_prompt")
         self.remove = client.client(RemoveObjects, f"{base}/remove_objects")
@@ -461,10 +462,10 @@ def test_overlay_is_bgr8_with_the_source_header(ros):
 
 def test_diagnostics_report_rate_latency_drops_and_stage_timing(ros):
     ros.process(0)
-    name = f"{ros.ns}/sam2_tracker: tracking"
     msg = ros.diagnostics.wait_for(
         lambda m: any(
-            s.name == name and float(_kv(s).get("output_rate_hz", 0)) > 0 for s in m.status
+            names.is_tracker_status(s.name, ros.ns) and float(_kv(s).get("output_rate_hz", 0)) > 0
+            for s in m.status
         ),
         WAIT,
         "diagnostics on /diagnostics with a processed frame",

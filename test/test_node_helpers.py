@@ -19,6 +19,7 @@ from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from sam2_ros import names
 from sam2_ros.engine.model_loading import build_model
 from sam2_ros.engine.results import ObjectResult
 from sam2_ros.engine.streaming_tracker import StreamingTracker
@@ -440,7 +441,9 @@ def test_paired_depth_frames_in_process(context):
     )
     probe = rclpy.create_node("sam2_depth_probe", context=context)
     inbox = Inbox()
-    subscription = probe.create_subscription(TrackedObjectArray, "/sam2_tracker/objects", inbox, 10)
+    subscription = probe.create_subscription(
+        TrackedObjectArray, names.resolved(names.OBJECTS), inbox, 10
+    )
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(probe)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2_ros import names
 from sam2_ros.bags import bag_io
 from sam2_ros.bags.prompt_file import FilePrompt, load_prompt_file
 from sam2_ros.bags.video import VideoOutput
@@ -26,10 +27,9 @@ from sam2_ros.messages import build_image, build_label_image, build_object_array
 from sam2_ros.settings import TrackerSettings
 from sam2_ros.track_state import TrackStates
 
-NODE_NAME = "sam2_tracker"
-MASKS_TOPIC = f"/{NODE_NAME}/masks"
-OBJECTS_TOPIC = f"/{NODE_NAME}/objects"
-OVERLAY_TOPIC = f"/{NODE_NAME}/overlay"
+MASKS_TOPIC = names.resolved(names.MASKS)
+OBJECTS_TOPIC = names.resolved(names.OBJECTS)
+OVERLAY_TOPIC = names.resolved(names.OVERLAY)
 _IMAGE_TYPES = (bag_io.IMAGE_TYPE, bag_io.COMPRESSED_TYPE)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2_ros import names
 from sam2_ros.bags import bag_io
 from sam2_ros.bags.replay import (
     MASKS_TOPIC,
@@ -45,6 +46,9 @@ from sam2_ros.settings import TrackerSettings
 DISCOVERY_TIMEOUT_S = 60.0
 MODEL_START_TIMEOUT_S = 300.0
 MIN_PROMPT_AREA = 80  # pixels of ground truth an object needs before the demo prompts it
+# How long to wait after the last frame for the node's diagnostics to report its engine
+# time: two diagnostics periods of config/tracker.yaml (1 s) and a margin.
+ENGINE_REPORT_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -255,14 +259,15 @@ class _Player:
         else:
             self.node.create_subscription(
                 DiagnosticArray,
-                "/sam2_tracker/diagnostics",
+                names.DIAGNOSTICS_TOPIC,
                 self._on_diagnostics,
                 10,
                 callback_group=group,
             )
         self.engine_ms: list[float] = []
+        self.engine_reported = threading.Event()
         self.prompt_client = self.node.create_client(
-            AddPrompt, "/sam2_tracker/add_prompt", callback_group=group
+            AddPrompt, names.resolved(names.ADD_PROMPT), callback_group=group
         )
         self.add_prompt_type = AddPrompt
         self.published: dict[int, float] = {}
@@ -311,9 +316,12 @@ class _Player:
     def _on_diagnostics(self, msg) -> None:
         """The node's own per-frame engine time (mean over each diagnostics period)."""
         for status in msg.status:
+            if not names.is_tracker_status(status.name):
+                continue
             values = {kv.key: kv.value for kv in status.values}
             if float(values.get("output_rate_hz", 0) or 0) > 0 and "total_ms" in values:
                 self.engine_ms.append(float(values["total_ms"]))
+                self.engine_reported.set()
 
     # -------------------------------------------------------------- steps
     def wait_for_node(self, node_proc: subprocess.Popen) -> None:
@@ -374,6 +382,9 @@ class _Player:
         rec = self.recorder
         with rec.new_frame:
             rec.new_frame.wait_for(lambda: last in rec.processed, timeout=60.0)
+        # The node reports its engine time once per diagnostics period: wait for one report
+        # that covers processed frames, which may come after the last frame's result.
+        self.engine_reported.wait(timeout=ENGINE_REPORT_TIMEOUT_S)
         self._done.set()
         prompter.join(timeout=30)
         return self._summarise(gt)

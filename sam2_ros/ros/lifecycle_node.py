@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
+from sam2_ros.names import NODE_NAME
 from sam2_ros.ros.parameters import declare_parameters
 from sam2_ros.ros.tracker_node import spin_until_signal
-from sam2_ros.ros.tracker_shell import NODE_NAME, TrackerShell
+from sam2_ros.ros.tracker_shell import TrackerShell
 
 
 class TrackerLifecycleNode(LifecycleNode):

@@ -16,8 +16,9 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from sam2_ros.names import NODE_NAME
 from sam2_ros.ros.parameters import declare_parameters
-from sam2_ros.ros.tracker_shell import NODE_NAME, TrackerShell
+from sam2_ros.ros.tracker_shell import TrackerShell
 
 
 class TrackerNode(Node):

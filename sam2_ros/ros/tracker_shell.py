@@ -27,6 +27,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
+from sam2_ros import names
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.errors import FrameError, StampError
 from sam2_ros.imaging.codec import ImageDecodeError, camera_msg_to_rgb, depth_msg_to_metres
@@ -38,6 +39,7 @@ from sam2_ros.messages import (
     build_label_image,
     build_object_array,
 )
+from sam2_ros.names import private
 from sam2_ros.ros.camera_input import CameraInput
 from sam2_ros.ros.depth_pairing import DepthPairing
 from sam2_ros.ros.frame_slot import FrameSlot
@@ -48,7 +50,6 @@ from sam2_ros.ros.services import TrackerServices, time_to_ns
 from sam2_ros.settings import TrackerSettings
 from sam2_ros.track_state import TrackStates
 
-NODE_NAME = "sam2_tracker"
 SERVICE_QOS = QoSProfile(
     depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
 )
@@ -180,22 +181,28 @@ class TrackerShell:
         from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
 
         node = self.node
-        self._pubs["masks"] = node.create_publisher(Image, "~/masks", OUTPUT_QOS)
-        self._pubs["objects"] = node.create_publisher(TrackedObjectArray, "~/objects", OUTPUT_QOS)
-        self._pubs["overlay"] = node.create_publisher(Image, "~/overlay", OUTPUT_QOS)
+        self._pubs["masks"] = node.create_publisher(Image, private(names.MASKS), OUTPUT_QOS)
+        self._pubs["objects"] = node.create_publisher(
+            TrackedObjectArray, private(names.OBJECTS), OUTPUT_QOS
+        )
+        self._pubs["overlay"] = node.create_publisher(Image, private(names.OVERLAY), OUTPUT_QOS)
         if self._depth is not None:
             try:
                 from visualization_msgs.msg import MarkerArray
             except ImportError as exc:
                 self.log.warning(f"visualization_msgs missing ({exc}): no ~/markers")
             else:
-                self._pubs["markers"] = node.create_publisher(MarkerArray, "~/markers", 5)
+                self._pubs["markers"] = node.create_publisher(
+                    MarkerArray, private(names.MARKERS), 5
+                )
         try:
             from diagnostic_msgs.msg import DiagnosticArray
         except ImportError as exc:
             self.log.warning(f"diagnostic_msgs is not installed ({exc}): no diagnostics")
         else:
-            self._pubs["diagnostics"] = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self._pubs["diagnostics"] = node.create_publisher(
+                DiagnosticArray, names.DIAGNOSTICS_TOPIC, 10
+            )
             if self.params.diagnostics_period > 0:
                 self._diag_timer = node.create_timer(
                     self.params.diagnostics_period, self._publish_diagnostics,
@@ -212,11 +219,13 @@ class TrackerShell:
         )
         kw = {"qos_profile": SERVICE_QOS, "callback_group": self._service_group}
         self._services = [
-            node.create_service(AddPrompt, "~/add_prompt", self.handlers.add_prompt, **kw),
             node.create_service(
-                RemoveObjects, "~/remove_objects", self.handlers.remove_objects, **kw
+                AddPrompt, private(names.ADD_PROMPT), self.handlers.add_prompt, **kw
             ),
-            node.create_service(ResetTracks, "~/reset", self.handlers.reset, **kw),
+            node.create_service(
+                RemoveObjects, private(names.REMOVE_OBJECTS), self.handlers.remove_objects, **kw
+            ),
+            node.create_service(ResetTracks, private(names.RESET), self.handlers.reset, **kw),
         ]
 
     def start(self) -> None:
@@ -236,7 +245,8 @@ class TrackerShell:
         self.active = True
         self.log.info(
             f"ready: tracking frames from {self.image_topic}; services "
-            f"{node.resolve_topic_name('~/add_prompt')}, ~/remove_objects, ~/reset"
+            f"{node.resolve_topic_name(private(names.ADD_PROMPT))}, ~/{names.REMOVE_OBJECTS}, "
+            f"~/{names.RESET}"
         )
 
     def stop(self) -> bool:
@@ -475,7 +485,7 @@ class TrackerShell:
         pub.publish(
             build_diagnostics(
                 header,
-                f"{self.node.get_fully_qualified_name()}: tracking",
+                names.diagnostics_status_name(self.node.get_fully_qualified_name()),
                 f"sam2_ros {extra['device']}",
                 stats,
                 extra,
