@@ -128,8 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         "visible, and how often a returning object is found again within 5 frames. "
         "README's demo-model numbers come from it (with --precision fp32).",
     )
-    evaluate.add_argument("--scenes", type=int, default=HELDOUT_SCENES,
-                          help="held-out scenes: seeds 0..N-1 of the held-out split")
+    evaluate.add_argument("--scenes", type=scene_selection, default=("standard", HELDOUT_SCENES),
+                          metavar="[FAMILY][:N]",
+                          help="held-out scenes: N (seeds 0..N-1 of the standard held-out "
+                               "split), a family (standard, crossing: look-alikes that "
+                               "cross, swap places, hide and come back; "
+                               f"{HELDOUT_SCENES} scenes) or FAMILY:N "
+                               f"(default: standard:{HELDOUT_SCENES})")
     evaluate.add_argument("--frames", type=int, default=HELDOUT_FRAMES,
                           help="frames per scene")
     evaluate.add_argument("--json", type=Path, default=None, metavar="PATH",
@@ -296,7 +301,7 @@ def _make_bag(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from sam2_ros.bags.replay import ReplayOptions, replay_bag
-    from sam2_ros.evaluation.run_summary import summary_table
+    from sam2_ros.evaluation.run_summary import identity_line, summary_table
 
     options = _from_args(ReplayOptions, args, write_overlay_topic=args.overlay_topic)
     report = replay_bag(args.bag, args.prompts, args.out, _settings(args), options)
@@ -310,6 +315,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(
             f"J&F {summary['J&F_mean']:.3f} (J {summary['J_mean']:.3f}, F {summary['F_mean']:.3f})"
         )
+        print(identity_line(summary))
     print(
         f"outputs in {report.out_dir}: output_bag/ overlay.mp4 metrics.md metrics.json "
         "visibility.png"
@@ -320,23 +326,43 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def scene_selection(text: str) -> tuple[str, int]:
+    """``--scenes``: "N", "FAMILY" or "FAMILY:N" -> (family, number of scenes)."""
+    from sam2_ros.evaluation.random_scenes import FAMILIES, HELDOUT_SCENES
+
+    family, _, count = text.partition(":")
+    if family.isdigit() and not count:
+        family, count = "standard", family
+    if family not in FAMILIES:
+        raise argparse.ArgumentTypeError(
+            f"unknown scene family {family!r}: one of {', '.join(FAMILIES)} (or a number)")
+    try:
+        number = int(count) if count else HELDOUT_SCENES
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of scenes: {count!r}") from None
+    return family, number
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     from sam2_ros.evaluation.scene_eval import evaluate_model
 
-    if args.scenes < 1 or args.frames < 2:
-        raise ValueError(f"--scenes must be >= 1 and --frames >= 2 (got {args.scenes}, "
+    family, count = args.scenes
+    if count < 1 or args.frames < 2:
+        raise ValueError(f"--scenes must be >= 1 and --frames >= 2 (got {count}, "
                          f"{args.frames})")
+    if family == "crossing" and args.frames < 12:
+        raise ValueError(f"crossing scenes need --frames >= 12, got {args.frames}")
     settings = _settings(args)
     loaded = settings.load()
     if loaded.random_weights:
         print("NOTE: RANDOM weights (no --checkpoint): expect scores near 0.")
-    report = evaluate_model(settings, list(range(args.scenes)), args.frames,
-                            progress=sys.stderr.isatty(), loaded=loaded)
+    report = evaluate_model(settings, list(range(count)), args.frames,
+                            progress=sys.stderr.isatty(), loaded=loaded, family=family)
     weights = settings.checkpoint or ("random" if loaded.random_weights else "bundled")
     print(f"{settings.model} (weights: {weights}; precision {settings.precision}): "
-          f"{len(report.scenes)} held-out scenes, {args.frames} frames each")
+          f"{len(report.scenes)} held-out scenes, {args.frames} frames each ({family} family)")
     print("\n".join(report.markdown()))
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2))

@@ -17,13 +17,22 @@ Every object has an id in the label image (painted far to near, so labels say wh
 visible); which of them a run prompts is the caller's choice, the others act as
 distractors. ``split`` keeps training and held-out scenes apart: the two splits seed
 their generators from different entropy, so no held-out scene is ever trained on.
+
+``family="crossing"`` draws the scenes where identities get confused (``sam2_ros evaluate
+--scenes crossing``): two or more same- or near-coloured objects (one colour, one texture,
+often one shape) whose paths cross with the nearer hiding the farther for several frames,
+two such objects swapping places, one mover sweeping in front of resting look-alikes, and
+an object leaving the frame while its look-alike waits near where it left, then coming
+back. The family has its own entropy tag, so its held-out seeds are neither the standard
+held-out scenes nor anything training draws (training may draw crossing scenes of the
+train split).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -32,6 +41,10 @@ from sam2_ros.evaluation.synthetic_scene import BASE_STAMP_S, shape_mask
 
 #: Entropy tags of the two splits; a scene's generator is seeded with (tag, seed).
 SPLITS = {"train": 0x7A11, "heldout": 0xE7A1}
+#: Scene families: standard scenes keep their original seeding; other families add a tag.
+FAMILIES = {"standard": None, "crossing": 0xC055}
+#: The kinds of crossing scene, drawn in turn by seed (seed % 4) so any 4 seeds hold each.
+CROSSING_KINDS = ("cross", "swap", "sweep", "exit_return")
 
 #: The held-out evaluation README quotes: seeds 0..19 of the held-out split, 30 frames each
 #: (`sam2_ros evaluate` and `sam2_ros train`'s final report default to it).
@@ -58,11 +71,16 @@ class RandomSceneConfig:
     p_shake: float = 0.3
     p_brightness: float = 0.4
     fps: float = 10.0
+    family: str = "standard"  # or "crossing": look-alikes that cross, swap, hide, return
 
     def validate(self) -> None:
         """Refuse settings that would render nothing useful."""
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {self.split!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {self.family!r}")
+        if self.family == "crossing" and self.num_frames < 12:
+            raise ValueError(f"crossing scenes need >= 12 frames, got {self.num_frames}")
         if self.width < 32 or self.height < 32:
             raise ValueError(f"scene must be at least 32x32, got {self.width}x{self.height}")
         if self.num_frames < 1:
@@ -106,10 +124,18 @@ class RandomScene:
     def __init__(self, cfg: RandomSceneConfig) -> None:
         cfg.validate()
         self.cfg = cfg
-        self.rng = np.random.default_rng([SPLITS[cfg.split], cfg.seed])
+        tag = FAMILIES[cfg.family]
+        entropy = [SPLITS[cfg.split], cfg.seed] if tag is None else [SPLITS[cfg.split], tag,
+                                                                     cfg.seed]
+        self.rng = np.random.default_rng(entropy)
         self.background = _background(self.rng, cfg.width, cfg.height, margin=_SHAKE_MARGIN)
         self.objects: list[ObjectPlan] = []
-        self._plan_objects()
+        self.kind = "standard"
+        if cfg.family == "crossing":
+            self.kind = CROSSING_KINDS[cfg.seed % len(CROSSING_KINDS)]
+            _plan_crossing(self)
+        else:
+            self._plan_objects()
         n = cfg.num_frames
         shake = self.rng.random() < cfg.p_shake
         amp = self.rng.uniform(1.0, 4.0) if shake else 0.0
@@ -214,6 +240,37 @@ class RandomScene:
         )
         self.objects.append(occluder)
 
+    def _look_alikes(self, count: int, radii: list[float]) -> list[ObjectPlan]:
+        """``count`` objects of one colour (each a little off) and one texture, often one
+        shape; paths are set by the caller."""
+        rng, side = self.rng, min(self.cfg.width, self.cfg.height)
+        base = _random_colour(rng)
+        same_shape = rng.random() < 0.6
+        plans = []
+        for k in range(count):
+            colour = base if k == 0 else tuple(
+                float(np.clip(c + rng.normal(0, 8), 0, 255)) for c in base)
+            obj = self._random_object(side, colour, radius=radii[k])
+            if plans:
+                first = plans[0]
+                obj = replace(obj, texture=first.texture, tex_freq=first.tex_freq,
+                              tex_phase=first.tex_phase,
+                              shape=first.shape if same_shape else obj.shape,
+                              blob_coeffs=first.blob_coeffs if same_shape else obj.blob_coeffs)
+            plans.append(obj)
+            self.objects.append(obj)
+        return plans
+
+    def _set_path(self, obj: ObjectPlan, xs: np.ndarray, ys: np.ndarray, depth: float,
+                  radius: float | None = None) -> ObjectPlan:
+        """Give a planned object its path (and depth, and a constant size when given)."""
+        n = self.cfg.num_frames
+        radii = obj.radii if radius is None else np.full(n, radius)
+        new = replace(obj, xs=np.asarray(xs, float), ys=np.asarray(ys, float), depth_m=depth,
+                      radii=radii)
+        self.objects[self.objects.index(obj)] = new
+        return new
+
     # ------------------------------------------------------------------ rendering
     def frames(self) -> Iterator[RandomFrame]:
         """Render every frame (far to near, so labels and pixels agree on occlusion)."""
@@ -240,6 +297,92 @@ class RandomScene:
 
 
 _SHAKE_MARGIN = 6
+
+
+def _plan_crossing(scene: RandomScene) -> None:
+    """Plan one crossing scene of ``scene.kind`` (see the module docstring)."""
+    cfg, rng = scene.cfg, scene.rng
+    w, h, n = cfg.width, cfg.height, cfg.num_frames
+    side = min(w, h)
+    t = np.linspace(0.0, 1.0, n)
+    centre = np.array([w, h]) / 2.0 + rng.uniform(-0.1, 0.1, 2) * side
+    if scene.kind == "cross":
+        # Two look-alikes on straight paths meeting at one point on one frame; the nearer is
+        # larger, so it covers the farther while they overlap.
+        r_far = rng.uniform(0.07, 0.1) * side
+        r_near = r_far * rng.uniform(1.35, 1.7)
+        far, near = scene._look_alikes(2, [r_far, r_near])
+        meet = rng.uniform(0.4, 0.6)
+        angle = rng.uniform(0, 2 * math.pi)
+        turn = rng.uniform(0.5, 2.6) * rng.choice([-1, 1])
+        for obj, a, speed, depth, r in ((far, angle, rng.uniform(0.3, 0.45), 2.2, r_far),
+                                        (near, angle + turn, rng.uniform(0.3, 0.45), 1.4,
+                                         r_near)):
+            d = np.array([math.cos(a), math.sin(a)]) * speed * side
+            xs = centre[0] + (t - meet) * d[0]
+            ys = centre[1] + (t - meet) * d[1]
+            scene._set_path(obj, xs, ys, depth, r)
+    elif scene.kind == "swap":
+        # Two look-alikes of one size trade places head-on, slowing where they pass so the
+        # nearer hides the farther for several frames.
+        r = rng.uniform(0.08, 0.12) * side
+        a, b = scene._look_alikes(2, [r, r * rng.uniform(1.0, 1.15)])
+        angle = rng.uniform(0, 2 * math.pi)
+        half = np.array([math.cos(angle), math.sin(angle)]) * rng.uniform(0.22, 0.3) * side
+        normal = np.array([-half[1], half[0]]) / (np.linalg.norm(half) + 1e-9)
+        u = 2.0 * t - 1.0
+        s = 0.5 + 0.5 * np.sign(u) * np.abs(u) ** 2  # slow in the middle
+        offset = normal * rng.uniform(0.0, 0.3) * r
+        p, q = centre - half, centre + half
+        path_a = p[None, :] + (q - p)[None, :] * s[:, None] + offset
+        path_b = q[None, :] + (p - q)[None, :] * s[:, None] - offset
+        scene._set_path(a, path_a[:, 0], path_a[:, 1], 2.0)
+        scene._set_path(b, path_b[:, 0], path_b[:, 1], 1.5)
+    elif scene.kind == "sweep":
+        # Two or three look-alikes rest in a row; a larger one sweeps in front along it.
+        count = int(rng.integers(2, 4))
+        r = rng.uniform(0.06, 0.09) * side
+        plans = scene._look_alikes(count + 1, [r] * count + [r * rng.uniform(1.3, 1.6)])
+        resting, mover = plans[:count], plans[count]
+        horizontal = w >= h
+        span = (w if horizontal else h)
+        row = rng.uniform(0.35, 0.65) * (h if horizontal else w)
+        spots = np.linspace(0.3, 0.7, count) * span + rng.uniform(-0.03, 0.03, count) * span
+        for obj, spot in zip(resting, spots, strict=True):
+            jitter = rng.normal(0, 0.6, (n, 2)).cumsum(axis=0) * 0.3
+            along, across = spot + jitter[:, 0], row + jitter[:, 1]
+            xs, ys = (along, across) if horizontal else (across, along)
+            scene._set_path(obj, xs, ys, 2.2, r)
+        start, end = (0.12, 0.88) if rng.random() < 0.5 else (0.88, 0.12)
+        along = (start + (end - start) * t) * span
+        across = row + rng.uniform(-0.3, 0.3) * r + np.zeros(n)
+        xs, ys = (along, across) if horizontal else (across, along)
+        scene._set_path(mover, xs, ys, 1.4)
+    else:  # exit_return
+        # One look-alike leaves through the nearest border and comes back; the other waits
+        # near where it left, so a tracker that loses the first may take the second.
+        r = rng.uniform(0.08, 0.11) * side
+        leaver, waiter = scene._look_alikes(2, [r, r * rng.uniform(0.9, 1.1)])
+        edge = int(rng.integers(4))
+        out_from, back_at = sorted(rng.choice(np.arange(int(0.3 * n), int(0.75 * n)), 2,
+                                              replace=False))
+        back_at = max(back_at, out_from + 3)
+        inner = rng.uniform(0.3, 0.45)  # where the leaver starts, as a share of the way in
+        gone = -1.8 * r  # centre past the border: fully out of view
+        pos = np.interp(np.arange(n), [0, out_from, back_at, n - 1],
+                        [inner * side, gone, gone, inner * side * rng.uniform(0.8, 1.2)])
+        slide = rng.uniform(0.35, 0.65) + np.zeros(n)
+        wait_pos = 0.18 * side + r + rng.normal(0, 0.5, n).cumsum() * 0.3
+        wait_slide = slide + rng.choice([-1, 1]) * rng.uniform(2.4, 3.2) * r / side
+        for obj, depth_pos, lateral, depth in ((leaver, pos, slide, 1.6),
+                                               (waiter, wait_pos, wait_slide, 2.0)):
+            if edge in (0, 1):  # left or right border
+                xs = depth_pos if edge == 0 else w - depth_pos
+                ys = lateral * h
+            else:
+                ys = depth_pos if edge == 2 else h - depth_pos
+                xs = lateral * w
+            scene._set_path(obj, xs, ys, depth, r if obj is leaver else None)
 
 
 def _smooth_path(points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

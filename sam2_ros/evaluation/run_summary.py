@@ -15,6 +15,7 @@ import numpy as np
 
 from sam2_ros.engine.results import ObjectResult
 from sam2_ros.evaluation.davis_metrics import contour_accuracy, region_similarity
+from sam2_ros.evaluation.identity_metrics import IdentityTally
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -33,6 +34,7 @@ class RunTimeline:
     latencies: list[float] = field(default_factory=list)
     j_scores: dict[int, list[float]] = field(default_factory=dict)
     f_scores: dict[int, list[float]] = field(default_factory=dict)
+    identity: IdentityTally = field(default_factory=IdentityTally)
 
     def add_frame(
         self, stamp: int, objects: Iterable[ObjectResult], seconds: float | None = None
@@ -49,12 +51,16 @@ class RunTimeline:
     def add_ground_truth(
         self, objects: Iterable[ObjectResult], gt_labels: np.ndarray, gt_ids: dict[int, int]
     ) -> None:
-        """J and F of each object's mask against its ground-truth label id on one frame."""
+        """J and F of each object's mask against its ground-truth label id on one frame,
+        and whether each mask sits on its own object (``identity``)."""
+        masks = {}
         for obj in objects:
             gt_mask = gt_labels == gt_ids.get(obj.object_id, obj.object_id)
             pred = obj.mask if obj.visible else np.zeros_like(gt_mask)
+            masks[obj.object_id] = obj.mask if obj.visible else None
             self.j_scores.setdefault(obj.object_id, []).append(region_similarity(pred, gt_mask))
             self.f_scores.setdefault(obj.object_id, []).append(contour_accuracy(pred, gt_mask))
+        self.identity.add_frame(masks, gt_labels, gt_ids)
 
     def summary(self) -> dict:
         objects = {}
@@ -71,6 +77,10 @@ class RunTimeline:
                 j = float(np.mean(self.j_scores[object_id]))
                 f = float(np.mean(self.f_scores[object_id]))
                 entry.update({"J": j, "F": f, "J&F": (j + f) / 2})
+            ident = self.identity.objects.get(object_id)
+            if ident is not None:
+                entry.update({"identity_switches": ident.switches,
+                              "identity_kept": ident.kept_share, "IDF1": ident.idf1})
             objects[object_id] = entry
         result: dict = {
             "frames": len(self.stamps),
@@ -91,14 +101,21 @@ class RunTimeline:
             result["J_mean"] = float(np.mean(js))
             result["F_mean"] = float(np.mean(fs))
             result["J&F_mean"] = (result["J_mean"] + result["F_mean"]) / 2
+            result["identity"] = {
+                "switches": self.identity.switches,
+                "identity_kept": self.identity.kept_share,
+                "IDF1": self.identity.idf1,
+                "scored_frames": self.identity.scored_frames,
+            }
         return result
 
 
 def summary_table(summary: dict) -> str:
     """A small Markdown table of the per-object numbers."""
     has_gt = "J&F_mean" in summary
-    head = "| id | label | frames visible | mean score |" + (" J | F | J&F |" if has_gt else "")
-    rule = "|---:|---|---:|---:|" + ("---:|---:|---:|" if has_gt else "")
+    head = "| id | label | frames visible | mean score |" + (
+        " J | F | J&F | id switches | identity kept | IDF1 |" if has_gt else "")
+    rule = "|---:|---|---:|---:|" + ("---:|---:|---:|---:|---:|---:|" if has_gt else "")
     rows = [head, rule]
     for object_id, o in summary["objects"].items():
         row = (
@@ -107,8 +124,20 @@ def summary_table(summary: dict) -> str:
         )
         if has_gt:
             row += f" {o.get('J', 0):.3f} | {o.get('F', 0):.3f} | {o.get('J&F', 0):.3f} |"
+            if "identity_kept" in o:
+                row += (f" {o['identity_switches']} | {o['identity_kept']:.1%} "
+                        f"| {o['IDF1']:.3f} |")
+            else:
+                row += " - | - | - |"
         rows.append(row)
     return "\n".join(rows)
+
+
+def identity_line(summary: dict) -> str:
+    """One line on whether ids stayed on their objects (summary with ground truth)."""
+    ident = summary["identity"]
+    return (f"Identity: {ident['switches']} switch(es), kept on {ident['identity_kept']:.1%} "
+            f"of {ident['scored_frames']} object-frames, IDF1 {ident['IDF1']:.3f}")
 
 
 def write_summary(summary: dict, folder: Path, name: str, title: str, notes: Sequence[str]) -> None:
@@ -128,6 +157,7 @@ def write_summary(summary: dict, folder: Path, name: str, title: str, notes: Seq
             f"Against ground truth: J {summary['J_mean']:.3f}, F {summary['F_mean']:.3f}, "
             f"J&F {summary['J&F_mean']:.3f}"
         )
+        lines.append(identity_line(summary))
     (folder / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 

@@ -57,6 +57,13 @@ class SceneScore:
     # in-view object-frame, for the threshold-free ranking (``EvalReport.visibility_auc``).
     hidden_presence: list[float] = field(default_factory=list)
     shown_presence: list[float] = field(default_factory=list)
+    # Identity (``identity_metrics``): switches, object-frames scored and kept, IDF1 counts.
+    id_switches: int = 0
+    id_frames: int = 0
+    id_kept: int = 0
+    idtp: int = 0
+    idfp: int = 0
+    idfn: int = 0
 
 
 def ranking_auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
@@ -109,9 +116,33 @@ class EvalReport:
         return ranking_auc([p for s in self.scenes for p in s.shown_presence],
                            [p for s in self.scenes for p in s.hidden_presence])
 
+    @property
+    def id_switches(self) -> int:
+        return sum(s.id_switches for s in self.scenes)
+
+    @property
+    def identity_kept(self) -> float:
+        """Share of scored object-frames whose mask was not on another object."""
+        frames = sum(s.id_frames for s in self.scenes)
+        return sum(s.id_kept for s in self.scenes) / frames if frames else 1.0
+
+    @property
+    def idf1(self) -> float:
+        tp = sum(s.idtp for s in self.scenes)
+        wrong = sum(s.idfp + s.idfn for s in self.scenes)
+        return 2 * tp / (2 * tp + wrong) if tp + wrong else 1.0
+
+    @property
+    def scenes_with_switch(self) -> int:
+        return sum(1 for s in self.scenes if s.id_switches)
+
     def as_dict(self) -> dict:
         return {
             "jf": self.jf, "j": self.j, "f": self.f,
+            "id_switches": self.id_switches,
+            "scenes_with_switch": self.scenes_with_switch,
+            "identity_kept": self.identity_kept,
+            "idf1": self.idf1,
             "hidden_frames": sum(s.hidden_frames for s in self.scenes),
             "hidden_invisible_rate": self.hidden_invisible_rate,
             "shown_frames": sum(s.shown_frames for s in self.scenes),
@@ -131,20 +162,25 @@ class EvalReport:
         auc = self.visibility_auc
         return [
             "| J&F | J | F | hidden frames reported invisible | frames in view reported visible "
-            "| found again within 5 frames |",
-            "|---|---|---|---|---|---|",
+            "| found again within 5 frames | identity switches | identity kept | IDF1 |",
+            "|---|---|---|---|---|---|---|---|---|",
             f"| {self.jf:.3f} | {self.j:.3f} | {self.f:.3f} | {self.hidden_invisible_rate:.1%} "
             f"({hidden} frames) | {self.shown_visible_rate:.1%} ({shown} frames) "
-            f"| {self.refound_rate:.1%} ({back} reappearances) |",
+            f"| {self.refound_rate:.1%} ({back} reappearances) "
+            f"| {self.id_switches} (in {self.scenes_with_switch} of {len(self.scenes)} scenes) "
+            f"| {self.identity_kept:.1%} | {self.idf1:.3f} |",
             "",
             "Object score, in view ranked above hidden (ROC AUC, any threshold): "
             + (f"{auc:.3f}" if auc is not None else "- (no object was hidden)"),
         ]
 
 
-def heldout_scene(seed: int, num_frames: int = HELDOUT_FRAMES) -> RandomScene:
-    """A scene from the held-out split (never trained on), 320x240 like the demo camera."""
-    return RandomScene(RandomSceneConfig(num_frames=num_frames, seed=seed, split="heldout"))
+def heldout_scene(seed: int, num_frames: int = HELDOUT_FRAMES,
+                  family: str = "standard") -> RandomScene:
+    """A scene from the held-out split (never trained on), 320x240 like the demo camera;
+    ``family`` "crossing" draws the held-out crossing scenes (look-alikes that cross)."""
+    return RandomScene(RandomSceneConfig(num_frames=num_frames, seed=seed, split="heldout",
+                                         family=family))
 
 
 def click_objects(
@@ -192,6 +228,12 @@ def score_run(
     j = float(np.mean(j_obj)) if j_obj else 0.0
     f = float(np.mean(f_obj)) if f_obj else 0.0
     score = SceneScore(seed, len(ids), j, f, (j + f) / 2.0)
+    ident = timeline.identity
+    score.id_switches, score.id_frames, score.id_kept = (
+        ident.switches, ident.scored_frames, ident.kept_frames)
+    score.idtp = sum(o.idtp for o in ident.objects.values())
+    score.idfp = sum(o.idfp for o in ident.objects.values())
+    score.idfn = sum(o.idfn for o in ident.objects.values())
     for oid, areas in gt_area.items():
         _occlusion_stats(score, areas, visible[oid], presence[oid], jaccard[oid],
                          refind_frames)
@@ -219,14 +261,14 @@ def _occlusion_stats(
 
 def evaluate_heldout(
     tracker_factory, seeds: Sequence[int], num_frames: int = HELDOUT_FRAMES,
-    progress: bool = False,
+    progress: bool = False, family: str = "standard",
 ) -> EvalReport:
     """Score fresh trackers (``tracker_factory()``) on held-out scenes of the given seeds."""
     from tqdm import tqdm
 
     report = EvalReport()
-    for seed in tqdm(seeds, desc="held-out scenes", disable=not progress):
-        scene = heldout_scene(seed, num_frames)
+    for seed in tqdm(seeds, desc=f"held-out {family} scenes", disable=not progress):
+        scene = heldout_scene(seed, num_frames, family)
         frames = ((f.stamp_ns, f.rgb, f.labels) for f in scene.frames())
         report.scenes.append(score_run(frames, tracker_factory(), seed))
     return report
@@ -234,9 +276,10 @@ def evaluate_heldout(
 
 def evaluate_model(
     settings: TrackerSettings, seeds: Sequence[int], num_frames: int = HELDOUT_FRAMES,
-    progress: bool = False, loaded: LoadedModel | None = None,
+    progress: bool = False, loaded: LoadedModel | None = None, family: str = "standard",
 ) -> EvalReport:
     """Held-out scores of the model ``settings`` name (or of ``loaded``, already loaded from
     them): loaded once, a fresh tracker with the node's tracker options per scene."""
     model = loaded if loaded is not None else settings.load()
-    return evaluate_heldout(lambda: settings.build(model), seeds, num_frames, progress)
+    return evaluate_heldout(lambda: settings.build(model), seeds, num_frames, progress,
+                            family)
