@@ -242,6 +242,48 @@ def test_short_data_counts_padding_of_last_row():
         decode_image(b"\0" * 75, H, W, "rgb8", 20, False)
 
 
+@pytest.mark.parametrize("encoding", ["uyvy", "yuv422", "yuyv", "yuv422_yuy2"])
+def test_odd_width_yuv422_is_a_decode_error_not_an_opencv_error(encoding):
+    """Two pixels share U and V in 4:2:2; an odd width used to escape as cv2.error."""
+    with pytest.raises(ImageDecodeError, match=r"needs an even width.*got width 5") as err:
+        decode_image(b"\0" * 4 * 5 * 2, 4, 5, encoding, 10)
+    assert err.value.kind == "odd-width yuv422"
+
+
+def test_a_failure_kind_does_not_change_with_the_sizes_in_its_message():
+    """Kinds name the fault, messages the image: a node throttles by the kind."""
+    errors = []
+    for size in (59, 58):
+        with pytest.raises(ImageDecodeError) as err:
+            decode_image(b"\0" * size, H, W, "rgb8", 15)
+        errors.append(err.value)
+    assert str(errors[0]) != str(errors[1])
+    assert errors[0].kind == errors[1].kind == "data too short"
+
+
+def test_malformed_headers_raise_only_the_codec_error():
+    """Every encoding with sizes, steps and data lengths that do not fit: each call decodes
+    or raises ImageDecodeError, never another exception (cv2.error, numpy's)."""
+    rng = np.random.default_rng(0)
+    escaped = []
+    for encoding in [*SUPPORTED_IMAGE_ENCODINGS, "32FC1", "16SC1", "nv21"]:
+        for height, width in ((1, 1), (2, 3), (3, 5), (0, 2)):
+            for step in (0, width, width * 2 + 1, width * 6):
+                for size in (0, step * height - 1, step * height):
+                    data = rng.integers(0, 256, max(size, 0), dtype=np.uint8).tobytes()
+                    args = (data, height, width, encoding, step)
+                    for decode, extra in ((decode_image, (True, 0)), (decode_depth, ())):
+                        try:
+                            decode(*args, *extra)
+                        except ImageDecodeError:
+                            pass
+                        except Exception as exc:  # what escapes is the finding
+                            escaped.append((decode.__name__, *args[1:], size, repr(exc)))
+    with pytest.raises(ImageDecodeError, match="not a byte buffer"):
+        decode_image([1, 2, 3], 1, 1, "rgb8", 3)
+    assert escaped == []
+
+
 # --------------------------------------------------------------------------- depth
 
 

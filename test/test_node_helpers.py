@@ -36,7 +36,7 @@ from sam2_ros.imaging.codec import (
     mask_msg_to_array,
 )
 from sam2_ros.ros.frame_slot import FrameSlot
-from sam2_ros.ros.outputs import build_markers, depth_positions
+from sam2_ros.ros.outputs import WarnThrottle, build_markers, depth_positions, failure_kind
 from sam2_ros.ros.parameters import (
     NodeParameters,
     ParameterError,
@@ -367,6 +367,48 @@ def test_depth_positions_from_the_scene_and_nan_depth():
     assert sorted(m.id for m in spheres) == sorted(positions)
     assert all(m.header.frame_id == "cam" for m in markers)
     assert any("obj" in t.text for t in texts)
+
+
+# ---------------------------------------------------------------------- warning throttle
+class _Logger:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+def test_warnings_are_throttled_by_the_kind_of_failure_not_its_text():
+    """Short-data images of changing sizes are one fault: one warning per period, with
+    the repeats counted; another kind of fault gets its own warning."""
+    now = [0.0]
+    logger = _Logger()
+    throttle = WarnThrottle(logger, period_s=5.0, clock=lambda: now[0])
+    for size in range(50, 60):  # the message names the size, the kind does not
+        try:
+            image_msg_to_rgb(_image(np.zeros((4, 5, 3), np.uint8), "rgb8", 15, bytes(size)))
+        except ImageDecodeError as exc:
+            throttle.warn(f"image: {failure_kind(exc)}", f"bad image: {exc}")
+    try:
+        image_msg_to_rgb(_image(np.zeros((4, 5), np.uint8), "yuv422", 10, bytes(40)))
+    except ImageDecodeError as exc:
+        throttle.warn(f"image: {failure_kind(exc)}", f"bad image: {exc}")
+    assert len(logger.warnings) == 2
+    assert "got 50" in logger.warnings[0] and "even width" in logger.warnings[1]
+    now[0] = 5.0
+    throttle.warn("image: data too short", "bad image again")
+    assert logger.warnings[-1] == "bad image again (9 more like it since the last warning)"
+    assert failure_kind(ValueError("same stamp 123")) == "ValueError"
+
+
+def test_the_warning_throttle_forgets_the_least_recent_kinds():
+    logger = _Logger()
+    throttle = WarnThrottle(logger, period_s=60.0, max_kinds=8, clock=lambda: 0.0)
+    for i in range(1000):
+        throttle.warn(f"kind {i}", f"text {i}")
+    assert len(throttle) == 8 and len(logger.warnings) == 1000
+    throttle.warn("kind 999", "repeat")  # still remembered: throttled
+    assert len(logger.warnings) == 1000
 
 
 # ---------------------------------------------------------------------- service handlers

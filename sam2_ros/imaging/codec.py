@@ -60,15 +60,41 @@ SUPPORTED_DEPTH_ENCODINGS: tuple[str, ...] = ("16UC1", "mono16", "32FC1")
 
 
 class ImageDecodeError(ValueError):
-    """Raised when a buffer cannot be interpreted as the image its header describes."""
+    """Raised when a buffer cannot be interpreted as the image its header describes.
+
+    ``kind`` names the failure in a few words that never embed sizes or stamps (for
+    example ``"data too short"``), so a node can count and throttle repeats of one kind
+    of fault while the message says exactly what was wrong with this image.
+    """
+
+    def __init__(self, message: str, kind: str = "undecodable image") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _convert(pixels: np.ndarray, code: int, encoding: str) -> np.ndarray:
+    """cv2.cvtColor with OpenCV's assertion errors turned into ImageDecodeError."""
+    try:
+        return cv2.cvtColor(pixels, code)
+    except cv2.error as exc:
+        shape = "x".join(str(n) for n in pixels.shape)
+        reason = str(exc).strip().splitlines()[-1]
+        raise ImageDecodeError(
+            f"{encoding} image ({shape}) cannot be converted to RGB: {reason}",
+            "colour conversion failed") from exc
 
 
 # --------------------------------------------------------------------------- decoding
 def _as_bytes(data: Buffer) -> np.ndarray:
     """View any buffer (bytes, memoryview, array.array, ndarray) as flat uint8 without copying."""
-    if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-    return np.frombuffer(data, dtype=np.uint8)
+    try:
+        if isinstance(data, np.ndarray):
+            return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError) as exc:
+        raise ImageDecodeError(
+            f"image data is not a byte buffer ({type(data).__name__}): {exc}",
+            "data not a buffer") from exc
 
 
 def decode_pixels(
@@ -81,21 +107,28 @@ def decode_pixels(
     """
     if encoding not in LAYOUTS:
         raise ImageDecodeError(
-            f"unsupported image encoding {encoding!r}; supported: " + ", ".join(LAYOUTS))
+            f"unsupported image encoding {encoding!r}; supported: " + ", ".join(LAYOUTS),
+            "unsupported encoding")
     code, channels = LAYOUTS[encoding]
     dtype = np.dtype(code).newbyteorder(">" if is_bigendian else "<")
     if height <= 0 or width <= 0:
-        raise ImageDecodeError(f"{encoding} image has zero size: width={width}, height={height}")
+        raise ImageDecodeError(
+            f"{encoding} image has zero size: width={width}, height={height}", "zero size")
+    if encoding in _YUV and width % 2:
+        # In 4:2:2 two neighbouring pixels share one U and one V sample.
+        raise ImageDecodeError(
+            f"{encoding} (YUV 4:2:2) needs an even width (2 pixels share U and V), got "
+            f"width {width}", "odd-width yuv422")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ImageDecodeError(
             f"{encoding} step {step} is smaller than one row "
-            f"({width} px * {channels * dtype.itemsize} B = {row_bytes} B)")
+            f"({width} px * {channels * dtype.itemsize} B = {row_bytes} B)", "step too small")
     flat = _as_bytes(data)
     if flat.size < step * height:
         raise ImageDecodeError(
             f"{encoding} image data too short: expected {step * height} bytes "
-            f"(step {step} * height {height}), got {flat.size}")
+            f"(step {step} * height {height}), got {flat.size}", "data too short")
     rows = np.ascontiguousarray(flat[: step * height].reshape(height, step)[:, :row_bytes])
     shape = (height, width) if channels == 1 else (height, width, channels)
     return rows.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
@@ -114,13 +147,13 @@ def sixteen_bit_shift(values: np.ndarray, bit_depth: int = 0) -> int:
 def to_rgb(pixels: np.ndarray, encoding: str, bit_depth: int = 0) -> np.ndarray:
     """Pixels from ``decode_pixels`` -> a new HxWx3 uint8 RGB array."""
     if encoding in _BAYER:
-        return cv2.cvtColor(pixels, _BAYER[encoding])
+        return _convert(pixels, _BAYER[encoding], encoding)
     if encoding in _YUV:
-        return cv2.cvtColor(pixels, _YUV[encoding])
+        return _convert(pixels, _YUV[encoding], encoding)
     if pixels.dtype == np.uint16:
         pixels = (pixels >> sixteen_bit_shift(pixels, bit_depth)).clip(0, 255).astype(np.uint8)
     elif pixels.dtype != np.uint8:
-        raise ImageDecodeError(f"{encoding} is not a colour image encoding")
+        raise ImageDecodeError(f"{encoding} is not a colour image encoding", "not a colour image")
     if pixels.ndim == 2:
         return np.repeat(pixels[:, :, None], 3, axis=2)
     rgb = pixels[:, :, 2::-1] if encoding in _BGR_ORDER else pixels[:, :, :3]
@@ -135,7 +168,7 @@ def decode_image(
     if encoding not in SUPPORTED_IMAGE_ENCODINGS:
         raise ImageDecodeError(
             f"unsupported image encoding {encoding!r}; supported: "
-            + ", ".join(SUPPORTED_IMAGE_ENCODINGS))
+            + ", ".join(SUPPORTED_IMAGE_ENCODINGS), "unsupported encoding")
     return to_rgb(decode_pixels(data, height, width, encoding, step, is_bigendian),
                   encoding, bit_depth)
 
@@ -152,7 +185,7 @@ def decode_depth(
     if encoding not in SUPPORTED_DEPTH_ENCODINGS:
         raise ImageDecodeError(
             f"unsupported depth encoding {encoding!r}; supported: "
-            + ", ".join(SUPPORTED_DEPTH_ENCODINGS))
+            + ", ".join(SUPPORTED_DEPTH_ENCODINGS), "unsupported depth encoding")
     if not (np.isfinite(depth_scale) and depth_scale > 0):
         raise ValueError(f"depth_scale must be a positive finite number, got {depth_scale}")
     raw = decode_pixels(data, height, width, encoding, step, is_bigendian)
@@ -169,20 +202,23 @@ def decode_compressed(data: Buffer, fmt: str = "", colour: bool = True) -> np.nd
     """A CompressedImage payload (JPEG/PNG) -> HxWx3 uint8 RGB (``colour``) or its own
     channels and depth (``colour=False``: label and mask PNGs keep their values)."""
     if "compresseddepth" in fmt.lower():
-        raise ImageDecodeError(f"compressedDepth payloads are not supported (format {fmt!r})")
+        raise ImageDecodeError(
+            f"compressedDepth payloads are not supported (format {fmt!r})", "compressedDepth")
     buf = _as_bytes(data)
     if buf.size == 0:
-        raise ImageDecodeError(f"compressed image ({fmt or 'unknown format'}) is empty")
+        raise ImageDecodeError(
+            f"compressed image ({fmt or 'unknown format'}) is empty", "empty compressed image")
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR if colour else cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
-        raise ImageDecodeError(f"cannot decode compressed image ({fmt!r}): {exc}") from exc
+        raise ImageDecodeError(f"cannot decode compressed image ({fmt!r}): {exc}",
+                               "corrupt compressed image") from exc
     if img is None:
         raise ImageDecodeError(
             f"cannot decode compressed image ({fmt or 'unknown format'}, {buf.size} bytes): "
-            "corrupt or unsupported data")
+            "corrupt or unsupported data", "corrupt compressed image")
     if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        img = _convert(img, cv2.COLOR_BGR2RGB, fmt or "compressed")
     return img
 
 
@@ -223,7 +259,8 @@ def mask_msg_to_array(msg: Any) -> np.ndarray | None:
         return None
     if msg.encoding not in ("mono8", "8UC1"):
         raise ImageDecodeError(
-            f"mask must be mono8 (nonzero = object), got encoding {msg.encoding!r}")
+            f"mask must be mono8 (nonzero = object), got encoding {msg.encoding!r}",
+            "mask not mono8")
     return image_msg_to_array(msg)
 
 

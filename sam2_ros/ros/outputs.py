@@ -1,13 +1,13 @@
-"""Node outputs that message_building does not cover: 3D positions from depth, RViz markers
-and the diagnostics summary. ROS message classes are imported where they are used so
-this module also loads where visualization_msgs or diagnostic_msgs are missing."""
+"""Node outputs that message_building does not cover: 3D positions from depth, RViz markers,
+the diagnostics summary and throttled warnings. ROS message classes are imported where they
+are used so this module also loads where visualization_msgs or diagnostic_msgs are missing."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -80,6 +80,51 @@ def build_markers(header, results: Sequence[ObjectResult], positions: Mapping[in
         text.text = f"{object_id} {label}".strip() + f" ({z:.2f} m)"
         markers += [sphere, text]
     return MarkerArray(markers=markers)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """What kind of failure ``exc`` is, in words that stay the same between occurrences:
+    the codec's ``kind`` (its messages embed byte counts and sizes), else the exception's
+    type. Warnings are throttled and counted by it."""
+    return getattr(exc, "kind", None) or type(exc).__name__
+
+
+class WarnThrottle:
+    """One warning per kind of problem per period, with a count of the repeats left out.
+
+    Keyed by the kind of failure, never by its text: texts embed stamps and byte counts,
+    so one fault repeated on every frame would make a new key (and a warning) each time.
+    At most ``max_kinds`` kinds are remembered (the least recently seen is forgotten), so
+    a stream of ever new kinds cannot grow it without bound.
+    """
+
+    def __init__(
+        self, logger, period_s: float = 5.0, max_kinds: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._period = period_s
+        self._max_kinds = max_kinds
+        self._clock = clock
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def warn(self, kind: str, text: str) -> None:
+        """Log ``text`` unless the same ``kind`` was logged less than a period ago."""
+        now = self._clock()
+        with self._lock:
+            last, skipped = self._last.pop(kind, (None, 0))
+            if last is not None and now - last < self._period:
+                self._last[kind] = (last, skipped + 1)
+                return
+            self._last[kind] = (now, 0)
+            while len(self._last) > self._max_kinds:
+                self._last.popitem(last=False)
+        more = f" ({skipped} more like it since the last warning)" if skipped else ""
+        self._logger.warning(text + more)
 
 
 class NodeStats:

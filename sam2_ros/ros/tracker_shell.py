@@ -43,7 +43,14 @@ from sam2_ros.names import private
 from sam2_ros.ros.camera_input import CameraInput
 from sam2_ros.ros.depth_pairing import DepthPairing
 from sam2_ros.ros.frame_slot import FrameSlot
-from sam2_ros.ros.outputs import NodeStats, build_diagnostics, build_markers, depth_positions
+from sam2_ros.ros.outputs import (
+    NodeStats,
+    WarnThrottle,
+    build_diagnostics,
+    build_markers,
+    depth_positions,
+    failure_kind,
+)
 from sam2_ros.ros.parameters import NodeParameters, RuntimeSettings
 from sam2_ros.ros.received_frames import ReceivedFrames
 from sam2_ros.ros.services import TrackerServices, time_to_ns
@@ -88,28 +95,6 @@ class RosLogHandler(logging.Handler):
             self._logger.info(text)
         else:
             self._logger.debug(text)
-
-
-class WarnThrottle:
-    """One warning per distinct problem per period, with a count of the repeats left out."""
-
-    def __init__(self, logger, period_s: float = 5.0) -> None:
-        self._logger = logger
-        self._period = period_s
-        self._last: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def warn(self, key: str, text: str) -> None:
-        """Log ``text`` unless the same ``key`` was logged less than a period ago."""
-        now = time.monotonic()
-        with self._lock:
-            last, skipped = self._last.get(key, (-1e18, 0))
-            if now - last < self._period:
-                self._last[key] = (last, skipped + 1)
-                return
-            self._last[key] = (now, 0)
-        more = f" ({skipped} more like it since the last warning)" if skipped else ""
-        self._logger.warning(text + more)
 
 
 class TrackerShell:
@@ -343,7 +328,7 @@ class TrackerShell:
     def _bad_message(self, what: str, stamp_ns: int, exc: Exception) -> None:
         self._stats.bad_message()
         self._throttle.warn(
-            f"{what}: {exc}", f"bad {what} message (stamp {stamp_ns}) ignored: {exc}"
+            f"{what}: {failure_kind(exc)}", f"bad {what} message (stamp {stamp_ns}) ignored: {exc}"
         )
 
     # ------------------------------------------------------------------ the worker
