@@ -24,6 +24,7 @@ setup(
     data_files=[("share/sam2_ros/msg", sorted(glob("msg/*.msg")))],
     install_requires=[
         "numpy>=1.24",
+        "scipy>=1.7",
         "opencv-python-headless>=4.8",
         "pillow>=9",
         "pyyaml>=6",

@@ -263,6 +263,31 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         bounds=(0.0, 86400.0),
     ),
     ParameterSpec(
+        "use_detections",
+        False,
+        "Subscribe 'detections' (vision_msgs/Detection2DArray): a detector's boxes create "
+        "objects with their class as label, re-prompt drifted or lost tracks, keep ids",
+    ),
+    ParameterSpec(
+        "detection_min_score",
+        0.5,
+        "Detections scoring below this are ignored (neither create nor re-prompt objects)",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "detection_refresh_iou",
+        0.5,
+        "A matched track is re-prompted with its detection's box when its mask's box has an "
+        "IoU below this with it (or the track is lost)",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "detection_forget_after",
+        0.0,
+        "Seconds without a matching detection after which a track is removed; 0 = never",
+        bounds=(0.0, 86400.0),
+    ),
+    ParameterSpec(
         "shutdown_timeout",
         5.0,
         "Seconds a frame in progress may take to finish on shutdown or deactivate",

@@ -54,6 +54,10 @@ class NodeParameters:
     prompt_wait: float
     occluded_frames: int
     remove_lost_after: float
+    use_detections: bool
+    detection_min_score: float
+    detection_refresh_iou: float
+    detection_forget_after: float
     shutdown_timeout: float
     frame_id_override: str
     diagnostics_period: float

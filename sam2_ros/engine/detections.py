@@ -1,0 +1,278 @@
+"""Detections to tracks: which detection is which object, and what to do about each.
+
+A detector (YOLO, Grounding DINO, ...) sees objects, SAM 2 follows them. This module decides,
+for one detection message on one frame, with no ROS and no model:
+
+- which detection belongs to which track: box IoU, one-to-one, optimal over the whole frame
+  (scipy's ``linear_sum_assignment``), so two detections never claim one track and one
+  detection never claims two;
+- which unmatched detection becomes a new object (score at least ``min_score`` and no
+  overlap with any track, so a second box on a tracked object never duplicates it);
+- which matched track is re-prompted with its detection's box: its mask's box fell below
+  ``refresh_iou`` with the detection (drift, or not visible at all) or the track is LOST;
+- which track is forgotten: not matched for ``forget_after`` seconds (0 = never).
+
+Identity never jumps: a detection only ever prompts the track it is matched to, a match
+needs the track's own box (on that frame, or where it was last seen) to overlap the
+detection, and class labels must agree where both have one.
+
+``BoxHistory`` keeps each track's box on recent tracked frames, because detections come late
+and slower than the camera: a detection is matched against the boxes of the frame its stamp
+names, not the newest ones.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from sam2_ros.errors import TrackerError
+
+#: Least IoU between a detection and a track's box for them to be the same object.
+MATCH_IOU = 0.1
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+
+
+class DetectionError(TrackerError):
+    """A detection message that cannot be used (the whole message is left out)."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object on one frame: its box in pixels, score and class label."""
+
+    box: Box
+    score: float
+    label: str = ""
+
+
+def xywh_to_box(bbox: Sequence[float]) -> Box:
+    """x, y, width, height (ObjectResult.bbox) as x0, y0, x1, y1."""
+    x, y, w, h = (float(v) for v in bbox)
+    return (x, y, x + w, y + h)
+
+
+def check_detections(detections: Sequence[Detection], image_hw: tuple[int, int]) -> None:
+    """Raise DetectionError naming the first detection that cannot be used on a frame of
+    ``image_hw``: no detections at all, a non-finite value, an empty box, a box that lies
+    outside the image (one that sticks out only in part is fine: detectors pad)."""
+    if not detections:
+        raise DetectionError("the message holds no detections")
+    height, width = image_hw
+    for i, det in enumerate(detections):
+        values = (*det.box, det.score)
+        if not all(math.isfinite(v) for v in values):
+            raise DetectionError(f"detection {i}: box or score is NaN or infinite: {values}")
+        x0, y0, x1, y1 = det.box
+        if x1 <= x0 or y1 <= y0:
+            raise DetectionError(f"detection {i}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty")
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            raise DetectionError(
+                f"detection {i}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
+                f"{width}x{height} image"
+            )
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (N x 4, x0 y0 x1 y1) with every box in ``b`` (M x 4): N x M."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+@dataclass(frozen=True)
+class TrackView:
+    """One track as the matcher sees it on a detection's frame."""
+
+    object_id: int
+    box: Box | None  # its mask's box on that frame; None when not visible there
+    last_box: Box | None  # where it was last seen (near that frame); None if never
+    label: str = ""
+    lost: bool = False
+
+
+@dataclass
+class Plan:
+    """What one detection message asks of the tracker."""
+
+    create: list[Detection] = field(default_factory=list)
+    refresh: list[tuple[int, Detection]] = field(default_factory=list)
+    matched: dict[int, Detection] = field(default_factory=dict)
+    forget: list[int] = field(default_factory=list)
+    ignored: int = 0  # below min_score, or a second box on a tracked object
+
+
+def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[int, int]:
+    """Optimal one-to-one assignment of detections to tracks: detection index -> track
+    index. A pair needs IoU >= MATCH_IOU between the detection and the track's box on the
+    frame (or, when it is not visible there, where it was last seen) and no label conflict;
+    among allowed pairs the total IoU is maximised."""
+    if not detections or not tracks:
+        return {}
+    det_boxes = np.array([d.box for d in detections], dtype=np.float64)
+    iou = np.zeros((len(detections), len(tracks)))
+    for j, track in enumerate(tracks):
+        ref = track.box if track.box is not None else track.last_box
+        if ref is None:
+            continue
+        iou[:, j] = box_iou(det_boxes, np.array([ref]))[:, 0]
+        for i, det in enumerate(detections):
+            if det.label and track.label and det.label != track.label:
+                iou[i, j] = 0.0
+    allowed = iou >= MATCH_IOU
+    rows, cols = linear_sum_assignment(np.where(allowed, -iou, 0.0))
+    return {int(i): int(j) for i, j in zip(rows, cols, strict=True) if allowed[i, j]}
+
+
+class DetectionMatcher:
+    """Turns detection messages into plans, remembering when each track was last matched."""
+
+    def __init__(self, min_score: float, refresh_iou: float, forget_after_s: float) -> None:
+        self.min_score = min_score
+        self.refresh_iou = refresh_iou
+        self.forget_after_s = forget_after_s
+        self._last_matched: dict[int, int] = {}  # object id -> stamp (ns)
+
+    def plan(self, stamp: int, detections: Sequence[Detection],
+             tracks: Sequence[TrackView]) -> Plan:
+        """Decide what the detections of the frame ``stamp`` (ns) ask of the tracker."""
+        out = Plan()
+        usable = [d for d in detections if d.score >= self.min_score]
+        out.ignored = len(detections) - len(usable)
+        pairs = match(usable, tracks)
+        for i, j in pairs.items():
+            det, track = usable[i], tracks[j]
+            out.matched[track.object_id] = det
+            if self._needs_refresh(det, track):
+                out.refresh.append((track.object_id, det))
+        for i, det in enumerate(usable):
+            if i in pairs:
+                continue
+            if self._overlaps_a_track(det, tracks):
+                out.ignored += 1
+            else:
+                out.create.append(det)
+        live = {t.object_id for t in tracks}
+        for object_id in [i for i in self._last_matched if i not in live]:
+            del self._last_matched[object_id]
+        for object_id in live:
+            if object_id in out.matched:
+                previous = self._last_matched.get(object_id, stamp)
+                self._last_matched[object_id] = max(previous, stamp)
+            else:
+                self._last_matched.setdefault(object_id, stamp)
+        if self.forget_after_s > 0:
+            limit = int(self.forget_after_s * 1e9)
+            out.forget = sorted(
+                i for i in live
+                if i not in out.matched and stamp - self._last_matched[i] > limit
+            )
+        return out
+
+    def created(self, object_id: int, stamp: int) -> None:
+        """A plan's new object got this id (it counts as matched on its frame)."""
+        self._last_matched[object_id] = stamp
+
+    def forget(self, object_ids: Iterable[int]) -> None:
+        for object_id in object_ids:
+            self._last_matched.pop(object_id, None)
+
+    def reset(self) -> None:
+        self._last_matched.clear()
+
+    def _needs_refresh(self, det: Detection, track: TrackView) -> bool:
+        if track.lost or track.box is None:
+            return True
+        iou = float(box_iou(np.array([det.box]), np.array([track.box]))[0, 0])
+        return iou < self.refresh_iou
+
+    @staticmethod
+    def _overlaps_a_track(det: Detection, tracks: Sequence[TrackView]) -> bool:
+        refs = [t.box if t.box is not None else t.last_box for t in tracks]
+        refs = [r for r in refs if r is not None]
+        if not refs:
+            return False
+        return bool((box_iou(np.array([det.box]), np.array(refs)) >= MATCH_IOU).any())
+
+
+class BoxHistory:
+    """Each track's box on recent tracked frames, by stamp, so a late detection is matched
+    against the frame it was made on. ``capacity`` frames are kept (oldest dropped)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._stamps: list[int] = []
+        self._boxes: dict[int, dict[int, Box | None]] = {}
+
+    def add(self, stamp: int, boxes: Mapping[int, Box | None]) -> None:
+        """A tracked frame: object id -> its box there (None when not visible)."""
+        if stamp not in self._boxes:
+            bisect.insort(self._stamps, stamp)
+        self._boxes.setdefault(stamp, {}).update(boxes)
+        while len(self._stamps) > self.capacity:
+            del self._boxes[self._stamps.pop(0)]
+
+    def note(self, stamp: int, object_id: int, box: Box | None) -> None:
+        """One object's box on one frame (a prompt's result), merged with the frame's."""
+        self.add(stamp, {object_id: box})
+
+    def forget(self, object_ids: Iterable[int]) -> None:
+        ids = set(object_ids)
+        for boxes in self._boxes.values():
+            for object_id in ids & boxes.keys():
+                del boxes[object_id]
+
+    def clear(self) -> None:
+        self._stamps.clear()
+        self._boxes.clear()
+
+    def views(self, stamp: int, object_ids: Iterable[int], labels: Mapping[int, str],
+              lost: Iterable[int] = ()) -> list[TrackView]:
+        """Every given track as seen on the frame ``stamp``: its box on the last recorded frame
+        at or before it, and where it was last seen at or before it (or, for a track first
+        seen after it, where it was first seen; such a track counts as seen there)."""
+        lost = set(lost)
+        at = bisect.bisect_right(self._stamps, stamp)
+        before, after = self._stamps[:at], self._stamps[at:]
+        views = []
+        record = self._boxes[before[-1]] if before else {}
+        for object_id in sorted(object_ids):
+            last = next((self._boxes[s][object_id] for s in reversed(before)
+                         if self._boxes[s].get(object_id) is not None), None)
+            if last is None:
+                last = next((self._boxes[s][object_id] for s in after
+                             if self._boxes[s].get(object_id) is not None), None)
+            # A track not on that frame's record (made after it) is taken where first seen.
+            on_frame = record.get(object_id, last)
+            views.append(TrackView(object_id, on_frame, last, labels.get(object_id, ""),
+                                   object_id in lost))
+        return views
+
+
+__all__ = [
+    "MATCH_IOU",
+    "BoxHistory",
+    "Detection",
+    "DetectionError",
+    "DetectionMatcher",
+    "Plan",
+    "TrackView",
+    "box_iou",
+    "check_detections",
+    "match",
+    "xywh_to_box",
+]

@@ -1,0 +1,170 @@
+"""Detections to tracks (engine side, no ROS): IoU, the optimal one-to-one assignment, what a
+detection message asks of the tracker, and the box history late detections are matched on."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sam2_ros.engine.detections import (
+    BoxHistory,
+    Detection,
+    DetectionError,
+    DetectionMatcher,
+    TrackView,
+    box_iou,
+    check_detections,
+    match,
+    xywh_to_box,
+)
+
+SEC = 1_000_000_000
+
+
+def test_box_iou_values() -> None:
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], dtype=float)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=float)
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 3)
+    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0])
+    assert xywh_to_box((2, 3, 4, 5)) == (2.0, 3.0, 6.0, 8.0)
+
+
+def _boxes(rng: np.random.Generator, n: int) -> list[tuple[float, float, float, float]]:
+    xy = rng.uniform(0, 40, size=(n, 2))
+    wh = rng.uniform(8, 30, size=(n, 2))
+    return [tuple(float(v) for v in (*p, *(p + s))) for p, s in zip(xy, wh, strict=True)]
+
+
+def test_assignment_is_optimal_and_one_to_one() -> None:
+    """Against every possible assignment of small random scenes: none allowed one is better
+    (a greedy best-pair-first matching is not, on scenes like the first one)."""
+    rng = np.random.default_rng(3)
+    scenes = [([(0, 0, 10, 10), (6, 0, 16, 10)],  # greedy takes d0-t0 (0.82), leaves d1-t1 low
+               [(1, 0, 11, 10), (-2, 0, 8, 10)])]
+    scenes += [(_boxes(rng, 3), _boxes(rng, 4)) for _ in range(40)]
+    for track_boxes, det_boxes in scenes:
+        tracks = [TrackView(i, b, b) for i, b in enumerate(track_boxes)]
+        dets = [Detection(b, 0.9) for b in det_boxes]
+        iou = box_iou(np.array(det_boxes, float), np.array(track_boxes, float))
+        got = match(dets, tracks)
+        assert len(set(got.values())) == len(got)
+        score = sum(iou[i, j] for i, j in got.items())
+        best = 0.0
+        for perm in itertools.permutations(range(len(dets)), len(tracks)):
+            best = max(best, sum(iou[i, j] for j, i in enumerate(perm) if iou[i, j] >= 0.1))
+        assert score == pytest.approx(best)
+    assert match([Detection((0, 0, 10, 10), 0.9)], [TrackView(1, (50, 50, 60, 60), None)]) == {}
+
+
+def test_labels_must_agree_where_both_have_one() -> None:
+    track = TrackView(4, (0, 0, 10, 10), (0, 0, 10, 10), "cup")
+    assert match([Detection((0, 0, 10, 10), 0.9, "bowl")], [track]) == {}
+    assert match([Detection((0, 0, 10, 10), 0.9, "cup")], [track]) == {0: 0}
+    assert match([Detection((0, 0, 10, 10), 0.9, "")], [track]) == {0: 0}
+
+
+def test_plan_creates_refreshes_and_ignores() -> None:
+    matcher = DetectionMatcher(min_score=0.5, refresh_iou=0.6, forget_after_s=0.0)
+    tracks = [
+        TrackView(1, (0, 0, 10, 10), (0, 0, 10, 10), "cup"),  # well covered: left alone
+        TrackView(2, (30, 0, 40, 10), (30, 0, 40, 10)),  # drifted: refreshed
+        TrackView(3, None, (60, 0, 70, 10), lost=True),  # lost: picked up again
+    ]
+    dets = [
+        Detection((0, 0, 10, 11), 0.9, "cup"),
+        Detection((33, 0, 43, 10), 0.8, "box"),
+        Detection((61, 1, 71, 11), 0.7, "ball"),
+        Detection((100, 100, 120, 120), 0.9, "can"),  # new
+        Detection((200, 100, 220, 120), 0.2, "can"),  # below min_score
+        Detection((1, 0, 11, 10), 0.9, "cup"),  # a second box on object 1: no duplicate
+    ]
+    plan = matcher.plan(5 * SEC, dets, tracks)
+    assert [d.label for d in plan.create] == ["can"]
+    assert plan.create[0].box == (100, 100, 120, 120)
+    assert [(i, d.box) for i, d in plan.refresh] == [(2, (33, 0, 43, 10)), (3, (61, 1, 71, 11))]
+    assert sorted(plan.matched) == [1, 2, 3]
+    assert plan.ignored == 2
+    assert plan.forget == []
+
+
+def test_a_track_not_visible_on_the_frame_is_refreshed() -> None:
+    matcher = DetectionMatcher(min_score=0.5, refresh_iou=0.5, forget_after_s=0.0)
+    track = TrackView(7, None, (0, 0, 10, 10))  # occluded, last seen here
+    plan = matcher.plan(SEC, [Detection((1, 1, 11, 11), 0.9)], [track])
+    assert [i for i, _ in plan.refresh] == [7] and plan.create == []
+
+
+def test_forget_after_counts_from_the_last_match() -> None:
+    matcher = DetectionMatcher(min_score=0.5, refresh_iou=0.5, forget_after_s=2.0)
+    a = TrackView(1, (0, 0, 10, 10), (0, 0, 10, 10))
+    b = TrackView(2, (50, 0, 60, 10), (50, 0, 60, 10))
+    det_a = Detection((0, 0, 10, 10), 0.9)
+    assert matcher.plan(0, [det_a], [a, b]).forget == []  # b first seen now
+    assert matcher.plan(2 * SEC, [det_a], [a, b]).forget == []  # exactly 2 s: kept
+    assert matcher.plan(3 * SEC, [det_a], [a, b]).forget == [2]
+    both = [det_a, Detection((50, 0, 60, 10), 0.9)]
+    assert matcher.plan(4 * SEC, both, [a, b]).forget == []  # b matched again
+    assert matcher.plan(5 * SEC, [det_a], [a, b]).forget == []
+    never = DetectionMatcher(min_score=0.5, refresh_iou=0.5, forget_after_s=0.0)
+    for t in range(100):
+        assert never.plan(t * SEC, [det_a], [a, b]).forget == []
+
+
+def test_identity_never_jumps_when_objects_cross_under_jitter_and_misses() -> None:
+    """Two objects pass each other; the detector jitters its boxes and misses a third of
+    them; tracks follow their own object. No detection of one object may ever prompt the
+    other's track."""
+    rng = np.random.default_rng(0)
+    matcher = DetectionMatcher(min_score=0.3, refresh_iou=0.7, forget_after_s=0.0)
+    for step in range(200):
+        t = step % 50
+        truth = {1: (10.0 + 2 * t, 20.0), 2: (110.0 - 2 * t, 24.0)}  # top-left corners
+        tracks = [TrackView(i, (x, y, x + 30, y + 30), (x, y, x + 30, y + 30))
+                  for i, (x, y) in truth.items()]
+        dets, owner = [], {}
+        for i, (x, y) in truth.items():
+            if rng.random() < 1 / 3:
+                continue
+            jx, jy, jw, jh = rng.normal(0, 3, size=4)
+            det = Detection((x + jx, y + jy, x + 30 + jw, y + 30 + jh), 0.9)
+            owner[id(det)] = i
+            dets.append(det)
+        plan = matcher.plan(step * SEC, dets, tracks)
+        for object_id, det in plan.matched.items():
+            assert owner[id(det)] == object_id, f"step {step}: a detection jumped tracks"
+        assert plan.create == []
+
+
+def test_check_detections_names_the_problem() -> None:
+    hw = (100, 200)
+    check_detections([Detection((-5, -5, 10, 10), 0.5)], hw)  # partly outside: fine
+    bad = {
+        "no detections": [],
+        "NaN": [Detection((0, 0, 10, 10), 0.5), Detection((0, float("nan"), 10, 10), 0.5)],
+        "empty": [Detection((10, 0, 10, 10), 0.5)],
+        "outside": [Detection((200, 0, 250, 10), 0.5)],
+    }
+    for words, dets in bad.items():
+        with pytest.raises(DetectionError, match=words):
+            check_detections(dets, hw)
+
+
+def test_history_gives_each_track_on_the_named_frame() -> None:
+    history = BoxHistory(capacity=4)
+    history.add(10, {1: (0, 0, 10, 10), 2: (50, 0, 60, 10)})
+    history.add(20, {1: (5, 0, 15, 10), 2: None})
+    history.add(30, {1: (9, 0, 19, 10), 2: None})
+    history.note(25, 3, (80, 0, 90, 10))  # created on a frame between two tracked ones
+    views = {v.object_id: v for v in history.views(22, [1, 2, 3], {3: "cup"}, lost=[2])}
+    assert views[1].box == (5, 0, 15, 10)  # frame 20: the last at or before 22
+    assert views[2].box is None and views[2].last_box == (50, 0, 60, 10) and views[2].lost
+    assert views[3].box == (80, 0, 90, 10) and views[3].label == "cup"  # first seen later
+    assert history.views(40, [1], {})[0].box == (9, 0, 19, 10)
+    history.add(40, {1: (12, 0, 22, 10), 2: None})
+    # capacity: the oldest frame (10) is gone, so object 2 was never seen in what is kept
+    assert history.views(30, [2], {})[0].last_box is None
+    history.forget([1])
+    assert history.views(30, [1], {})[0].box is None
