@@ -162,20 +162,33 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ParameterSpec(
         "max_objects",
         16,
-        "Most objects tracked at once; AddPrompt for a new object fails beyond",
+        "Most objects tracked at once; AddPrompt for a new object fails beyond. Each object "
+        "keeps the memories of its recent and prompted frames, about (6 + max_prompt_frames) x "
+        "0.75 MB at image_size 1024 (48 kB each at 256)",
         bounds=(1, 1024),
     ),
     ParameterSpec(
         "prompt_history",
         8,
-        "Recent frames kept so a prompt may name a past stamp",
+        "Recent frames kept so a prompt may name a past stamp. Each costs its image features "
+        "(sam2.1 models at image_size 1024: 10 MB in bf16, 16 MB in fp32; a sixteenth of that "
+        "at 256) and 0.25 MB per object (at 1024)",
         bounds=(1, 256),
+    ),
+    ParameterSpec(
+        "received_frames_mb",
+        256,
+        "Megabytes of received camera messages kept so a prompt may name a frame the node "
+        "received but did not track (at most max(30, 10 x prompt_history) messages, and always "
+        "the newest): 256 MB hold 277 640x480 rgb8 images or 41 at 1920x1080",
+        bounds=(1, 65536),
     ),
     ParameterSpec(
         "max_prompt_frames",
         4,
         "Prompted frames kept per object; beyond, the oldest becomes an ordinary memory frame "
-        "(the ones SAM 2 would pick)",
+        "(the ones SAM 2 would pick). Each costs an object 0.75 MB at image_size 1024 (48 kB "
+        "at 256)",
         bounds=(2, 64),
     ),
     ParameterSpec(
@@ -201,7 +214,8 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ParameterSpec(
         "qos_depth",
         1,
-        "History depth of the image subscriptions",
+        "History depth of the image subscriptions; each place can hold one camera message "
+        "(0.9 MB at 640x480 rgb8)",
         bounds=(1, 1000),
     ),
     ParameterSpec(

@@ -369,6 +369,44 @@ def test_depth_positions_from_the_scene_and_nan_depth():
     assert any("obj" in t.text for t in texts)
 
 
+# ---------------------------------------------------------------------- received frames
+def test_received_frames_are_bounded_by_bytes_as_well_as_by_count():
+    """Large images fill the byte budget long before the count: the oldest go first, the
+    newest always stays, and dropping frames gives their bytes back."""
+    frame_bytes = 640 * 480 * 3
+    frames = ReceivedFrames(capacity=100, max_bytes=5 * frame_bytes)
+
+    def message(stamp: int, size: int = frame_bytes) -> Image:
+        return Image(height=1, width=size // 3, encoding="rgb8", step=size, data=bytes(size))
+
+    for stamp in range(1, 21):
+        frames.add(stamp, message(stamp))
+    assert len(frames) == 5 and frames.bytes == 5 * frame_bytes
+    assert frames.get(15) is None and frames.get(16) is not None and frames.newest() == 20
+    frames.add(21, message(21, 8 * frame_bytes))  # larger than the budget alone: still kept
+    assert len(frames) == 1 and frames.get(21) is not None
+    frames.forget_before(22)
+    assert len(frames) == 0 and frames.bytes == 0
+    counted = ReceivedFrames(capacity=3, max_bytes=10**9)
+    for stamp in range(10):
+        counted.add(stamp, message(stamp, 30))
+    assert len(counted) == 3 and counted.bytes == 90
+
+
+def test_the_node_bounds_received_frames_by_its_parameter(context):
+    from dataclasses import replace
+
+    from sam2_ros.ros.tracker_shell import TrackerShell
+
+    node = rclpy.create_node("sam2_received_bound", context=context)
+    shell = TrackerShell(node, replace(_defaults(), received_frames_mb=3, prompt_history=4))
+    try:
+        assert shell._received.max_bytes == 3_000_000 and shell._received.capacity == 40
+    finally:
+        shell.teardown()
+        node.destroy_node()
+
+
 # ---------------------------------------------------------------------- warning throttle
 class _Logger:
     def __init__(self) -> None:

@@ -40,6 +40,7 @@ class NodeParameters:
     cpu_threads: int
     max_objects: int
     prompt_history: int
+    received_frames_mb: int
     max_prompt_frames: int
     image_transport: str
     input_bit_depth: int

@@ -114,7 +114,10 @@ class TrackerShell:
         self._throttle = WarnThrottle(self.log)
         self._stats = NodeStats()
         self._tracks = TrackStates(params.occluded_frames)
-        self._received = ReceivedFrames(capacity=max(30, 10 * params.prompt_history))
+        self._received = ReceivedFrames(
+            capacity=max(30, 10 * params.prompt_history),
+            max_bytes=params.received_frames_mb * 10**6,
+        )
         self._depth = DepthPairing(params.depth_slop) if params.use_depth else None
         self.tracker: StreamingTracker | None = None
         self.active = False
