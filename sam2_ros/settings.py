@@ -202,7 +202,8 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         "input_bit_depth",
         0,
         "Significant bits of 16-bit colour/mono images (mono16, rgb16, 16UC1 cameras): 10, 12, "
-        "14 or 16; 0 = judged per frame from its largest value",
+        "14 or 16; 0 = automatic: the most any frame of the stream needed so far (from its "
+        "largest value), judged again after a reset of all objects",
         bounds=(0, 16),
     ),
     ParameterSpec(

@@ -9,6 +9,7 @@ import pytest
 from sam2_ros.imaging.codec import (
     SUPPORTED_IMAGE_ENCODINGS,
     ImageDecodeError,
+    StreamBitDepth,
     decode_compressed,
     decode_depth,
     decode_image,
@@ -134,6 +135,26 @@ def test_10_and_12_bit_cameras_keep_their_brightness(bits, shift):
     np.testing.assert_array_equal(auto, fixed)
     np.testing.assert_array_equal(auto[..., 0], (values >> shift).astype(np.uint8))
     assert auto.max() == 255
+
+
+def test_a_stream_keeps_the_largest_bit_depth_seen_so_dark_frames_do_not_brighten():
+    """A 12-bit camera: judged per frame, a dark frame (values < 1024) passes for 10-bit and
+    comes out 4x brighter than the same pixels in a bright frame; judged over the stream it
+    keeps the bright frame's 12 bits, until the stream starts over."""
+    bright = np.full((H, W), 4000, np.uint16)
+    dark = np.full((H, W), 800, np.uint16)
+    (bright_data, step), (dark_data, _) = encode_mono16(bright), encode_mono16(dark)
+    alone = decode_image(dark_data, H, W, "mono16", step)[0, 0, 0]
+    stream = StreamBitDepth()
+    assert stream.bits == 0
+    assert decode_image(bright_data, H, W, "mono16", step, bit_depth=stream)[0, 0, 0] == 250
+    in_stream = decode_image(dark_data, H, W, "mono16", step, bit_depth=stream)[0, 0, 0]
+    assert (alone, in_stream) == (200, 50) and stream.bits == 12
+    stream.reset()
+    assert decode_image(dark_data, H, W, "mono16", step, bit_depth=stream)[0, 0, 0] == 200
+    fixed = StreamBitDepth(fixed=16)
+    assert decode_image(bright_data, H, W, "mono16", step, bit_depth=fixed)[0, 0, 0] == 15
+    assert fixed.bits == 16
 
 
 def test_8_bit_values_in_16_bit_images_are_kept():

@@ -407,6 +407,26 @@ def test_the_node_bounds_received_frames_by_its_parameter(context):
         node.destroy_node()
 
 
+def test_the_node_scales_16_bit_frames_by_the_stream_depth_until_a_reset(context):
+    """Dark frames of a 12-bit camera keep the brightness scale of the bright ones (the
+    frames a prompt names are decoded alike); resetting all objects starts over."""
+    from sam2_ros.ros.tracker_shell import TrackerShell
+
+    node = rclpy.create_node("sam2_bit_depth", context=context)
+    shell = TrackerShell(node, _defaults())
+    try:
+        def grey(value: int) -> int:
+            msg = _image(np.full((2, 2), value, np.uint16), "mono16")
+            return int(shell._decode(msg)[0, 0, 0])
+
+        assert (grey(4000), grey(800)) == (250, 50)
+        shell._forget_stamp()  # what reset-all (and a jump back in time) call
+        assert grey(800) == 200
+    finally:
+        shell.teardown()
+        node.destroy_node()
+
+
 # ---------------------------------------------------------------------- warning throttle
 class _Logger:
     def __init__(self) -> None:

@@ -21,7 +21,12 @@ from sam2_ros.bags.video import VideoOutput
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.errors import TrackerError
 from sam2_ros.evaluation.run_summary import RunTimeline, plot_visibility, write_summary
-from sam2_ros.imaging.codec import ImageDecodeError, camera_msg_to_rgb, image_msg_to_array
+from sam2_ros.imaging.codec import (
+    ImageDecodeError,
+    StreamBitDepth,
+    camera_msg_to_rgb,
+    image_msg_to_array,
+)
 from sam2_ros.imaging.overlay import draw_overlay
 from sam2_ros.messages import build_image, build_label_image, build_object_array, stamp_to_ns
 from sam2_ros.settings import TrackerSettings
@@ -119,11 +124,12 @@ def replay_bag(
     ):
         try:
             tracks = TrackStates()
+            bit_depth = StreamBitDepth()  # 16-bit input scaled as the node scales it
             for index, (_, _, msg) in enumerate(bag_io.iter_messages(bag, [image_topic])):
                 stamp = stamp_to_ns(msg.header.stamp)
                 frame_id = msg.header.frame_id
                 try:
-                    rgb = camera_msg_to_rgb(msg)
+                    rgb = camera_msg_to_rgb(msg, bit_depth)
                 except (ImageDecodeError, ValueError) as exc:
                     raise ReplayError(f"frame {index} of {image_topic}: {exc}") from exc
                 started = time.perf_counter()

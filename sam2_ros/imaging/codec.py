@@ -10,13 +10,15 @@ helpers here take either.
 Colour images come out as HxWx3 uint8 RGB (what SAM 2 consumes): grey is replicated,
 alpha dropped, Bayer mosaics demosaiced, YUV 4:2:2 converted, and 16-bit colour input
 scaled by its bit depth (``bit_depth``; 0 = the smallest of 10/12/14/16 bits that holds
-the frame's largest value, so a 10- or 12-bit camera is not made nearly black). Depth
+the frame's largest value, so a 10- or 12-bit camera is not made nearly black; a stream
+judges it with ``StreamBitDepth``, which keeps the largest depth seen). Depth
 comes out as float32 metres with NaN where there is no measurement.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any, TypeAlias
 
 import cv2
@@ -134,23 +136,68 @@ def decode_pixels(
     return rows.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
 
 
+def judged_bit_depth(values: np.ndarray) -> int:
+    """The fewest significant bits (8, 10, 12, 14 or 16) that hold every value."""
+    top = int(values.max()) if values.size else 0
+    return next((b for b in (8, 10, 12, 14) if top < (1 << b)), 16)
+
+
 def sixteen_bit_shift(values: np.ndarray, bit_depth: int = 0) -> int:
     """Right shift that brings ``bit_depth``-bit values (0: judged from the data) to 8 bits."""
     if bit_depth <= 0:
-        top = int(values.max()) if values.size else 0
-        bit_depth = next((b for b in (10, 12, 14, 16) if top < (1 << b)), 16)
-        if top < 256:
-            bit_depth = 8
+        bit_depth = judged_bit_depth(values)
     return max(0, min(16, bit_depth) - 8)
 
 
-def to_rgb(pixels: np.ndarray, encoding: str, bit_depth: int = 0) -> np.ndarray:
-    """Pixels from ``decode_pixels`` -> a new HxWx3 uint8 RGB array."""
+class StreamBitDepth:
+    """The bit depth of one camera stream's 16-bit images: fixed, or judged automatically
+    as the largest depth any of its frames needed so far.
+
+    Why not judge each frame alone: a dark frame of a 12-bit camera (values below 1024)
+    would be taken for 10-bit and come out four times brighter than a bright frame, so
+    brightness would flicker with the scene. The largest depth seen only grows, so after
+    the first bright frame every frame is scaled alike; ``reset`` starts over (with the
+    tracker: a new stream may come from another camera).
+    """
+
+    def __init__(self, fixed: int = 0) -> None:
+        self.fixed = fixed
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    @property
+    def bits(self) -> int:
+        """The depth in force: the fixed one, else the largest seen (0 before any frame)."""
+        return self.fixed if self.fixed > 0 else self._seen
+
+    def judge(self, values: np.ndarray) -> int:
+        """The depth to scale these values by, after counting them as part of the stream."""
+        if self.fixed > 0:
+            return self.fixed
+        depth = judged_bit_depth(values)
+        with self._lock:
+            self._seen = max(self._seen, depth)
+            return self._seen
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seen = 0
+
+
+def to_rgb(
+    pixels: np.ndarray, encoding: str, bit_depth: int | StreamBitDepth = 0
+) -> np.ndarray:
+    """Pixels from ``decode_pixels`` -> a new HxWx3 uint8 RGB array.
+
+    ``bit_depth`` of 16-bit input: a number (0 = judged from this frame alone) or a
+    stream's ``StreamBitDepth``."""
     if encoding in _BAYER:
         return _convert(pixels, _BAYER[encoding], encoding)
     if encoding in _YUV:
         return _convert(pixels, _YUV[encoding], encoding)
     if pixels.dtype == np.uint16:
+        if isinstance(bit_depth, StreamBitDepth):
+            bit_depth = bit_depth.judge(pixels)
         pixels = (pixels >> sixteen_bit_shift(pixels, bit_depth)).clip(0, 255).astype(np.uint8)
     elif pixels.dtype != np.uint8:
         raise ImageDecodeError(f"{encoding} is not a colour image encoding", "not a colour image")
@@ -162,7 +209,7 @@ def to_rgb(pixels: np.ndarray, encoding: str, bit_depth: int = 0) -> np.ndarray:
 
 def decode_image(
     data: Buffer, height: int, width: int, encoding: str, step: int,
-    is_bigendian: bool = False, bit_depth: int = 0,
+    is_bigendian: bool = False, bit_depth: int | StreamBitDepth = 0,
 ) -> np.ndarray:
     """A raw colour/grey image buffer -> new, writable HxWx3 uint8 RGB."""
     if encoding not in SUPPORTED_IMAGE_ENCODINGS:
@@ -223,7 +270,7 @@ def decode_compressed(data: Buffer, fmt: str = "", colour: bool = True) -> np.nd
 
 
 # ----------------------------------------------------------------- message-level helpers
-def image_msg_to_rgb(msg: Any, bit_depth: int = 0) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, bit_depth: int | StreamBitDepth = 0) -> np.ndarray:
     """sensor_msgs/Image (rclpy or rosbags) -> HxWx3 uint8 RGB."""
     return decode_image(msg.data, int(msg.height), int(msg.width), msg.encoding,
                         int(msg.step), bool(msg.is_bigendian), bit_depth)
@@ -246,7 +293,7 @@ def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     return decode_compressed(msg.data, msg.format)
 
 
-def camera_msg_to_rgb(msg: Any, bit_depth: int = 0) -> np.ndarray:
+def camera_msg_to_rgb(msg: Any, bit_depth: int | StreamBitDepth = 0) -> np.ndarray:
     """A camera frame, sensor_msgs/Image or CompressedImage alike -> HxWx3 uint8 RGB."""
     if hasattr(msg, "format"):
         return compressed_msg_to_rgb(msg)

@@ -30,7 +30,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from sam2_ros import names
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.errors import FrameError, StampError
-from sam2_ros.imaging.codec import ImageDecodeError, camera_msg_to_rgb, depth_msg_to_metres
+from sam2_ros.imaging.codec import (
+    ImageDecodeError,
+    StreamBitDepth,
+    camera_msg_to_rgb,
+    depth_msg_to_metres,
+)
 from sam2_ros.imaging.overlay import draw_overlay
 from sam2_ros.messages import (
     MessageTypes,
@@ -119,6 +124,7 @@ class TrackerShell:
             max_bytes=params.received_frames_mb * 10**6,
         )
         self._depth = DepthPairing(params.depth_slop) if params.use_depth else None
+        self._bit_depth = StreamBitDepth(params.input_bit_depth)
         self.tracker: StreamingTracker | None = None
         self.active = False
         self._last_stamp: int | None = None
@@ -308,7 +314,7 @@ class TrackerShell:
             slot.put((msg, time.monotonic()))
 
     def _decode(self, msg):
-        return camera_msg_to_rgb(msg, self.params.input_bit_depth)
+        return camera_msg_to_rgb(msg, self._bit_depth)
 
     def _on_setting_changed(self, name: str, value) -> None:
         if name == "mask_threshold" and self.tracker is not None:
@@ -316,8 +322,11 @@ class TrackerShell:
         self.log.info(f"parameter {name} set to {value}")
 
     def _forget_stamp(self) -> None:
+        """The stream starts over (reset of all objects, unload): no last stamp, and the
+        automatic 16-bit depth is judged again."""
         with self._stamp_lock:
             self._last_stamp = None
+        self._bit_depth.reset()
 
     def _on_worker_error(self, exc: Exception) -> None:
         if not self.active:
@@ -371,6 +380,7 @@ class TrackerShell:
                     "objects are forgotten"
                 )
                 tracker.reset()
+                self._bit_depth.reset()
                 self._received.clear()
                 self._received.add(stamp, image_msg)
             try:
