@@ -27,8 +27,8 @@ DEFAULT_HF_SITE = "/tmp/hf_site"
 HF_PIN = "transformers==5.23.0"
 
 
-def use_repo_core() -> None:
-    """Import sam2_ros.core from this checkout (not from a colcon install tree)."""
+def use_repo_package() -> None:
+    """Import sam2_ros from this checkout (not from a colcon install tree)."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
 
@@ -217,16 +217,6 @@ class Scene:
         return int(self.frames[0].shape[1])
 
 
-def _interior(mask: np.ndarray) -> tuple[float, float] | None:
-    import cv2
-
-    if not mask.any():
-        return None
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return float(x), float(y)
-
-
 def write_scene(
     out_dir: Path,
     num_frames: int,
@@ -240,7 +230,7 @@ def write_scene(
     ``<index>.jpg``) and decode those JPEGs back, so every engine sees the same pixels."""
     from PIL import Image
 
-    from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
+    from sam2_ros.evaluation.synthetic_scene import SceneConfig, interior_point, render_scene
 
     fps = 30.0
     cfg = SceneConfig(
@@ -267,7 +257,8 @@ def write_scene(
         stamps.append(frame.stamp_ns)
         if frame.index == 0:
             for k in range(1, num_objects + 1):
-                point = _interior(frame.labels == k)
+                mask = frame.labels == k
+                point = interior_point(mask) if mask.any() else None
                 if point is None:  # object not on frame 0: click on a fixed grid spot
                     point = (width * (0.15 + 0.7 * ((k * 0.37) % 1)), height * 0.5)
                 points.append(point)
@@ -315,12 +306,10 @@ def sync(device) -> None:
 
 def build_ours(args_device: str, image_size: int, checkpoint: str | None, seed: int,
                compile_image_encoder: bool = False):
-    """Our model: build_model(...) on seeded random weights unless a checkpoint is given."""
-    import torch
-
+    """Our model: build_model(...) on random weights drawn from ``seed`` unless a
+    checkpoint is given."""
     from sam2_ros.engine.model_loading import build_model
 
-    torch.manual_seed(seed)
     return build_model(
         MODEL,
         checkpoint=checkpoint or None,
@@ -328,6 +317,7 @@ def build_ours(args_device: str, image_size: int, checkpoint: str | None, seed: 
         precision="auto",
         image_size=image_size,
         compile_image_encoder=compile_image_encoder,
+        seed=seed,
     )
 
 
@@ -380,12 +370,12 @@ class OursEngine:
                 seen.add(id(t))
                 total += t.numel() * t.element_size()
 
-        for obj in self.tracker._objects.values():
+        for obj in self.tracker.memories.values():
             for out in list(obj.cond.values()) + list(obj.non_cond.values()):
                 for t in (out.obj_ptr, out.object_score_logits, out.pred_masks,
                           out.maskmem_features):
                     add(t)
-        for ring in self.tracker._ring:
+        for ring in self.tracker.ring_frames():
             for t in ring.backbone_fpn:
                 add(t)
         return total

@@ -83,14 +83,12 @@ def render_frames(width: int, height: int, count: int) -> tuple[list[np.ndarray]
 
 def engine_alone(args, frames: list[np.ndarray], click) -> dict:
     """StreamingTracker as the node builds it (default hole filling, 1 object)."""
-    import torch
 
     from sam2_ros.engine.model_loading import build_model
     from sam2_ros.engine.streaming_tracker import StreamingTracker
     from sam2_ros.settings import apply_cpu_threads
 
     apply_cpu_threads(args.torch_threads)  # the same thread count as the node uses
-    torch.manual_seed(0)
     loaded = build_model(common.MODEL, None, args.device, "auto", args.image_size)
     tracker = StreamingTracker(loaded)
     tracker.track(frames[0], stamp=1)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 from report import write_report
 
-common.use_repo_core()
+common.use_repo_package()
 
 HERE = Path(__file__).resolve().parent
 STEADY_FROM = 8  # from this frame on every engine attends a full memory bank (7 frames)

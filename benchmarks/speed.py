@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 from machine_peak import machine_peak
 
-common.use_repo_core()
+common.use_repo_package()
 
 HERE = Path(__file__).resolve().parent
 STEADY_FROM = 8  # frames from here on attend a full memory bank (7 memories)
@@ -104,13 +104,13 @@ def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
     from sam2_ros.engine.model_loading import build_model
 
     frames = args.frames
-    torch.manual_seed(args.seed)
     ours = common.build_ours("cpu", size, None, args.seed)
     engines = [common.OursEngine(ours, scene, n)]
     names = {"ours": "ours (default: " + _precision(ours) + ")"}
     if ours.autocast_dtype is not None and not args.no_ours_fp32:
-        torch.manual_seed(args.seed)
-        fp32 = build_model(common.MODEL, device="cpu", precision="fp32", image_size=size)
+        fp32 = build_model(
+            common.MODEL, device="cpu", precision="fp32", image_size=size, seed=args.seed
+        )
         fp32.model.load_state_dict(ours.model.state_dict())
         engine = common.OursEngine(fp32, scene, n)
         engine.name = "ours_fp32"

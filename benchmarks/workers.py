@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-common.use_repo_core()
+common.use_repo_package()
 
 
 def _write(path: Path, data: dict) -> None:

@@ -1,4 +1,4 @@
-"""Errors the core raises for bad input, each a ValueError with a message a person can act on.
+"""Errors the engine raises for bad input, each a ValueError with a message a person can act on.
 
 One hierarchy so that callers (the ROS node's services, the CLI) can turn any of them into
 a failed response or a one-line message without catching unrelated bugs.

@@ -238,8 +238,8 @@ def test_guess_checkpoint_model(tiny_model: LoadedModel) -> None:
     )
 
 
-# ----------------------------------------------------------------------- no ROS in the core
-def test_core_imports_without_rclpy() -> None:
+# --------------------------------------------------------------------- no ROS outside sam2_ros.ros
+def test_everything_but_the_ros_shell_imports_without_rclpy() -> None:
     """Every module outside the ROS shell imports with rclpy (and ROS message packages) blocked."""
     script = textwrap.dedent(
         """

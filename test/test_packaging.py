@@ -1,4 +1,4 @@
-"""`pip install .` gives the ROS-free core and the `sam2_ros` command without colcon."""
+"""`pip install .` gives the ROS-free engine and the `sam2_ros` command without colcon."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_pip_install_gives_core_and_console_script(tmp_path: Path) -> None:
+def test_pip_install_gives_engine_and_console_script(tmp_path: Path) -> None:
     target = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
@@ -41,3 +41,12 @@ def test_pip_install_gives_core_and_console_script(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert help_run.returncode == 0 and "replay" in help_run.stdout, help_run.stderr
+
+
+def test_license_file_is_the_license_the_package_declares() -> None:
+    """package.xml and setup.py say Apache-2.0; the repository carries that license's text."""
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text  # the full text, not a pointer to it
+    assert "<license>Apache-2.0</license>" in (ROOT / "package.xml").read_text()
+    assert 'license="Apache-2.0"' in (ROOT / "setup.py").read_text()

@@ -32,12 +32,12 @@ def _frame(frames: list[np.ndarray], i: int) -> np.ndarray:
 
 
 def _num_clicks(tracker: StreamingTracker, object_id: int, index: int) -> list[int]:
-    out = tracker._objects[object_id].output_at(index)
+    out = tracker.memories[object_id].output_at(index)
     assert out is not None and out.point_inputs is not None
     return out.point_inputs["point_labels"][0].tolist()
 
 
-# --------------------------------------------------------------------------- (a)
+# -------------------------------------------------------------------------- object independence
 def test_new_object_mid_stream_does_not_change_other_objects(
     tiny_model: LoadedModel, frames: list[np.ndarray]
 ) -> None:
@@ -61,13 +61,13 @@ def test_new_object_mid_stream_does_not_change_other_objects(
             assert got.by_id()[1].score == pytest.approx(want.by_id()[1].score, abs=ATOL)
     # By the end both objects have memories of the same layout, so the last frames ran
     # them in one batch: the comparison above covered batched and unbatched tracking.
-    objects = with_new._objects
+    objects = with_new.memories
     last = length - 1
     first, second = (with_new._steps.memory(objects[i], last) for i in (1, 2))
     assert first.layout == second.layout
 
 
-# --------------------------------------------------------------------------- (b)
+# ----------------------------------------------------------------------- prompts on past frames
 @pytest.mark.parametrize("kind", ["new_object", "refinement"])
 def test_prompt_on_past_ring_frame_equals_prompt_in_time(
     tiny_model: LoadedModel, frames: list[np.ndarray], kind: str
@@ -127,7 +127,7 @@ def test_prompt_on_past_frame_leaves_other_objects_alone(
     tracker.add_prompt(points=[[50, 10]], labels=[1])
     for i in range(1, 5):
         tracker.track(_frame(frames, i), _stamp(i))
-    other = tracker._objects[2]
+    other = tracker.memories[2]
     before = {i: other.output_at(i) for i in (2, 3, 4)}
     before_logits = {r.object_id: r.logits.copy() for r in tracker.latest_results()}
     result = tracker.add_prompt(object_id=1, points=[[22, 22]], labels=[0], stamp=_stamp(2))
@@ -152,7 +152,7 @@ def test_prompt_on_past_frame_keeps_later_refinements(
     assert _num_clicks(tracker, 1, 7) == [0]
     late = tracker.add_prompt(object_id=1, points=[[25, 25]], labels=[1], stamp=_stamp(5))
     assert late.retracked_frames == 2
-    out = tracker._objects[1].output_at(7)
+    out = tracker.memories[1].output_at(7)
     assert out is not None and out.prompted and out.refined
     assert _num_clicks(tracker, 1, 7) == [0]
 
@@ -168,7 +168,7 @@ def test_prompt_on_past_frame_keeps_later_refinements(
     np.testing.assert_allclose(tracker.latest_results()[0].logits, expected, atol=1e-5)
 
 
-# --------------------------------------------------------------------------- (c)
+# ----------------------------------------------------------------------------- remove and reset
 def test_remove_drops_object(tiny_model: LoadedModel, frames: list[np.ndarray]) -> None:
     tracker = StreamingTracker(tiny_model)
     tracker.track(frames[0])
@@ -200,12 +200,12 @@ def test_reset_one_object_keeps_id_and_label(
     tracker.add_prompt(points=[[20, 24]], labels=[1], label="a")
     tracker.add_prompt(points=[[50, 10]], labels=[1], label="b")
     tracker.track(frames[1])
-    other_before = tracker._objects[2].non_cond[1]
+    other_before = tracker.memories[2].non_cond[1]
     tracker.reset([1])
     assert tracker.object_ids == [1, 2]
     assert tracker.labels() == {1: "a", 2: "b"}
-    assert not tracker._objects[1].cond and not tracker._objects[1].non_cond
-    assert tracker._objects[2].non_cond[1] is other_before  # the other object is untouched
+    assert not tracker.memories[1].cond and not tracker.memories[1].non_cond
+    assert tracker.memories[2].non_cond[1] is other_before  # the other object is untouched
     assert [r.object_id for r in tracker.latest_results()] == [2]
     frame = tracker.track(frames[2])
     assert [o.object_id for o in frame.objects] == [1, 2]
@@ -215,7 +215,7 @@ def test_reset_one_object_keeps_id_and_label(
     back = tracker.add_prompt(object_id=1, points=[[30, 30]], labels=[1])
     assert back.object_id == 1 and back.result.tracked and back.result.label == "a"
     assert back.result.frames_since_prompt == 0
-    assert sorted(tracker._objects[1].cond) == [2]  # a fresh prompted frame, not a refinement
+    assert sorted(tracker.memories[1].cond) == [2]  # a fresh prompted frame, not a refinement
     frame = tracker.track(frames[3])
     assert frame.by_id()[1].tracked and frame.by_id()[1].frames_since_prompt == 1
     assert frame.by_id()[1].label == "a"
@@ -243,7 +243,7 @@ def test_reset_all_clears_everything(tiny_model: LoadedModel, frames: list[np.nd
     assert tracker.object_ids == [] and tracker.ring_stamps() == []
 
 
-# --------------------------------------------------------------------------- (d)
+# -------------------------------------------------------------------------- frames since prompt
 def test_frames_since_prompt(tiny_model: LoadedModel, frames: list[np.ndarray]) -> None:
     tracker = StreamingTracker(tiny_model)
     tracker.track(frames[0])
@@ -265,7 +265,7 @@ def test_frames_since_prompt(tiny_model: LoadedModel, frames: list[np.ndarray]) 
     assert tracker.latest_results()[0].frames_since_prompt == 2
 
 
-# --------------------------------------------------------------------------- (e)
+# --------------------------------------------------------------------------------- stage timing
 def test_timing_breakdown(tiny_model: LoadedModel, frames: list[np.ndarray]) -> None:
     tracker = StreamingTracker(tiny_model)
     empty = tracker.track(frames[0]).timing
@@ -296,7 +296,7 @@ def test_timing_breakdown(tiny_model: LoadedModel, frames: list[np.ndarray]) -> 
         }
 
 
-# --------------------------------------------------------------------------- (f)
+# --------------------------------------------------------------------------------- hole filling
 def test_fill_holes(tiny_model: LoadedModel) -> None:
     tracker = StreamingTracker(tiny_model, fill_hole_area=8)
     logits = torch.full((2, 1, 32, 32), 3.0)
@@ -340,7 +340,7 @@ def test_fill_holes_matches_opencv_area_rule(tiny_model: LoadedModel) -> None:
         assert np.array_equal(filled[b, 0][~small], logits[b, 0].numpy()[~small])
 
 
-# --------------------------------------------------------------------------- (g)
+# ---------------------------------------------------------------------------------- frame sizes
 def test_masks_come_back_at_each_frames_size(
     tiny_model: LoadedModel, frames: list[np.ndarray]
 ) -> None:
@@ -376,7 +376,7 @@ def test_masks_come_back_at_each_frames_size(
         tracker.add_prompt(object_id=1, points=[[60, 40]], labels=[1], stamp=_stamp(1))
 
 
-# --------------------------------------------------------------------------- (h)
+# ----------------------------------------------------------------------------- click refinement
 def test_clear_previous_replaces_clicks(tiny_model: LoadedModel, frames: list[np.ndarray]) -> None:
     tracker = StreamingTracker(tiny_model)
     tracker.track(frames[0])
@@ -386,7 +386,7 @@ def test_clear_previous_replaces_clicks(tiny_model: LoadedModel, frames: list[np
     assert _num_clicks(tracker, 1, 0) == [1, 0]
     tracker.add_prompt(object_id=1, points=[[10, 10]], labels=[1], clear_previous=True)
     assert _num_clicks(tracker, 1, 0) == [1]
-    assert sorted(tracker._objects[1].cond) == [0]
+    assert sorted(tracker.memories[1].cond) == [0]
     # A box may replace clicks (its corners come first, labelled 2 and 3).
     tracker.add_prompt(object_id=1, box=[5, 5, 40, 40], clear_previous=True)
     assert _num_clicks(tracker, 1, 0) == [2, 3]
@@ -401,8 +401,8 @@ def test_clear_previous_replaces_clicks(tiny_model: LoadedModel, frames: list[np
     assert _num_clicks(tracker, 1, 1) == [1, 0, 0]
     result = tracker.add_prompt(object_id=1, points=[[5, 5]], labels=[1], clear_previous=True)
     assert _num_clicks(tracker, 1, 1) == [1]
-    assert 1 not in tracker._objects[1].cond  # a refinement stays an ordinary frame
-    assert tracker._objects[1].non_cond[1].prompted
+    assert 1 not in tracker.memories[1].cond  # a refinement stays an ordinary frame
+    assert tracker.memories[1].non_cond[1].prompted
     assert result.frame_index == 1
 
 

@@ -55,7 +55,7 @@ def test_memory_is_bounded_on_a_long_stream(
             tracker.add_prompt(box=[30, 8, 60, 40])
         expected = [] if i == 0 else [1] if i < 6 else [1, 2]  # prompts come after track()
         assert [o.object_id for o in result.objects] == expected
-        for obj in tracker._objects.values():
+        for obj in tracker.memories.values():
             assert len(obj.cond) <= max_prompt_frames
             assert len(obj.non_cond) <= max_non_cond, (i, obj.object_id, len(obj.non_cond))
             outputs = [*obj.cond.values(), *obj.non_cond.values()]
@@ -94,9 +94,9 @@ def test_max_prompt_frames_keeps_the_newest_prompted_frames(
     for i in range(6):
         tracker.track(frames[i])
         tracker.add_prompt(object_id=1 if i else None, points=[[20 + i, 24]], labels=[1])
-        obj = tracker._objects[1]
+        obj = tracker.memories[1]
         assert sorted(obj.cond) == list(range(max(0, i - 2), i + 1))
-    obj = tracker._objects[1]
+    obj = tracker.memories[1]
     assert sorted(obj.cond) == [3, 4, 5]
     # The dropped prompted frames stay attendable as ordinary frames, prompt and all.
     for index in (0, 1, 2):
@@ -108,6 +108,6 @@ def test_max_prompt_frames_keeps_the_newest_prompted_frames(
     for i in range(6):
         default.track(frames[i])
         default.add_prompt(object_id=1 if i else None, points=[[20 + i, 24]], labels=[1])
-    obj = default._objects[1]
+    obj = default.memories[1]
     assert sorted(obj.cond) == [0]
     assert all(obj.non_cond[i].prompted for i in range(1, 6))

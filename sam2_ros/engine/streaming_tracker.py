@@ -34,6 +34,8 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -118,6 +120,19 @@ class StreamingTracker:
         """Stamps of the frames a prompt may name, oldest first."""
         with self._lock:
             return self._ring.stamps()
+
+    @property
+    def memories(self) -> Mapping[int, ObjectMemory]:
+        """Each object's memory by id, read-only, for inspection (tests, the benchmarks'
+        memory accounting): only the tracker changes what it remembers."""
+        with self._lock:
+            return MappingProxyType(dict(self._objects))
+
+    def ring_frames(self) -> list[RingFrame]:
+        """The frames kept for prompting (their image features), oldest first; for
+        inspection."""
+        with self._lock:
+            return list(self._ring)
 
     def track(self, frame: np.ndarray, stamp: int | None = None) -> FrameResult:
         """Track every prompted object on a new frame (HxWx3 uint8 RGB)."""

@@ -1,6 +1,6 @@
 """AddPrompt / RemoveObjects / ResetTracks handlers: requests in, tracker calls, responses out.
 
-A handler never raises: every input error (the core's TrackerError family, an undecodable
+A handler never raises: every input error (the engine's TrackerError family, an undecodable
 mask, any ValueError) becomes ``success=false`` with the error's message, and an
 unexpected exception is logged with its traceback and reported the same way, so a client
 always gets an answer and the node keeps running.
