@@ -16,7 +16,7 @@ from geometry_msgs.msg import Point
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.parameter import Parameter
 from sam2_ros.srv import AddPrompt, RemoveObjects, ResetTracks
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from sam2_ros import names
@@ -35,8 +35,15 @@ from sam2_ros.imaging.codec import (
     image_msg_to_rgb,
     mask_msg_to_array,
 )
+from sam2_ros.ros.depth_pairing import DepthPairing
 from sam2_ros.ros.frame_slot import FrameSlot
-from sam2_ros.ros.outputs import WarnThrottle, build_markers, depth_positions, failure_kind
+from sam2_ros.ros.outputs import (
+    NodeStats,
+    WarnThrottle,
+    build_markers,
+    depth_positions,
+    failure_kind,
+)
 from sam2_ros.ros.parameters import (
     NodeParameters,
     ParameterError,
@@ -369,6 +376,70 @@ def test_depth_positions_from_the_scene_and_nan_depth():
     assert any("obj" in t.text for t in texts)
 
 
+def test_depth_that_gives_no_position_says_why_in_the_depth_state():
+    """All NaN, all zero, data shorter than its size, an uncalibrated K, no valid depth
+    under a visible object: each leaves a reason in the state /diagnostics shows, as stale
+    depth does; a good pair brings it back to ok."""
+    cfg = SceneConfig(width=64, height=48, duration_s=0.1)
+    frame = next(iter(render_scene(cfg)))
+    fx, fy, cx, cy = camera_intrinsics(cfg)
+    good_k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    results = [_result(o.id, frame.labels == o.id) for o in frame.objects
+               if o.visible and o.area >= 10]
+    millimetres = np.nan_to_num(frame.depth_m * 1000).astype(np.uint16)
+    holed = frame.depth_m.copy()
+    holed[frame.labels == results[0].object_id] = np.nan
+    short = _image(millimetres, "16UC1")
+    short.data = bytes(short.data)[:-2]
+    cases = [
+        (_image(np.full((48, 64), np.nan, np.float32), "32FC1"), good_k, "no valid pixel"),
+        (_image(np.zeros((48, 64), np.uint16), "16UC1"), good_k, "no valid pixel"),
+        (short, good_k, "data too short"),
+        (_image(frame.depth_m, "32FC1"), [0.0] * 9, "camera_info K is not usable"),
+        (_image(holed, "32FC1"), good_k, f"visible objects [{results[0].object_id}]"),
+        (_image(frame.depth_m, "32FC1"), good_k, None),
+    ]
+    for stamp, (depth_msg, k, reason) in enumerate(cases, start=1):
+        pairing = DepthPairing(0.05)
+        header = Header(frame_id="cam")
+        header.stamp.sec = stamp
+        depth_msg.header = header
+        pairing.add_depth(depth_msg)
+        pairing.add_info(CameraInfo(header=header, width=64, height=48, k=k))
+        if reason is None:
+            assert len(pairing.positions(header, results, 0.001)) == len(results)
+            assert pairing.state == "ok"
+        elif "visible objects" in reason:
+            assert len(pairing.positions(header, results, 0.001)) == len(results) - 1
+            assert reason in pairing.state
+        else:
+            with pytest.raises(ValueError, match=reason):
+                pairing.positions(header, results, 0.001)
+            assert pairing.state.startswith("no positions:") and reason in pairing.state
+
+
+def test_diagnostics_describe_the_recent_past():
+    """A failing frame is an ERROR while frames fail, a WARN once frames are tracked again,
+    and gone once it leaves the window; ignored messages are warned about with their kind."""
+    now = [100.0]
+    stats = NodeStats(window_s=10.0, clock=lambda: now[0])
+    assert stats.problems() == ([], [])
+    stats.frame_failed()
+    stats.frame_failed()
+    warnings, errors = stats.problems()
+    assert errors == ["frames failing: 2 in the last 10 s (see the log)"] and warnings == []
+    now[0] = 101.0
+    stats.frame_done(100.9, 101.0, {"total": 0.1})
+    stats.bad_message("image: odd-width yuv422")
+    warnings, errors = stats.problems()
+    assert errors == []
+    assert warnings == ["2 frames failed in the last 10 s, tracking again",
+                        "messages ignored in the last 10 s: image: odd-width yuv422 x1"]
+    now[0] = 111.0
+    assert stats.problems() == ([], [])
+    assert stats.snapshot(5, 0)["frames_failed"] == 2.0  # the total stays a value
+
+
 # ---------------------------------------------------------------------- received frames
 def test_received_frames_are_bounded_by_bytes_as_well_as_by_count():
     """Large images fill the byte budget long before the count: the oldest go first, the
@@ -520,13 +591,16 @@ def test_service_handlers_map_errors_to_failed_responses(tracker):
 
 
 # ---------------------------------------------------------------------- depth path in process
-def test_paired_depth_frames_in_process(context):
-    """What the node does with an image whose depth and camera_info arrived: NaN-only
-    depth is reported and the frame still published; the next frame is processed normally."""
+def test_paired_depth_frames_and_diagnostics_in_process(context):
+    """What the node does with bad input and failures, and what /diagnostics says of them:
+    NaN-only depth and an uncalibrated camera_info are reported with their reason and the
+    frames still published; an odd-width YUV 4:2:2 image is an ignored message (not a
+    failed frame); a frame that fails makes the status ERROR only until frames are tracked
+    again."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rclpy.executors import SingleThreadedExecutor
     from ros_processes import Inbox, image_msg, set_stamp, wait_until
     from sam2_ros.msg import TrackedObjectArray
-    from sensor_msgs.msg import CameraInfo
 
     from sam2_ros.ros.tracker_node import TrackerNode
 
@@ -539,37 +613,77 @@ def test_paired_depth_frames_in_process(context):
             Parameter("diagnostics_period", value=0.0),
         ],
     )
+    shell = node.shell
     probe = rclpy.create_node("sam2_depth_probe", context=context)
-    inbox = Inbox()
+    inbox, diagnostics = Inbox(), Inbox()
     subscription = probe.create_subscription(
         TrackedObjectArray, names.resolved(names.OBJECTS), inbox, 10
     )
+    diag_sub = probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics, 10)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(probe)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
+
+    def status() -> DiagnosticStatus:
+        seen = len(diagnostics.messages)
+        shell._publish_diagnostics()
+        return diagnostics.wait_for(
+            lambda m: diagnostics.messages.index(m) >= seen, 30, "a diagnostics message"
+        ).status[0]
+
     try:
         wait_until(lambda: subscription.get_publisher_count() > 0, 30, "the objects publisher")
-        cfg = SceneConfig(width=64, height=48, duration_s=0.2)
+        wait_until(lambda: diag_sub.get_publisher_count() > 0, 30, "the diagnostics publisher")
+        cfg = SceneConfig(width=64, height=48, duration_s=0.5)
         frames = list(render_scene(cfg))
         fx, fy, cx, cy = camera_intrinsics(cfg)
-        for frame, depth in (
-            (frames[0], np.full((48, 64), np.nan, np.float32)),
-            (frames[1], frames[1].depth_m),
-        ):
+        good_k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+
+        def send(frame, depth=None, k=good_k) -> None:
             image = image_msg(frame.rgb, frame.stamp_ns, "cam")
-            depth_msg = _image(depth, "32FC1")
-            info = CameraInfo(width=64, height=48, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+            depth_msg = _image(frame.depth_m if depth is None else depth, "32FC1")
+            info = CameraInfo(width=64, height=48, k=k)
             for msg in (depth_msg, info):
                 set_stamp(msg.header, frame.stamp_ns, "cam")
-            node.shell._depth.add_depth(depth_msg)
-            node.shell._depth.add_info(info)
-            node.shell._on_image(image)
-            assert node.shell._slot.wait_idle(60)
-            published = inbox.with_stamp(frame.stamp_ns, 60)
-            assert published.header.frame_id == "cam"
-        assert node.shell._stats.bad_messages == 1  # the NaN-only depth image, not the good one
+            shell._depth.add_depth(depth_msg)
+            shell._depth.add_info(info)
+            shell._on_image(image)
+            assert shell._slot.wait_idle(60)
+
+        send(frames[0], np.full((48, 64), np.nan, np.float32))
+        assert inbox.with_stamp(frames[0].stamp_ns, 60).header.frame_id == "cam"
+        assert "depth: no positions: depth image (64x48) has no valid pixel" in status().message
+        send(frames[1])
+        inbox.with_stamp(frames[1].stamp_ns, 60)
+        assert shell._stats.bad_messages == 1  # the NaN-only depth image, not the good one
+        assert "depth: no positions" not in status().message
+
+        odd = Image(height=48, width=63, encoding="yuv422", step=126, data=bytes(126 * 48))
+        set_stamp(odd.header, frames[2].stamp_ns, "cam")
+        shell._on_image(odd)
+        assert shell._slot.wait_idle(60)
+        first = status()
+        assert first.level != DiagnosticStatus.ERROR, first.message
+        assert "image: odd-width yuv422 x1" in first.message
+
+        track = shell.tracker.track
+        shell.tracker.track = lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("boom"))
+        try:
+            send(frames[3])
+        finally:
+            shell.tracker.track = track
+        failing = status()
+        assert failing.level == DiagnosticStatus.ERROR
+        assert "frames failing: 1 in the last 10 s" in failing.message
+
+        send(frames[4], k=[0.0] * 9)
+        inbox.with_stamp(frames[4].stamp_ns, 60)
+        recovered = status()
+        assert recovered.level == DiagnosticStatus.WARN, recovered.message
+        assert "1 frames failed in the last 10 s, tracking again" in recovered.message
+        assert "depth: no positions: camera_info K is not usable" in recovered.message
     finally:
         executor.shutdown(timeout_sec=5)
         spinner.join(5)

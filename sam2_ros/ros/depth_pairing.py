@@ -4,16 +4,22 @@ Why not message_filters: an approximate-time synchroniser releases an image only
 depth image and a camera_info; when depth stops, lags or is mis-remapped, no frame is
 tracked at all. Here every camera frame is tracked; recent depth and camera_info messages
 are kept, and a frame gets the pair whose stamp matches its own (within ``slop``) when one
-is at hand, else no 3D positions and a state that says why.
+is at hand, else no 3D positions and a state that says why. The state also says why a
+paired depth image gave no position (nothing valid in it, an uncalibrated camera_info, no
+valid depth inside the objects' masks), for /diagnostics.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
+from sam2_ros.engine.results import ObjectResult
+from sam2_ros.imaging.codec import depth_msg_to_metres
 from sam2_ros.messages import stamp_to_ns
+from sam2_ros.ros.outputs import Position, depth_positions
 
 
 class DepthPairing:
@@ -63,3 +69,27 @@ class DepthPairing:
             return depth, info, "ok"
         self.state = state
         return None, None, state
+
+    def positions(
+        self, image_header: Any, objects: Sequence[ObjectResult], depth_scale: float
+    ) -> dict[int, Position]:
+        """3D positions of this frame's visible objects from its paired depth, if any.
+
+        Raises ImageDecodeError / ValueError for a depth image or camera_info that gives no
+        position at all (the caller warns); ``state`` says why in each case."""
+        depth_msg, info_msg, _state = self.match(image_header)
+        if depth_msg is None:
+            return {}
+        try:
+            depth = depth_msg_to_metres(depth_msg, depth_scale)
+            positions = depth_positions(
+                objects, depth, info_msg.k, (info_msg.width, info_msg.height))
+        except ValueError as exc:  # ImageDecodeError and CameraInfoError are ValueErrors
+            self.state = f"no positions: {exc}"
+            raise
+        missing = [r.object_id for r in objects
+                   if r.visible and r.area > 0 and r.object_id not in positions]
+        if missing:
+            self.state = (f"no position for visible objects {missing}: too few valid depth "
+                          "pixels inside their masks")
+        return positions

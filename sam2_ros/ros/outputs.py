@@ -19,6 +19,12 @@ from sam2_ros.imaging.overlay import object_color
 Position = tuple[float, float, float]
 
 
+class CameraInfoError(ValueError):
+    """A camera_info whose K cannot project pixels (all zero: an uncalibrated camera)."""
+
+    kind = "camera_info K unusable"
+
+
 def depth_positions(
     results: Sequence[ObjectResult],
     depth_m: np.ndarray,
@@ -29,19 +35,19 @@ def depth_positions(
 
     ``k`` and ``info_wh`` are CameraInfo's K and (width, height); K is rescaled when the
     CameraInfo belongs to another resolution than the depth image. Raises
-    ImageDecodeError for a depth image without a single valid pixel and ValueError for an
-    uncalibrated K, so the caller can warn and publish without positions.
+    ImageDecodeError for a depth image without a single valid pixel and CameraInfoError for
+    an uncalibrated K, so the caller can warn and publish without positions.
     """
     height, width = depth_m.shape
     if not np.isfinite(depth_m).any():
         raise ImageDecodeError(
             f"depth image ({width}x{height}) has no valid pixel (all NaN, zero or negative): "
-            "no 3D positions for this frame"
-        )
+            "no 3D positions for this frame", "no valid depth")
     try:
         intr = CameraIntrinsics.from_k(k)
     except ValueError as exc:
-        raise ValueError(f"camera_info K is not usable (uncalibrated camera?): {exc}") from exc
+        raise CameraInfoError(
+            f"camera_info K is not usable (uncalibrated camera?): {exc}") from exc
     info_w, info_h = info_wh
     if info_w > 0 and info_h > 0 and (info_w, info_h) != (width, height):
         intr = intr.scaled(width / info_w, height / info_h)
@@ -128,14 +134,28 @@ class WarnThrottle:
 
 
 class NodeStats:
-    """Rolling statistics of processed frames for the diagnostics message."""
+    """Rolling statistics of processed frames for the diagnostics message, and the node's
+    recent failures.
 
-    def __init__(self, window: int = 200) -> None:
+    Failures are judged over the last ``window_s`` seconds, so /diagnostics describes the
+    recent past: a frame that failed an hour ago does not keep the node at ERROR.
+    """
+
+    def __init__(
+        self, window: int = 200, window_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
+        self.window_s = window_s
         self._frames: deque[tuple[float, float, dict[str, float]]] = deque(maxlen=window)
         self.bad_messages = 0
+        self.frames_failed = 0
         self.time_resets = 0
-        self._last_snapshot = (time.monotonic(), 0, 0)
+        self._failures: deque[float] = deque(maxlen=1000)
+        self._bad: deque[tuple[float, str]] = deque(maxlen=1000)
+        self._last_tracked = -float("inf")
+        self._last_snapshot = (clock(), 0, 0)
 
     def frame_done(
         self, received: float, done: float, timing: Mapping[str, float],
@@ -148,10 +168,45 @@ class NodeStats:
             stages["stamp_age"] = stamp_age_s
         with self._lock:
             self._frames.append((done, done - received, stages))
+            self._last_tracked = self._clock()
 
-    def bad_message(self) -> None:
+    def bad_message(self, kind: str = "bad message") -> None:
+        """A message ignored as unusable; ``kind`` as ``failure_kind`` names it."""
         with self._lock:
             self.bad_messages += 1
+            self._bad.append((self._clock(), kind))
+
+    def frame_failed(self) -> None:
+        """A frame whose processing raised (a bug or a device fault, not bad input)."""
+        with self._lock:
+            self.frames_failed += 1
+            self._failures.append(self._clock())
+
+    def problems(self) -> tuple[list[str], list[str]]:
+        """(warnings, errors) of the last ``window_s`` seconds for /diagnostics.
+
+        ERROR while frames fail and none was tracked since the last failure; WARN once
+        frames are tracked again, until the failures leave the window; OK after. Bad
+        messages in the window are a warning with their kinds."""
+        now = self._clock()
+        since = now - self.window_s
+        warnings, errors = [], []
+        with self._lock:
+            failures = [t for t in self._failures if t > since]
+            bad: dict[str, int] = {}
+            for t, kind in self._bad:
+                if t > since:
+                    bad[kind] = bad.get(kind, 0) + 1
+            tracked_since = bool(failures) and self._last_tracked > failures[-1]
+        window = f"in the last {self.window_s:.0f} s"
+        if failures and not tracked_since:
+            errors.append(f"frames failing: {len(failures)} {window} (see the log)")
+        elif failures:
+            warnings.append(f"{len(failures)} frames failed {window}, tracking again")
+        if bad:
+            kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(bad.items()))
+            warnings.append(f"messages ignored {window}: {kinds}")
+        return warnings, errors
 
     def time_reset(self) -> None:
         with self._lock:
@@ -159,7 +214,7 @@ class NodeStats:
 
     def snapshot(self, received: int, dropped: int) -> dict[str, float]:
         """Rates and means since the previous snapshot (latency and stage means in ms)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             since, prev_received, prev_dropped = self._last_snapshot
             self._last_snapshot = (now, received, dropped)
@@ -171,6 +226,7 @@ class NodeStats:
                 "dropped_in_period": float(dropped - prev_dropped),
                 "latency_ms": 1000 * float(np.mean([f[1] for f in recent])) if recent else 0.0,
                 "bad_messages": float(self.bad_messages),
+                "frames_failed": float(self.frames_failed),
                 "time_resets": float(self.time_resets),
             }
             for stage in ("encoder", "memory_attention", "decoder", "memory_encoder", "total"):

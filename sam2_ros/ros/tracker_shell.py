@@ -34,7 +34,6 @@ from sam2_ros.imaging.codec import (
     ImageDecodeError,
     StreamBitDepth,
     camera_msg_to_rgb,
-    depth_msg_to_metres,
 )
 from sam2_ros.imaging.overlay import draw_overlay
 from sam2_ros.messages import (
@@ -53,7 +52,6 @@ from sam2_ros.ros.outputs import (
     WarnThrottle,
     build_diagnostics,
     build_markers,
-    depth_positions,
     failure_kind,
 )
 from sam2_ros.ros.parameters import NodeParameters, RuntimeSettings
@@ -130,7 +128,6 @@ class TrackerShell:
         self._last_stamp: int | None = None
         self._stamp_lock = threading.Lock()
         self._zero_stamp_warned = False
-        self._worker_errors = 0
         self._slot: FrameSlot | None = None
         self._input: CameraInput | None = None
         self._pubs: dict[str, object] = {}
@@ -331,17 +328,16 @@ class TrackerShell:
     def _on_worker_error(self, exc: Exception) -> None:
         if not self.active:
             return
-        self._worker_errors += 1
+        self._stats.frame_failed()
         self.log.error(
             f"frame processing failed: {exc!r}\n"
             + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         )
 
     def _bad_message(self, what: str, stamp_ns: int, exc: Exception) -> None:
-        self._stats.bad_message()
-        self._throttle.warn(
-            f"{what}: {failure_kind(exc)}", f"bad {what} message (stamp {stamp_ns}) ignored: {exc}"
-        )
+        kind = f"{what}: {failure_kind(exc)}"
+        self._stats.bad_message(kind)
+        self._throttle.warn(kind, f"bad {what} message (stamp {stamp_ns}) ignored: {exc}")
 
     # ------------------------------------------------------------------ the worker
     def _frame_stamp(self, header) -> int:
@@ -405,15 +401,10 @@ class TrackerShell:
         objects = result.objects
         positions = {}
         if self._depth is not None:
-            depth_msg, info_msg, _state = self._depth.match(src_header)
-            if depth_msg is not None:
-                try:
-                    depth = depth_msg_to_metres(depth_msg, self.settings.depth_scale)
-                    positions = depth_positions(
-                        objects, depth, info_msg.k, (info_msg.width, info_msg.height)
-                    )
-                except (ImageDecodeError, ValueError) as exc:
-                    self._bad_message("depth", stamp, exc)
+            try:
+                positions = self._depth.positions(src_header, objects, self.settings.depth_scale)
+            except ValueError as exc:  # the depth state says why, for /diagnostics
+                self._bad_message("depth", stamp, exc)
         states = self._tracks.update(stamp, {r.object_id: r.visible for r in objects})
         pubs = self._pubs
         if "masks" not in pubs:  # closed meanwhile
@@ -466,8 +457,9 @@ class TrackerShell:
             warnings.append("RANDOM weights (no checkpoint)")
         if self._depth is not None and self._depth.state != "ok" and self.active:
             warnings.append(f"depth: {self._depth.state}")
-        if self._worker_errors:
-            errors.append(f"{self._worker_errors} frames failed (see the log)")
+        recent_warnings, recent_errors = self._stats.problems()
+        warnings += recent_warnings
+        errors += recent_errors
         extra = {
             "frames_received": received,
             "frames_processed": processed,
