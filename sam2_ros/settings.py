@@ -266,6 +266,16 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         bounds=(0.0, 60.0),
     ),
     ParameterSpec(
+        "time_jump_reset",
+        1.0,
+        "Seconds a frame's stamp must go back to restart the stream: a frame stamped less "
+        "than this before the previous one (reordered, a second publisher) is dropped; one "
+        "further back, 5 late frames in a row, or the ROS clock jumping back as far (bag "
+        "loop, restarted driver or simulation) reset the tracker (all objects forgotten); "
+        "0 = every earlier stamp resets",
+        bounds=(0.0, 86400.0),
+    ),
+    ParameterSpec(
         "occluded_frames",
         30,
         "Frames an object may stay not visible as 'occluded' before its state is 'lost'",
@@ -349,6 +359,7 @@ class TrackerSettings:
     prompt_history: int = default("prompt_history")
     max_prompt_frames: int = default("max_prompt_frames")
     mask_threshold: float = default("mask_threshold")
+    time_jump_reset: float = default("time_jump_reset")
     cpu_threads: int = -1  # the node passes its parameter; offline runs use torch's default
 
     @classmethod
@@ -378,6 +389,7 @@ class TrackerSettings:
 
         Passing a loaded model lets an evaluation start a fresh tracker per scene without
         reading the checkpoint again."""
+        from sam2_ros.engine.stamp_policy import StampPolicy
         from sam2_ros.engine.streaming_tracker import StreamingTracker
 
         if loaded is None:
@@ -388,6 +400,7 @@ class TrackerSettings:
             prompt_history=self.prompt_history,
             max_prompt_frames=self.max_prompt_frames,
             mask_threshold=self.mask_threshold,
+            stamps=StampPolicy.with_threshold(self.time_jump_reset),
         )
 
 

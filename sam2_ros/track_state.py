@@ -17,7 +17,8 @@ STATE_NAMES = {TRACKING: "tracking", OCCLUDED: "occluded", LOST: "lost"}
 class ObjectTrack:
     """What is remembered of one object between frames."""
 
-    last_seen_ns: int | None = None
+    first_ns: int  # the first frame it was reported on
+    last_seen_ns: int | None = None  # None: never visible yet
     unseen_frames: int = 0
 
 
@@ -27,29 +28,39 @@ class TrackStates:
 
     occluded_frames: int = 30  # unseen for more frames than this: lost
     tracks: dict[int, ObjectTrack] = field(default_factory=dict)
+    generation: int = 0  # the tracker's full resets: ids of an older one name other objects
 
-    def update(self, stamp_ns: int, visible: dict[int, bool]) -> dict[int, tuple[int, float]]:
-        """Record one frame (object id -> visible); returns id -> (state, seconds since seen).
+    def update(
+        self, stamp_ns: int, visible: dict[int, bool], generation: int = 0
+    ) -> dict[int, tuple[int, float]]:
+        """Record one frame (object id -> visible); returns id -> (state, seconds since
+        seen; an object never visible counts from its first frame).
 
-        Objects missing from ``visible`` are forgotten (removed or reset).
+        Objects missing from ``visible`` are forgotten (removed or reset); after a full
+        reset of the tracker (``generation`` changed) all are, as ids start again at 1.
         """
+        if generation != self.generation:
+            self.tracks.clear()
+            self.generation = generation
         for object_id in [i for i in self.tracks if i not in visible]:
             del self.tracks[object_id]
         out = {}
         for object_id, seen in visible.items():
-            track = self.tracks.setdefault(object_id, ObjectTrack())
+            track = self.tracks.setdefault(object_id, ObjectTrack(first_ns=stamp_ns))
             if seen:
                 track.last_seen_ns, track.unseen_frames = stamp_ns, 0
             else:
                 track.unseen_frames += 1
-            since = 0.0 if track.last_seen_ns is None else (stamp_ns - track.last_seen_ns) / 1e9
+            since_ns = stamp_ns - (
+                track.first_ns if track.last_seen_ns is None else track.last_seen_ns
+            )
             if seen:
                 state = TRACKING
             elif track.unseen_frames <= self.occluded_frames:
                 state = OCCLUDED
             else:
                 state = LOST
-            out[object_id] = (state, max(0.0, since))
+            out[object_id] = (state, max(0.0, since_ns / 1e9))
         return out
 
     def lost_for(self, seconds: float, states: dict[int, tuple[int, float]]) -> list[int]:

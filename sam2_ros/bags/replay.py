@@ -153,7 +153,9 @@ def replay_bag(
                 writer.write(
                     MASKS_TOPIC, stamp, build_label_image(types, stamp, frame_id, results, hw)
                 )
-                states = tracks.update(stamp, {r.object_id: r.visible for r in results})
+                states = tracks.update(
+                    stamp, {r.object_id: r.visible for r in results}, tracker.generation
+                )
                 writer.write(
                     OBJECTS_TOPIC, stamp,
                     build_object_array(types, stamp, frame_id, results, tracks=states),

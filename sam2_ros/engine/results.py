@@ -103,6 +103,7 @@ class FrameResult:
     objects: list[ObjectResult] = field(default_factory=list)
     timing: StageTiming = field(default_factory=StageTiming)
     transfer: HostTransfer = field(default_factory=HostTransfer)
+    generation: int = 0  # the tracker's full resets before this frame (see its generation)
 
     def by_id(self) -> dict[int, ObjectResult]:
         return {o.object_id: o for o in self.objects}

@@ -52,6 +52,7 @@ from sam2_ros.engine.results import (
     PromptResult,
     StageTiming,
 )
+from sam2_ros.engine.stamp_policy import StampPolicy, Verdict
 from sam2_ros.engine.steps.batching import group_by_layout, split_outputs
 from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, fill_holes, frame_results
 from sam2_ros.engine.steps.preprocessing import validate_frame
@@ -75,6 +76,7 @@ class StreamingTracker:
         mask_threshold: float = default("mask_threshold"),
         fill_hole_area: int = VIDEO_FILL_HOLE_AREA,
         add_all_frames_to_correct_as_cond: bool = False,
+        stamps: StampPolicy | None = None,
     ) -> None:
         for name, value in (("max_objects", max_objects), ("prompt_history", prompt_history),
                             ("max_prompt_frames", max_prompt_frames)):
@@ -97,7 +99,9 @@ class StreamingTracker:
         self._steps = Sam2Steps(loaded)
         self._next_id = 1
         self._next_index = 0
-        self._last_stamp: int | None = None
+        # The last tracked stamp and what an earlier one means (shared with the node).
+        self.stamps = stamps if stamps is not None else StampPolicy()
+        self._generation = 0  # full resets so far: ids after one are new objects
         self._latest: dict[int, ObjectResult] = {}
         self._pending: deque[tuple[str, list[int]]] = deque()
 
@@ -111,6 +115,13 @@ class StreamingTracker:
     def latest_stamp(self) -> int | None:
         with self._lock:
             return self._ring.newest.stamp if self._ring else None
+
+    @property
+    def generation(self) -> int:
+        """How many full resets were applied: an id seen in two generations names two
+        different objects (ids restart after a full reset)."""
+        with self._lock:
+            return self._generation
 
     def labels(self) -> dict[int, str]:
         with self._lock:
@@ -148,7 +159,7 @@ class StreamingTracker:
             stamp = self._check_new_stamp(stamp)
             index = self._next_index
             self._next_index += 1
-            self._last_stamp = stamp
+            self.stamps.accept(stamp)
             self._ring.append(RingFrame(index, stamp, rgb.shape[:2], fpn))
             tracked = [o for o in self._objects.values() if o.is_tracked]
             outputs = self._track_objects(self._ring.newest, tracked, timing)
@@ -157,11 +168,15 @@ class StreamingTracker:
             self._prune()
             self._apply_pending()
             if not self._ring:  # reset while this frame ran
-                return FrameResult(index, stamp, rgb.shape[:2], [], timing)
+                return FrameResult(
+                    index, stamp, rgb.shape[:2], [], timing, generation=self._generation
+                )
             results, transfer = self._results_on(self._ring.newest, timing)
             self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
-            return FrameResult(index, stamp, rgb.shape[:2], results, timing, transfer)
+            return FrameResult(
+                index, stamp, rgb.shape[:2], results, timing, transfer, self._generation
+            )
 
     def add_prompt(
         self,
@@ -319,7 +334,8 @@ class StreamingTracker:
             self._objects.clear()
             self._ring.clear()
             self._latest.clear()
-            self._last_stamp = None
+            self.stamps.forget()
+            self._generation += 1
             self._next_id = 1  # nothing refers to old ids any more: reuse them
             return
         self._check_known(object_ids)
@@ -357,12 +373,10 @@ class StreamingTracker:
         return stack
 
     def _check_new_stamp(self, stamp: int | None) -> int:
-        if stamp is None:
-            stamp = 0 if self._last_stamp is None else self._last_stamp + 1
-        stamp = int(stamp)
-        if self._last_stamp is not None and stamp <= self._last_stamp:
+        stamp = self.stamps.stamp_for(stamp)
+        if self.stamps.judge(stamp) is not Verdict.NEW:
             raise StampError(
-                f"frame stamp {stamp} is not after the previous frame's {self._last_stamp}; "
+                f"frame stamp {stamp} is not after the previous frame's {self.stamps.last}; "
                 "reset the tracker to restart a stream"
             )
         return stamp

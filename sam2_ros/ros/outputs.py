@@ -152,6 +152,7 @@ class NodeStats:
         self.bad_messages = 0
         self.frames_failed = 0
         self.time_resets = 0
+        self.late_frames = 0
         self._failures: deque[float] = deque(maxlen=1000)
         self._bad: deque[tuple[float, str]] = deque(maxlen=1000)
         self._last_tracked = -float("inf")
@@ -212,6 +213,11 @@ class NodeStats:
         with self._lock:
             self.time_resets += 1
 
+    def late_frame(self) -> None:
+        """A frame dropped for a stamp not after the previous frame's (reordered)."""
+        with self._lock:
+            self.late_frames += 1
+
     def snapshot(self, received: int, dropped: int) -> dict[str, float]:
         """Rates and means since the previous snapshot (latency and stage means in ms)."""
         now = self._clock()
@@ -228,6 +234,7 @@ class NodeStats:
                 "bad_messages": float(self.bad_messages),
                 "frames_failed": float(self.frames_failed),
                 "time_resets": float(self.time_resets),
+                "late_frames": float(self.late_frames),
             }
             for stage in ("encoder", "memory_attention", "decoder", "memory_encoder", "total"):
                 values = [f[2].get(stage, 0.0) for f in recent]

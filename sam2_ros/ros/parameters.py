@@ -53,6 +53,7 @@ class NodeParameters:
     mask_threshold: float
     depth_slop: float
     prompt_wait: float
+    time_jump_reset: float
     occluded_frames: int
     remove_lost_after: float
     use_detections: bool

@@ -25,13 +25,21 @@ def message_bytes(msg: Any) -> int:
 
 class ReceivedFrames:
     """Recently received camera messages by stamp, at most ``capacity`` of them and at most
-    ``max_bytes`` of image data (but always the newest); waits on news."""
+    ``max_bytes`` of image data (but always the newest); waits on news.
+
+    Everything a waiting prompt needs to know is kept here (the frames received, the
+    newest stamp tracked), so a wait never asks the tracker, whose lock is held while a
+    frame is tracked: the camera thread, which adds frames under the same condition,
+    never waits for a frame in progress.
+    """
 
     def __init__(self, capacity: int, max_bytes: int | None = None) -> None:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self._frames: OrderedDict[int, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
+        self._newest: int | None = None
+        self._tracked: int | None = None
         self._cond = threading.Condition()
 
     @property
@@ -63,11 +71,14 @@ class ReceivedFrames:
             self._bytes += size
             while self._over():
                 self._drop(next(iter(self._frames)))
+            if self._newest is None or stamp > self._newest:
+                self._newest = stamp
             self._cond.notify_all()
 
     def newest(self) -> int | None:
+        """The latest stamp received (frames may arrive out of order)."""
         with self._cond:
-            return next(reversed(self._frames)) if self._frames else None
+            return self._newest
 
     def get(self, stamp: int) -> Any | None:
         with self._cond:
@@ -81,22 +92,41 @@ class ReceivedFrames:
                 self._drop(old)
 
     def clear(self) -> None:
+        """A new stream (reset, time jump, stop): nothing received or tracked yet."""
         with self._cond:
             self._frames.clear()
             self._bytes = 0
-
-    def notify(self) -> None:
-        """Wake waiters (called after each processed frame)."""
-        with self._cond:
+            self._newest = self._tracked = None
             self._cond.notify_all()
 
-    def wait_until(self, predicate, timeout: float) -> bool:
-        """Wait until ``predicate()`` holds (checked after each processed frame)."""
-        deadline = time.monotonic() + timeout
+    def tracked(self, stamp: int | None) -> None:
+        """The tracker's newest frame after a processed frame; wakes the waiters."""
         with self._cond:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+            self._tracked = stamp
+            self._cond.notify_all()
+
+    def wait_received(self, stamp: int, timeout: float) -> Any | None:
+        """The message of ``stamp``, waiting (at most ``timeout``) while no frame at or
+        after it has arrived; None when it was not received."""
+        with self._cond:
+            self._wait(
+                lambda: stamp in self._frames or (self._newest or -1) > stamp, timeout
+            )
+            kept = self._frames.get(stamp)
+            return kept[0] if kept is not None else None
+
+    def wait_tracked(self, stamp: int, timeout: float) -> bool:
+        """Wait (at most ``timeout``) until the tracker has processed a frame at or after
+        ``stamp``; returns whether it has."""
+        with self._cond:
+            return self._wait(lambda: (self._tracked or -1) >= stamp, timeout)
+
+    def _wait(self, predicate, timeout: float) -> bool:
+        """Called with the condition held; ``predicate`` reads only this object's state."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._cond.wait(left)
+        return True

@@ -18,6 +18,7 @@ from sensor_msgs.msg import RegionOfInterest
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.errors import StampError, TrackerError
 from sam2_ros.imaging.codec import ImageDecodeError, mask_msg_to_array
+from sam2_ros.messages import stamp_to_ns
 from sam2_ros.ros.received_frames import ReceivedFrames
 
 
@@ -26,11 +27,6 @@ class InactiveError(TrackerError):
 
 
 EXPECTED_ERRORS = (TrackerError, ImageDecodeError, ValueError)
-
-
-def time_to_ns(stamp) -> int:
-    """Nanoseconds of a builtin_interfaces/Time (rclpy's own conversion)."""
-    return Time.from_msg(stamp).nanoseconds
 
 
 def ns_to_time(stamp_ns: int):
@@ -75,28 +71,15 @@ class TrackerServices:
         """
         if stamp in tracker.ring_stamps():
             return None
-        msg = self.received.get(stamp)
-        newest = self.received.newest()
-        if msg is None and (newest is None or stamp > newest):
-            # The request overtook the image (services and images travel separately).
-            self.received.wait_until(
-                lambda: self.received.get(stamp) is not None
-                or (self.received.newest() or -1) > stamp,
-                self.prompt_wait_s,
-            )
-            msg = self.received.get(stamp)
+        # The request may overtake the image (services and images travel separately).
+        msg = self.received.wait_received(stamp, self.prompt_wait_s)
         if msg is None:
             return None
-        latest = tracker.latest_stamp
-        if latest is None or stamp > latest:
-            self.received.wait_until(
-                lambda: (tracker.latest_stamp or -1) >= stamp, self.prompt_wait_s
+        if not self.received.wait_tracked(stamp, self.prompt_wait_s):
+            raise StampError(
+                f"frame {stamp} was received but not processed within "
+                f"{self.prompt_wait_s:.1f} s (prompt_wait): the model is behind"
             )
-            if (tracker.latest_stamp or -1) < stamp:
-                raise StampError(
-                    f"frame {stamp} was received but not processed within "
-                    f"{self.prompt_wait_s:.1f} s (prompt_wait): the model is behind"
-                )
         if stamp in tracker.ring_stamps():
             return None
         return self.decode(msg)
@@ -121,7 +104,7 @@ class TrackerServices:
 
     def _add_prompt(self, request, response):
         tracker = self.tracker
-        stamp = time_to_ns(request.stamp) or None
+        stamp = stamp_to_ns(request.stamp) or None
         frame = self._untracked_frame(tracker, stamp) if stamp else None
         points = [(float(p.x), float(p.y)) for p in request.points] or None
         labels = [int(v) for v in request.point_labels] or None

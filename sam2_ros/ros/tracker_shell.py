@@ -4,7 +4,13 @@ Threads: the executor runs the image callbacks, which only note the message and 
 into a newest-frame-wins slot, and, in their own callback groups, the depth callbacks, the
 services and the diagnostics timer. One worker thread takes frames from the slot, runs the
 tracker and publishes. Prompts are served while a frame is being encoded (the tracker is
-thread-safe); reset and remove never wait for a frame in progress.
+thread-safe). Reset and remove have a callback group of their own and never wait for a
+prompt or a frame in progress (the tracker queues them until that frame ends).
+
+Time: one ``StampPolicy``, the tracker's, judges every frame's stamp: a frame a little
+before the previous one (reordered, a second publisher) is dropped; one at least
+``time_jump_reset`` back, or the ROS clock jumping back as far (bag loop, simulation reset),
+starts the stream over. Zero stamps are replaced when the image is received.
 
 Life cycle (the lifecycle node maps its transitions onto it; the plain node runs all at
 start): ``load`` builds the model, ``open`` creates publishers and services, ``start``
@@ -17,19 +23,21 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 import time
 import traceback
 
 import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
 from sam2_ros import names
+from sam2_ros.engine.stamp_policy import Verdict
 from sam2_ros.engine.streaming_tracker import StreamingTracker
-from sam2_ros.errors import FrameError, StampError
+from sam2_ros.errors import FrameError, StampError, UnknownObjectError
 from sam2_ros.imaging.codec import (
     ImageDecodeError,
     StreamBitDepth,
@@ -42,6 +50,7 @@ from sam2_ros.messages import (
     build_image,
     build_label_image,
     build_object_array,
+    stamp_to_ns,
 )
 from sam2_ros.names import private
 from sam2_ros.ros.camera_input import CameraInput
@@ -56,7 +65,7 @@ from sam2_ros.ros.outputs import (
 )
 from sam2_ros.ros.parameters import NodeParameters, RuntimeSettings
 from sam2_ros.ros.received_frames import ReceivedFrames
-from sam2_ros.ros.services import TrackerServices, time_to_ns
+from sam2_ros.ros.services import TrackerServices
 from sam2_ros.settings import TrackerSettings
 from sam2_ros.track_state import TrackStates
 
@@ -125,20 +134,31 @@ class TrackerShell:
         self._bit_depth = StreamBitDepth(params.input_bit_depth)
         self.tracker: StreamingTracker | None = None
         self.active = False
-        self._last_stamp: int | None = None
-        self._stamp_lock = threading.Lock()
-        self._zero_stamp_warned = False
+        self._last_substitute = 0  # the last stamp given to a zero-stamped image
         self._slot: FrameSlot | None = None
         self._input: CameraInput | None = None
         self._pubs: dict[str, object] = {}
         self._services: list = []
         self._diag_timer = None
-        self._service_group = MutuallyExclusiveCallbackGroup()
+        # Prompts wait (for a frame, for the model); reset and remove must not wait behind
+        # them, so they have a group of their own (one at a time, so in order).
+        self._prompt_group = MutuallyExclusiveCallbackGroup()
+        self._control_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         compressed = params.image_transport == "compressed"
         self._image_type = CompressedImage if compressed else Image
         self._image_topic_rel = "image/compressed" if compressed else "image"
         self.image_topic = node.resolve_topic_name(self._image_topic_rel)
+        self._jump_ns = round(params.time_jump_reset * 1e9)
+        # A ROS clock going back (bag played with --loop --clock, a simulation reset).
+        self._clock_jump = node.get_clock().create_jump_callback(
+            JumpThreshold(
+                min_forward=None,
+                min_backward=Duration(nanoseconds=-max(1, self._jump_ns)),
+                on_clock_change=False,
+            ),
+            post_callback=self._on_clock_jump,
+        )
         self.log.info(
             f"image decoding: sam2_ros.imaging.codec ({params.image_transport}; 16-bit input "
             f"bit depth {params.input_bit_depth or 'auto'})"
@@ -205,18 +225,22 @@ class TrackerShell:
             self._received,
             self._decode,
             self.params.prompt_wait,
-            on_reset_all=self._forget_stamp,
+            on_reset_all=self._stream_restarted,
             inactive_reason=self._inactive_reason,
         )
-        kw = {"qos_profile": SERVICE_QOS, "callback_group": self._service_group}
+        prompts = {"qos_profile": SERVICE_QOS, "callback_group": self._prompt_group}
+        control = {"qos_profile": SERVICE_QOS, "callback_group": self._control_group}
         self._services = [
             node.create_service(
-                AddPrompt, private(names.ADD_PROMPT), self.handlers.add_prompt, **kw
+                AddPrompt, private(names.ADD_PROMPT), self.handlers.add_prompt, **prompts
             ),
+            node.create_service(ResetTracks, private(names.RESET), self.handlers.reset, **control),
             node.create_service(
-                RemoveObjects, private(names.REMOVE_OBJECTS), self.handlers.remove_objects, **kw
+                RemoveObjects,
+                private(names.REMOVE_OBJECTS),
+                self.handlers.remove_objects,
+                **control,
             ),
-            node.create_service(ResetTracks, private(names.RESET), self.handlers.reset, **kw),
         ]
 
     def start(self) -> None:
@@ -276,7 +300,7 @@ class TrackerShell:
         """Release the model and its memory."""
         self.tracker = None
         self._tracks = TrackStates(self.params.occluded_frames)
-        self._forget_stamp()
+        self._stream_restarted()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -286,6 +310,7 @@ class TrackerShell:
         self.stop()
         self.close()
         self.unload()
+        self._clock_jump.unregister()
         logging.getLogger("sam2_ros").removeHandler(self._py_log_handler)
 
     def _inactive_reason(self) -> str:
@@ -305,10 +330,33 @@ class TrackerShell:
         )
 
     def _on_image(self, msg) -> None:
-        self._received.add(time_to_ns(msg.header.stamp), msg)
+        """Camera thread: note the frame under its stamp and offer it to the worker (never
+        waits for a frame in progress)."""
+        stamp = self._receive_stamp(msg.header)
+        self._received.add(stamp, msg)
         slot = self._slot
         if slot is not None:
-            slot.put((msg, time.monotonic()))
+            slot.put((msg, stamp, time.monotonic()))
+
+    def _receive_stamp(self, header) -> int:
+        """The header's stamp; for a zero stamp, the receive time (strictly increasing, so
+        a paused simulation clock, or none yet under use_sim_time, still orders frames)."""
+        stamp = stamp_to_ns(header.stamp)
+        if stamp != 0:
+            return stamp
+        now = self.node.get_clock().now().nanoseconds
+        stamp = self._last_substitute = max(now, self._last_substitute + 1)
+        if now == 0:
+            self._throttle.warn(
+                "zero stamps, no clock",
+                "images have zero stamps and the ROS clock reads 0 (use_sim_time and no "
+                "/clock received yet?): stamping them 1, 2, 3 ... ns until the clock runs",
+            )
+        else:
+            self._throttle.warn(
+                "zero stamps", "images have zero stamps: using their receive time as stamp"
+            )
+        return stamp
 
     def _decode(self, msg):
         return camera_msg_to_rgb(msg, self._bit_depth)
@@ -318,12 +366,54 @@ class TrackerShell:
             self.tracker.mask_threshold = float(value)
         self.log.info(f"parameter {name} set to {value}")
 
-    def _forget_stamp(self) -> None:
-        """The stream starts over (reset of all objects, unload): no last stamp, and the
+    def _stream_restarted(self) -> None:
+        """All objects are forgotten (reset of all objects, time jump, unload): the
         automatic 16-bit depth is judged again."""
-        with self._stamp_lock:
-            self._last_stamp = None
         self._bit_depth.reset()
+
+    def _on_clock_jump(self, jump: TimeJump) -> None:
+        """The ROS clock went back at least time_jump_reset: a stream that starts over (the
+        frames after it would restart the stream anyway; this does it before the first).
+        Runs on the thread that received /clock: it must not wait."""
+        self._last_substitute = 0
+        tracker = self.tracker
+        last = tracker.stamps.last if tracker is not None else None
+        now = self.node.get_clock().now().nanoseconds
+        if last is None or last - now < self._jump_ns:
+            return  # the frames already restarted the stream
+        self._restart_stream(
+            tracker,
+            f"the ROS clock jumped back {-jump.delta.nanoseconds / 1e9:.3f} s, to {now} "
+            f"(last frame {last})",
+            wait=False,
+        )
+
+    def _restart_stream(self, tracker: StreamingTracker, why: str, wait: bool) -> None:
+        self._stats.time_reset()
+        self.log.warning(
+            f"time went backwards: {why} (bag loop, restarted driver or simulation?): "
+            "resetting the tracker, all objects are forgotten"
+        )
+        tracker.reset(wait=wait)
+        self._stream_restarted()
+        self._received.clear()
+
+    def _admit(self, tracker: StreamingTracker, stamp: int, msg) -> bool:
+        """Whether to track a frame now, by the tracker's stamp policy: a late or repeated
+        frame is dropped (counted, one throttled warning); a jump back restarts first."""
+        policy = tracker.stamps
+        verdict = policy.judge(stamp)
+        if verdict is Verdict.NEW:
+            return True
+        if verdict is Verdict.JUMP_BACK:
+            self._restart_stream(tracker, policy.explain(stamp, verdict), wait=True)
+            self._received.add(stamp, msg)
+            return True
+        if verdict is Verdict.LATE:
+            policy.note_late()
+        self._stats.late_frame()
+        self._throttle.warn(f"stamp {verdict.value}", policy.explain(stamp, verdict))
+        return False
 
     def _on_worker_error(self, exc: Exception) -> None:
         if not self.active:
@@ -340,58 +430,30 @@ class TrackerShell:
         self._throttle.warn(kind, f"bad {what} message (stamp {stamp_ns}) ignored: {exc}")
 
     # ------------------------------------------------------------------ the worker
-    def _frame_stamp(self, header) -> int:
-        stamp = time_to_ns(header.stamp)
-        if stamp == 0:
-            if not self._zero_stamp_warned:
-                self._zero_stamp_warned = True
-                self.log.warning(
-                    "images have zero stamps: using their receive time as stamp instead"
-                )
-            stamp = self.node.get_clock().now().nanoseconds
-        return stamp
-
     def _process(self, item) -> None:
-        image_msg, received = item
+        image_msg, stamp, received = item
         tracker = self.tracker
         if tracker is None or not self.active:
             return
-        stamp = time_to_ns(image_msg.header.stamp)
         try:
             rgb = self._decode(image_msg)
         except (ImageDecodeError, FrameError) as exc:
             self._bad_message("image", stamp, exc)
             return
-        stamp = self._frame_stamp(image_msg.header)
-        with self._stamp_lock:
-            last = self._last_stamp
-            if last is not None and stamp == last:
-                self._bad_message("image", stamp, ValueError("same stamp as the previous frame"))
-                return
-            if last is not None and stamp < last:
-                self._stats.time_reset()
-                self.log.warning(
-                    f"time went backwards: frame stamp {stamp} is before the last processed "
-                    f"{last} (bag loop or restarted driver?): resetting the tracker, all "
-                    "objects are forgotten"
-                )
-                tracker.reset()
-                self._bit_depth.reset()
-                self._received.clear()
-                self._received.add(stamp, image_msg)
-            try:
-                result = tracker.track(rgb, stamp)
-            except (StampError, FrameError) as exc:  # a reset by service raced with this frame
-                self._bad_message("image", stamp, exc)
-                return
-            self._last_stamp = stamp
+        if not self._admit(tracker, stamp, image_msg):
+            return
+        try:
+            result = tracker.track(rgb, stamp)
+        except (StampError, FrameError) as exc:  # a newer frame or a reset raced with this one
+            self._bad_message("image", stamp, exc)
+            return
         ring = tracker.ring_stamps()
         if ring:
             self._received.forget_before(ring[0])
-        self._received.notify()
+        self._received.tracked(ring[-1] if ring else None)
         self._publish(image_msg.header, stamp, rgb, result)
         age = None
-        if stamp == time_to_ns(image_msg.header.stamp):
+        if stamp == stamp_to_ns(image_msg.header.stamp):
             age = (self.node.get_clock().now().nanoseconds - stamp) / 1e9
         self._stats.frame_done(received, time.monotonic(), result.timing.as_dict(), age)
 
@@ -405,7 +467,9 @@ class TrackerShell:
                 positions = self._depth.positions(src_header, objects, self.settings.depth_scale)
             except ValueError as exc:  # the depth state says why, for /diagnostics
                 self._bad_message("depth", stamp, exc)
-        states = self._tracks.update(stamp, {r.object_id: r.visible for r in objects})
+        states = self._tracks.update(
+            stamp, {r.object_id: r.visible for r in objects}, result.generation
+        )
         pubs = self._pubs
         if "masks" not in pubs:  # closed meanwhile
             return
@@ -431,14 +495,26 @@ class TrackerShell:
             overlay.publish(build_image(types, header, bgr, "bgr8"))
         if "markers" in pubs:
             pubs["markers"].publish(build_markers(header, objects, positions))
-        if self.params.remove_lost_after > 0 and self.tracker is not None:
-            lost = self._tracks.lost_for(self.params.remove_lost_after, states)
-            if lost:
-                self.tracker.remove(lost, wait=False)
-                self.log.info(
-                    f"removed objects {lost}: lost for more than "
-                    f"{self.params.remove_lost_after:.1f} s (remove_lost_after)"
-                )
+        self._remove_lost(states)
+
+    def _remove_lost(self, states: dict[int, tuple[int, float]]) -> None:
+        """Remove objects lost for longer than remove_lost_after (one at a time: a service
+        may have removed or reset some since this frame was tracked)."""
+        tracker = self.tracker
+        if self.params.remove_lost_after <= 0 or tracker is None:
+            return
+        removed = []
+        for object_id in self._tracks.lost_for(self.params.remove_lost_after, states):
+            try:
+                tracker.remove([object_id], wait=False)
+            except UnknownObjectError:
+                continue  # removed meanwhile
+            removed.append(object_id)
+        if removed:
+            self.log.info(
+                f"removed objects {removed}: lost for more than "
+                f"{self.params.remove_lost_after:.1f} s (remove_lost_after)"
+            )
 
     def _publish_diagnostics(self) -> None:
         pub = self._pubs.get("diagnostics")
