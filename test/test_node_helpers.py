@@ -491,7 +491,7 @@ def test_the_node_scales_16_bit_frames_by_the_stream_depth_until_a_reset(context
             return int(shell._decode(msg)[0, 0, 0])
 
         assert (grey(4000), grey(800)) == (250, 50)
-        shell._forget_stamp()  # what reset-all (and a jump back in time) call
+        shell._stream_restarted()  # what reset-all (and a jump back in time) call
         assert grey(800) == 200
     finally:
         shell.teardown()
