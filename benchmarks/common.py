@@ -230,7 +230,8 @@ def write_scene(
     ``<index>.jpg``) and decode those JPEGs back, so every engine sees the same pixels."""
     from PIL import Image
 
-    from sam2_ros.evaluation.synthetic_scene import SceneConfig, interior_point, render_scene
+    from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
+    from sam2_ros.imaging.masks import interior_point
 
     fps = 30.0
     cfg = SceneConfig(

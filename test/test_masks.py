@@ -5,7 +5,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sam2_ros.imaging.masks import MaskStats, crop_mask, label_image, mask_stats
+from sam2_ros.imaging.masks import (
+    MaskStats,
+    crop_mask,
+    interior_point,
+    label_image,
+    mask_stats,
+)
 
 
 def test_stats_of_rectangle():
@@ -125,3 +131,18 @@ def test_label_image_empty_needs_shape():
 def test_label_image_rejects_bad_input(logits, ids):
     with pytest.raises(ValueError):
         label_image(logits, ids)
+
+
+def test_interior_point_avoids_a_centroid_off_the_object():
+    # An occluded object's visible centroid may fall on what occludes it; the click (and
+    # the overlay's caption) must still land on the object itself.
+    mask = np.zeros((40, 40), bool)
+    mask[5:35, 5:10] = True
+    mask[5:35, 30:35] = True  # two bars: centroid lies between them, off the object
+    x, y = interior_point(mask)
+    assert mask[round(y), round(x)]
+    x, y = interior_point(mask, (20.0, 20.0))
+    assert mask[round(y), round(x)]
+    solid = np.zeros((40, 40), bool)
+    solid[10:20, 10:30] = True
+    assert interior_point(solid) == pytest.approx((19.5, 14.5))  # on the object: centroid

@@ -26,8 +26,9 @@ from ros_processes import (
 from sam2_ros.srv import AddPrompt, ResetTracks
 from sensor_msgs.msg import Image
 
-from sam2_ros.evaluation.synthetic_scene import SceneConfig, interior_point, render_scene
+from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 from sam2_ros.imaging.codec import image_msg_to_array
+from sam2_ros.imaging.masks import interior_point
 from sam2_ros.messages import stamp_to_ns
 
 SCENE = SceneConfig(width=320, height=240, fps=10.0, duration_s=1.6, num_objects=3, seed=0,

@@ -149,15 +149,3 @@ def test_first_frame_prompts_are_on_their_objects():
         x0, y0, x1, y1 = p.box
         assert x0 <= x < x1 and y0 <= y < y1
         assert p.box == tuple(float(v) for v in f.objects[p.obj_id - 1].bbox)
-
-
-def test_prompt_point_avoids_occluded_centroid():
-    # In the most occluded frame the circle's visible centroid may fall on the
-    # rectangle; the prompt helper must still click on the circle itself.
-    from sam2_ros.evaluation.synthetic_scene import interior_point
-
-    mask = np.zeros((40, 40), bool)
-    mask[5:35, 5:10] = True
-    mask[5:35, 30:35] = True  # two bars: centroid lies between them, off the object
-    x, y = interior_point(mask, (20.0, 20.0))
-    assert mask[round(y), round(x)]

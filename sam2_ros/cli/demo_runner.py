@@ -393,7 +393,7 @@ class _Player:
         """Prompt every object once, on the first processed frame where it shows well."""
         from geometry_msgs.msg import Point
 
-        from sam2_ros.evaluation.synthetic_scene import interior_point
+        from sam2_ros.imaging.masks import interior_point
 
         pending = sorted({int(i) for labels in gt.values() for i in np.unique(labels) if i})
         seen: set[int] = set()

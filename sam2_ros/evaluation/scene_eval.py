@@ -34,7 +34,7 @@ from sam2_ros.evaluation.random_scenes import (
     visible_ids,
 )
 from sam2_ros.evaluation.run_summary import RunTimeline
-from sam2_ros.evaluation.synthetic_scene import interior_point
+from sam2_ros.imaging.masks import interior_point
 from sam2_ros.settings import TrackerSettings
 
 

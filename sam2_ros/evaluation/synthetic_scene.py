@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from sam2_ros.imaging.masks import interior_point
+
 #: Stamp of frame 0, in seconds since the epoch (a fixed, realistic wall-clock time).
 BASE_STAMP_S = 1_700_000_000
 
@@ -281,25 +283,6 @@ def _state(obj: _Obj, labels: np.ndarray) -> ObjectState:
     bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     centre = (float(xs.mean()), float(ys.mean()))
     return ObjectState(obj.id, obj.shape, True, int(xs.size), bbox, centre, obj.depth_m)
-
-
-def interior_point(
-    mask: np.ndarray, centre: tuple[float, float] | None = None
-) -> tuple[float, float]:
-    """The centroid (or ``centre``) if it lies on the object, else its most interior pixel.
-
-    A partly occluded object's centroid can fall outside its visible pixels, and
-    a positive click off the object would teach the tracker the wrong thing.
-    """
-    if centre is None:
-        ys, xs = np.nonzero(mask)
-        centre = (float(xs.mean()), float(ys.mean()))
-    x, y = round(centre[0]), round(centre[1])
-    if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and mask[y, x]:
-        return centre
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    iy, ix = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return float(ix), float(iy)
 
 
 def first_frame_prompts(cfg: SceneConfig, min_area: int = 50) -> list[ObjectPrompt]:

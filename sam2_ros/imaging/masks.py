@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 #: Label 0 is background, so object ids must fit in the rest of the uint16 range.
@@ -125,3 +126,23 @@ def label_image(
     best = np.argmax(np.where(above, stack, -np.inf), axis=0)
     id_lut = np.asarray(ids, dtype=np.uint16)
     return np.where(above.any(axis=0), id_lut[best], np.uint16(0)).astype(np.uint16)
+
+
+def interior_point(
+    mask: np.ndarray, centre: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """The centroid (or ``centre``) if it lies on the object, else its most interior pixel.
+
+    A partly occluded or ring-shaped object's centroid can fall outside its pixels: a
+    positive click there would teach the tracker the wrong thing, and a caption there
+    would name the wrong object. The mask must not be empty.
+    """
+    if centre is None:
+        ys, xs = np.nonzero(mask)
+        centre = (float(xs.mean()), float(ys.mean()))
+    x, y = round(centre[0]), round(centre[1])
+    if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and mask[y, x]:
+        return centre
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    iy, ix = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return float(ix), float(iy)

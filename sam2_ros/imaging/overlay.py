@@ -7,18 +7,22 @@ frames and node restarts, which is what makes a debug view readable.
 from __future__ import annotations
 
 import colorsys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from sam2_ros.imaging.masks import mask_stats
+from sam2_ros.imaging.masks import interior_point
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_SCALE = 0.5
+_SMALL_FONT_SCALE = 0.35
 _FONT_THICKNESS = 1
+_PAD = 2  # pixels between a caption's text and the edge of its box
+_CAPTION_SHADE = 0.3  # the image under a caption keeps this share of its brightness
+_MAX_CAPTION_SHIFTS = 4  # tries up and down (in caption heights) to clear other captions
 
 
 class OverlayObject(NamedTuple):
@@ -42,16 +46,64 @@ def object_color(obj_id: int) -> tuple[int, int, int]:
     return round(b * 255), round(g * 255), round(r * 255)
 
 
-def _put_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int]) -> None:
-    """Draw ``text`` just above (x, y), or just below it at the top edge, with an outline."""
-    (tw, th), baseline = cv2.getTextSize(text, _FONT, _FONT_SCALE, _FONT_THICKNESS)
-    width = image.shape[1]
-    x = max(0, min(x, width - tw))
-    y = y - baseline - 1 if y - th - baseline - 1 >= 0 else y + th + 1
+def _font_scale(image_hw: tuple[int, int]) -> float:
+    """Caption size: the usual 0.5 from VGA-ish frames up, smaller on thumbnails so a caption
+    does not cover the object it names."""
+    return _FONT_SCALE if min(image_hw) >= 200 else _SMALL_FONT_SCALE
+
+
+def caption_size(text: str, image_hw: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) in pixels of a caption's box, text and padding, on such an image."""
+    (tw, th), baseline = cv2.getTextSize(text, _FONT, _font_scale(image_hw), _FONT_THICKNESS)
+    return tw + 2 * _PAD, th + baseline + 2 * _PAD
+
+
+def place_captions(
+    sizes: Sequence[tuple[int, int]],
+    anchors: Sequence[tuple[float, float]],
+    image_hw: tuple[int, int],
+) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1) for captions of the given sizes, each centred on its anchor
+    (a point inside its mask), kept inside the image, and moved up or down by whole caption
+    heights when it would cover a caption placed before it (where masks meet, their
+    interior points are close). A caption with no free place keeps its centred box."""
+    height, width = image_hw
+    placed: list[tuple[int, int, int, int]] = []
+    for (w, h), (ax, ay) in zip(sizes, anchors, strict=True):
+        candidates = []
+        for step in range(2 * _MAX_CAPTION_SHIFTS + 1):
+            dy = (step + 1) // 2 * (h + 1) * (1 if step % 2 else -1)
+            x0 = round(min(max(ax - w / 2, 0), max(width - w, 0)))
+            y0 = round(min(max(ay - h / 2 + dy, 0), max(height - h, 0)))
+            candidates.append((x0, y0, x0 + w, y0 + h))
+        free = (c for c in candidates if not any(_overlap(c, p) for p in placed))
+        placed.append(next(free, candidates[0]))
+    return placed
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _draw_caption(
+    image: np.ndarray, text: str, box: tuple[int, int, int, int], color: tuple[int, int, int]
+) -> None:
+    """The caption in its object's colour on a darkened box, readable on any mask."""
+    x0, y0, x1, y1 = box
+    patch = image[y0:y1, x0:x1]
+    patch[:] = (patch.astype(np.float32) * _CAPTION_SHADE).astype(np.uint8)
+    scale = _font_scale(image.shape[:2])
+    (_, th), _ = cv2.getTextSize(text, _FONT, scale, _FONT_THICKNESS)
     cv2.putText(
-        image, text, (x, y), _FONT, _FONT_SCALE, (0, 0, 0), _FONT_THICKNESS + 2, cv2.LINE_AA
+        image,
+        text,
+        (x0 + _PAD, y0 + _PAD + th),
+        _FONT,
+        scale,
+        color,
+        _FONT_THICKNESS,
+        cv2.LINE_AA,
     )
-    cv2.putText(image, text, (x, y), _FONT, _FONT_SCALE, color, _FONT_THICKNESS, cv2.LINE_AA)
 
 
 def draw_overlay(
@@ -62,9 +114,9 @@ def draw_overlay(
     """Return a new BGR uint8 image with visible objects' masks blended in.
 
     Each visible, non-empty mask is tinted with its id colour (weight ``alpha``), outlined,
-    and captioned "id label score" at its top-left. Blending, outlines and captions are
-    drawn in separate passes so a later mask never hides an earlier caption. The input
-    is not modified.
+    and captioned "id label score" on a point inside it (see ``place_captions``). Blending,
+    outlines and captions are drawn in separate passes so a later mask never hides an
+    earlier caption. The input is not modified.
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -98,7 +150,12 @@ def draw_overlay(
         )
         cv2.drawContours(out, contours, -1, color, 2)
 
-    for obj, mask, color in drawn:
-        x, y, _, _ = mask_stats(mask).bbox
-        _put_label(out, f"{obj.id} {obj.label} {obj.score:.2f}", x, y, color)
+    texts = [f"{obj.id} {obj.label} {obj.score:.2f}" for obj, _, _ in drawn]
+    boxes = place_captions(
+        [caption_size(text, out.shape[:2]) for text in texts],
+        [interior_point(mask) for _, mask, _ in drawn],
+        out.shape[:2],
+    )
+    for text, box, (_, _, color) in zip(texts, boxes, drawn, strict=True):
+        _draw_caption(out, text, box, color)
     return out
