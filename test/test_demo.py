@@ -45,6 +45,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Engine time per frame" in (out / "summary.md").read_text()
     for name in ("overlay.mp4", "summary.md", "visibility.png", "node.log"):
         assert (out / name).stat().st_size > 0, name
+    # It ends saying where the video and summary are, and a one-line verdict.
+    *_, video_line, summary_line, verdict = run.stdout.strip().splitlines()
+    assert video_line == f"[demo] overlay video: {out / 'overlay.mp4'}"
+    assert summary_line.startswith(f"[demo] summary: {out / 'summary.md'}")
+    processed = summary["frames_processed"]
+    assert verdict.startswith(f"[demo] verdict: {processed}/6 frames processed, J&F 0."), verdict
+    assert f"{summary['identity']['switches']} identity switch(es)" in verdict
 
     input_stamps = {
         stamp_to_ns(m.header.stamp)

@@ -163,3 +163,17 @@ def test_reports_carry_identity_beside_j_and_f() -> None:
     assert summary["identity"]["switches"] == 1
     assert summary["identity"]["identity_kept"] == pytest.approx(4 / 6)
     assert "1 switch(es)" in identity_line(summary)
+
+
+def test_verdict_names_what_was_measured_and_leaves_out_what_was_not() -> None:
+    from sam2_ros.evaluation.run_summary import verdict_line
+
+    live = {
+        "frames_in": 60, "frames_processed": 57, "J&F_mean": 0.6081,
+        "identity": {"switches": 2}, "engine_frame_ms_median": 181.4,
+    }  # fmt: skip
+    assert verdict_line(live) == (
+        "verdict: 57/60 frames processed, J&F 0.608, 2 identity switch(es), engine 181 ms/frame"
+    )
+    offline = {"frames": 40, "engine_frame_ms_median": None}  # a replay without ground truth
+    assert verdict_line(offline) == "verdict: 40 frames processed, no ground truth, no J&F"

@@ -37,7 +37,12 @@ from sam2_ros.bags.replay import (
 )
 from sam2_ros.bags.video import VideoOutput
 from sam2_ros.engine.results import ObjectResult
-from sam2_ros.evaluation.run_summary import RunTimeline, plot_visibility, write_summary
+from sam2_ros.evaluation.run_summary import (
+    RunTimeline,
+    plot_visibility,
+    verdict_line,
+    write_summary,
+)
 from sam2_ros.evaluation.synthetic_scene import SceneConfig
 from sam2_ros.imaging.codec import image_msg_to_array
 from sam2_ros.messages import stamp_to_ns
@@ -211,10 +216,10 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
     write_summary(summary, out, "summary", "sam2_ros demo", notes)
     plot_visibility(timeline, out / "visibility.png", "sam2_ros demo: visibility over time")
     print((out / "summary.md").read_text())
-    print(
-        f"[demo] outputs in {out}: overlay.mp4 summary.md summary.json visibility.png "
-        "output_bag/ node.log"
-    )
+    print(f"[demo] also in {out}: visibility.png, output_bag/ (what the node published), node.log")
+    print(f"[demo] overlay video: {out / 'overlay.mp4'}")
+    print(f"[demo] summary: {out / 'summary.md'} (every number: {out / 'summary.json'})")
+    print(f"[demo] {verdict_line(summary)}")
     return 0
 
 

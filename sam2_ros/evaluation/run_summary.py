@@ -140,6 +140,27 @@ def identity_line(summary: dict) -> str:
             f"of {ident['scored_frames']} object-frames, IDF1 {ident['IDF1']:.3f}")
 
 
+def verdict_line(summary: dict) -> str:
+    """One line a person reads first: frames processed (of those sent, when the run could
+    drop some), J&F and identity switches when there was ground truth, the node's engine
+    time when it reported one. Parts a run did not measure are left out, not shown as 0."""
+    processed = summary.get("frames_processed", summary.get("frames", 0))
+    parts = [
+        f"{processed}/{summary['frames_in']} frames processed"
+        if "frames_in" in summary
+        else f"{processed} frames processed"
+    ]
+    if "J&F_mean" in summary:
+        parts.append(f"J&F {summary['J&F_mean']:.3f}")
+    else:
+        parts.append("no ground truth, no J&F")
+    if "identity" in summary:
+        parts.append(f"{summary['identity']['switches']} identity switch(es)")
+    if summary.get("engine_frame_ms_median") is not None:
+        parts.append(f"engine {summary['engine_frame_ms_median']:.0f} ms/frame")
+    return "verdict: " + ", ".join(parts)
+
+
 def write_summary(summary: dict, folder: Path, name: str, title: str, notes: Sequence[str]) -> None:
     """name.json (all numbers) and name.md (what a person reads)."""
     (folder / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
