@@ -321,3 +321,32 @@ def test_rclpy_can_deserialize_written_messages(tmp_path):
         pytest.skip(f"rclpy not importable via tools/env.sh: {reason}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("OK")
+
+
+def test_overlay_strip_spreads_frames_from_the_first_tracked_one(tmp_path, capsys):
+    from sam2_ros.bags.overlay_strip import GAP, OBJECTS_TOPIC, OVERLAY_TOPIC, main, overlay_strip
+
+    path = tmp_path / "out"
+    base = 1_700_000_000_000_000_000
+    topics = {OVERLAY_TOPIC: bag_io.IMAGE_TYPE, OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE}
+    with BagWriter(path, topics) as bag:
+        for i in range(9):  # frame i is all grey level 20 * i; frame 0 has no object yet
+            stamp = base + i * 100_000_000
+            bgr = np.full((24, 32, 3), 20 * i, np.uint8)
+            bag.write(OVERLAY_TOPIC, stamp, numpy_to_image(bgr, "bgr8", stamp))
+            _, objects = _tracker_messages(stamp)
+            if i == 0:
+                objects.objects = []
+            bag.write(OBJECTS_TOPIC, stamp, objects)
+    strip = overlay_strip(path, frames=3, tile_width=64)
+    assert strip.shape == (48, 3 * 64 + 2 * GAP, 3)
+    # Frames 1 to 8 show objects: the first, one in the middle and the last.
+    for tile, frame in enumerate((1, 5, 8)):
+        assert strip[40, tile * (64 + GAP) + 60].tolist() == [20 * frame] * 3
+    assert (strip[:, 64 : 64 + GAP] == 255).all()
+
+    png = tmp_path / "docs" / "strip.png"
+    assert main([str(path), str(png), "--frames", "2"]) == 0 and png.stat().st_size > 0
+    scene = write_scene_bag(tmp_path / "scene", CFG, progress=False)
+    assert main([str(scene), str(png)]) == 2
+    assert f"has no {OVERLAY_TOPIC} topic" in capsys.readouterr().err
