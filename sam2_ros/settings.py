@@ -113,8 +113,9 @@ class ParameterSpec:
         return None
 
 
-#: Every node parameter, in the order of config/tracker.yaml and README's table, which are
-#: generated from it (`sam2_ros params --format yaml|markdown`; tests check both are current).
+#: Every node parameter, in the order of config/tracker.yaml and docs/parameters.md's table,
+#: which are generated from it (`sam2_ros params --format yaml|markdown`; tests check both
+#: are current).
 PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ParameterSpec(
         "model",
@@ -444,7 +445,7 @@ def parameters_yaml() -> str:
 
 
 def parameters_markdown() -> str:
-    """README's parameter table, generated from PARAMETERS."""
+    """docs/parameters.md's parameter table, generated from PARAMETERS."""
     rows = ["| parameter | default | changeable | range / choices | meaning |",
             "|---|---|---|---|---|"]
     for p in PARAMETERS.values():

@@ -3,7 +3,7 @@
 Parity with Meta's predictor proves the engine's arithmetic; these tests prove that a click
 on an object, on the frame it was given, yields masks on that object in later frames, and
 that a prompt given late by stamp lands where it was meant. Each threshold is a measured
-value of the bundled model with a margin (README, "The demo model"); the same check runs
+value of the bundled model with a margin (docs/demo_model.md); the same check runs
 on random weights of the same architecture and must fail, so the test tells a tracker from
 noise; the same holds for the occlusion head ("visible") on scenes where objects hide.
 """
@@ -199,8 +199,9 @@ def test_visibility_head_on_occlusion_sequences(
 def test_evaluate_command_tells_the_bundled_model_from_random_weights(
     tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`sam2_ros evaluate` (README's numbers): same scenes, the bundled weights and the same
-    architecture's random weights; the table is printed and the JSON holds every scene."""
+    """`sam2_ros evaluate` (docs/demo_model.md's numbers): same scenes, the bundled weights
+    and the same architecture's random weights; the table is printed and the JSON holds every
+    scene."""
     from sam2_ros.cli.main import main
 
     common = ["evaluate", "--scenes", "2", "--frames", "8", "--precision", "fp32",

@@ -692,12 +692,13 @@ def test_paired_depth_frames_and_diagnostics_in_process(context):
 
 
 def test_generated_parameter_docs_are_current():
-    """config/tracker.yaml and README's table are generated from settings.PARAMETERS."""
+    """config/tracker.yaml and docs/parameters.md's table are generated from
+    settings.PARAMETERS."""
     from sam2_ros.settings import parameters_markdown, parameters_yaml
 
     assert (REPO / "config" / "tracker.yaml").read_text() == parameters_yaml(), (
         "run: sam2_ros params --format yaml > config/tracker.yaml"
     )
-    assert parameters_markdown() in (REPO / "README.md").read_text(), (
-        "paste `sam2_ros params --format markdown` into README's parameter table"
+    assert parameters_markdown() in (REPO / "docs" / "parameters.md").read_text(), (
+        "paste `sam2_ros params --format markdown` into docs/parameters.md's table"
     )

@@ -46,8 +46,8 @@ FAMILIES = {"standard": None, "crossing": 0xC055}
 #: The kinds of crossing scene, drawn in turn by seed (seed % 4) so any 4 seeds hold each.
 CROSSING_KINDS = ("cross", "swap", "sweep", "exit_return")
 
-#: The held-out evaluation README quotes: seeds 0..19 of the held-out split, 30 frames each
-#: (`sam2_ros evaluate` and `sam2_ros train`'s final report default to it).
+#: The held-out evaluation docs/demo_model.md quotes: seeds 0..19 of the held-out split,
+#: 30 frames each (`sam2_ros evaluate` and `sam2_ros train`'s final report default to it).
 HELDOUT_SCENES = 20
 HELDOUT_FRAMES = 30
 

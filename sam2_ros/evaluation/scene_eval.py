@@ -1,7 +1,7 @@
 """Judge a model by what it tracks: click objects on held-out scenes, score every frame.
 
-Used by ``sam2_ros train`` (its final report), by ``sam2_ros evaluate`` (README's numbers)
-and by the quality tests, so all three measure the same thing:
+Used by ``sam2_ros train`` (its final report), by ``sam2_ros evaluate`` (the numbers of
+docs/demo_model.md) and by the quality tests, so all three measure the same thing:
 
 * each object visible on the first frame (at least ``min_area`` pixels) gets one positive
   click at its most interior point, as a person or planner would give;
@@ -14,7 +14,7 @@ and by the quality tests, so all three measure the same thing:
 * how well the object score (``presence``) ranks in-view frames above hidden ones, whatever
   the threshold (ROC AUC). Why beside the rates: the two rates trade against each other
   through where the threshold landed, which moved between runs of one recipe (hidden frames
-  reported invisible 23% to 67%, README); the ranking says what any threshold can reach.
+  reported invisible 23% to 67%, docs/demo_model.md); the ranking says what any threshold can reach.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The bundled demo model is made by several `sam2_ros train` runs in a row (a schedule, a
 fine-tune from its weights, a phase on the heads); each run's report plots its own loss
 only. This draws them on one step axis, with the held-out scores `sam2_ros evaluate --json`
-measured on checkpoints along the way, so README can show where the curve stands against
+measured on checkpoints along the way, so docs/demo_model.md can show where the curve stands against
 the targets instead of a table alone::
 
     python -m sam2_ros.train.history --run "part 1=out/train/sam2_ros_demo:8800" \\

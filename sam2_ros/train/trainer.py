@@ -17,7 +17,7 @@ Determinism: clip ``i`` is drawn from ``(seed, i)`` alone, and the state file ca
 torch and prompt-sampler random states, so a resumed run continues the same sequence. The
 arithmetic is not guaranteed to be: a from-scratch rerun of the shipped recipe repeated
 the first 1,963 steps bit for bit, then one loss differed in the 7th digit and the runs
-drifted apart, ending alike in quality (README, "Reproducing it").
+drifted apart, ending alike in quality (docs/demo_model.md, "Reproducing it").
 """
 
 from __future__ import annotations
