@@ -187,9 +187,9 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ParameterSpec(
         "max_prompt_frames",
         4,
-        "Prompted frames kept per object; beyond, the oldest becomes an ordinary memory frame "
-        "(the ones SAM 2 would pick). Each costs an object 0.75 MB at image_size 1024 (48 kB "
-        "at 256)",
+        "Prompted frames kept per object, a bound of this project (SAM 2.1 attends to all of "
+        "them): beyond it the oldest other than the one just prompted becomes an ordinary "
+        "memory frame. Each costs an object 0.75 MB at image_size 1024 (48 kB at 256)",
         bounds=(2, 64),
     ),
     ParameterSpec(

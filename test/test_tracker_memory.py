@@ -111,3 +111,23 @@ def test_max_prompt_frames_keeps_the_newest_prompted_frames(
     obj = default.memories[1]
     assert sorted(obj.cond) == [0]
     assert all(obj.non_cond[i].prompted for i in range(1, 6))
+
+
+def test_the_prompt_just_given_is_never_the_one_dropped(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """At the cap, a prompt on a past frame older than every prompted frame stays prompted;
+    the oldest of the others becomes an ordinary frame (SAM 2.1 attends to all prompted
+    frames, max_cond_frames_in_attn -1: the cap is this project's bound, so it must not
+    throw away what the user just said)."""
+    tracker = StreamingTracker(tiny_model, max_prompt_frames=2,
+                               add_all_frames_to_correct_as_cond=True)
+    for i in range(5):
+        tracker.track(frames[i], 100 + i)
+    tracker.add_prompt(points=[[20, 24]], labels=[1], stamp=103)  # new object on frame 3
+    tracker.add_prompt(object_id=1, points=[[22, 24]], labels=[1], stamp=104)
+    result = tracker.add_prompt(object_id=1, points=[[18, 24]], labels=[1], stamp=101)
+    obj = tracker.memories[1]
+    assert result.frame_index == 1
+    assert sorted(obj.cond) == [1, 4]  # frame 1 (just prompted) kept, frame 3 moved out
+    assert obj.non_cond[3].prompted

@@ -21,14 +21,16 @@ def test_prompt_on_a_dropped_frame_uses_that_frame(
 ) -> None:
     """Frames 0, 2, 4 are tracked; 3 was dropped. A click naming frame 3's stamp, with its
     image, is decoded on frame 3 itself: the same mask as a click on frame 3 tracked alone
-    (a never-tracked frame takes the prompt alone, as in SAM 2), reported at its stamp."""
+    (a new object starts from the prompt alone, as in SAM 2), reported at its stamp; frame 3
+    joins the kept frames in stamp order."""
     tracker = StreamingTracker(tiny_model, prompt_history=8)
     for i in (0, 2, 4):
         tracker.track(frames[i], _stamp(i))
     result = tracker.add_prompt(points=CLICK, labels=[1], stamp=_stamp(3), frame=frames[3])
     assert result.stamp == _stamp(3)
-    assert result.frame_index == 1  # placed at the last tracked frame before it (frame 2)
+    assert result.frame_index == 2  # inserted after frame 2 (index 1); frame 4 moved to 3
     assert result.retracked_frames == 1  # frame 4 re-tracked with the new memory
+    assert tracker.ring_stamps() == [_stamp(i) for i in (0, 2, 3, 4)]
 
     alone = StreamingTracker(tiny_model)
     alone.track(frames[3], _stamp(3))
@@ -121,3 +123,72 @@ def test_track_states() -> None:
     assert now[1] == (LOST, 3.0) and now[2] == (TRACKING, 0.0)
     assert states.lost_for(2.5, now) == [1] and states.lost_for(5.0, now) == []
     assert states.update(4 * 10**9, {2: True}) == {2: (TRACKING, 0.0)}  # 1 was removed
+
+
+NEGATIVE = [[44.0, 30.0]]
+SECOND_NEGATIVE = [[36.0, 26.0]]
+
+
+def _correct_twice(tracker: StreamingTracker, stamp: int, frame: np.ndarray | None) -> list:
+    """Two negative clicks, one after the other, on object 1 at ``stamp``."""
+    return [
+        tracker.add_prompt(object_id=1, points=clicks, labels=[0], stamp=stamp, frame=frame)
+        for clicks in (NEGATIVE, SECOND_NEGATIVE)
+    ]
+
+
+def test_correction_on_a_dropped_frame_equals_it_on_a_tracked_frame(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """An existing object corrected on a dropped frame: the frame is first tracked with the
+    object's memory, then the clicks refine that mask as on any tracked frame (SAM 2's
+    refinement, not a re-initialisation from the clicks alone). Same masks as when frame 3
+    had been tracked, for both clicks, and frame 4 then tracked from the corrected memory."""
+    in_time = StreamingTracker(tiny_model)
+    for i in range(4):
+        in_time.track(frames[i], _stamp(i))
+        if i == 0:
+            in_time.add_prompt(points=CLICK, labels=[1])
+    want = _correct_twice(in_time, _stamp(3), None)
+    want_next = in_time.track(frames[4], _stamp(4)).objects
+
+    dropped = StreamingTracker(tiny_model)
+    for i in (0, 1, 2, 4):  # frame 3 dropped: the model was busy
+        dropped.track(frames[i], _stamp(i))
+        if i == 0:
+            dropped.add_prompt(points=CLICK, labels=[1])
+    got = _correct_twice(dropped, _stamp(3), frames[3])
+
+    for g, w in zip(got, want, strict=True):
+        assert g.stamp == _stamp(3) and g.object_id == 1
+        np.testing.assert_allclose(g.result.logits, w.result.logits, atol=1e-5)
+        assert g.result.area == w.result.area
+    assert got[0].retracked_frames == 1  # frame 4, from the corrected memory
+    np.testing.assert_allclose(dropped.latest_results()[0].logits, want_next[0].logits,
+                               atol=1e-5)
+    assert dropped.ring_stamps() == [_stamp(i) for i in range(5)]  # frame 3 kept, in order
+
+
+def test_correction_on_a_dropped_frame_keeps_the_prompted_frames(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """Object 1 prompted on frame 2, frame 3 dropped, a correction named on frame 3: frame
+    2's prompt stays as it was (it used to be replaced by the correction); object 2, also
+    tracked then, gets its output on frame 3 and keeps everything it had."""
+    tracker = StreamingTracker(tiny_model)
+    for i in (0, 2):
+        tracker.track(frames[i], _stamp(i))
+    tracker.add_prompt(points=[[20.0, 24.0]], labels=[1])  # object 1 on frame 2
+    tracker.add_prompt(points=CLICK, labels=[1])  # object 2 on frame 2
+    tracker.track(frames[4], _stamp(4))
+    one, two = tracker.memories[1], tracker.memories[2]
+    prompted = one.cond[1]
+    two_before = dict(two.cond), dict(two.non_cond)
+    result = tracker.add_prompt(object_id=1, points=NEGATIVE, labels=[0], stamp=_stamp(3),
+                                frame=frames[3])
+    assert result.frame_index == 2  # between frame 2 (index 1) and frame 4 (now index 3)
+    assert one.cond == {1: prompted}
+    assert one.non_cond[2].refined and one.non_cond[2].prompted
+    assert two.cond == two_before[0]
+    assert two.non_cond[3] is two_before[1][2]  # frame 4 moved up one index, unchanged
+    assert 2 in two.non_cond and not two.non_cond[2].prompted  # tracked on frame 3

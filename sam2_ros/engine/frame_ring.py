@@ -2,11 +2,14 @@
 
 Why a ring: a planner clicks on a frame it saw a moment ago, while newer frames are being
 tracked. Keeping the last ``prompt_history`` frames' image features (and nothing older)
-lets such a prompt be applied where it was meant, with memory that stays bounded.
+lets such a prompt be applied where it was meant, with memory that stays bounded. A frame
+the tracker dropped (the model was busy) joins the ring, in stamp order, when a prompt names
+it (``insert``), so it is tracked and corrected like any other frame.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +49,39 @@ class FrameRing:
     def append(self, frame: RingFrame) -> None:
         """Add the newest frame; the oldest drops out when full."""
         self._frames.append(frame)
+
+    def check_insert(self, stamp: int) -> None:
+        """Raise a StampError unless a frame with this stamp can be inserted: it must lie
+        after the oldest kept frame and before the newest, and not be kept already."""
+        if not self._frames:
+            raise StampError("no frame has been tracked yet: a prompt needs a tracked frame")
+        oldest, newest = self._frames[0].stamp, self._frames[-1].stamp
+        if stamp < oldest:
+            raise StampError(
+                f"stamp {stamp} is older than the oldest kept frame ({oldest}); raise "
+                "prompt_history to prompt further back"
+            )
+        if stamp > newest:
+            raise StampError(f"stamp {stamp} is newer than the newest tracked frame ({newest})")
+        if stamp in self.stamps():
+            raise StampError(f"a frame with stamp {stamp} is kept already")
+
+    def insert(self, stamp: int, image_hw: tuple[int, int],
+               backbone_fpn: list[torch.Tensor]) -> RingFrame:
+        """Place a frame that was not tracked between the kept frames, by stamp (see
+        ``check_insert``). It takes the index after the frame before it; later frames move
+        up one index (the caller moves the objects' memories the same way). When the ring is
+        full the oldest frame drops out, as on ``append``."""
+        self.check_insert(stamp)
+        position = bisect_left(self.stamps(), stamp)
+        frame = RingFrame(self._frames[position - 1].index + 1, stamp, image_hw, backbone_fpn)
+        for later in list(self._frames)[position:]:
+            later.index += 1
+        if len(self._frames) == self._frames.maxlen:
+            self._frames.popleft()
+            position -= 1
+        self._frames.insert(position, frame)
+        return frame
 
     def clear(self) -> None:
         self._frames.clear()

@@ -1,10 +1,12 @@
 """Per-object memory of the streaming tracker: what SAM 2 can attend to, and nothing else.
 
 Memory policy (bounded on an endless stream). For each object the bank keeps
-- its prompted ("conditioning") frames, at most ``max_prompt_frames``; past that the oldest is
-  dropped, the choice SAM 2's ``select_closest_cond_frames`` makes for a frame after all of
-  them. A dropped prompted frame that is still inside the recent window stays attendable as
-  an ordinary frame, as SAM 2 treats unselected conditioning frames;
+- its prompted ("conditioning") frames, at most ``max_prompt_frames``. This cap is this
+  project's bound, not SAM 2's: SAM 2.1 attends to every prompted frame
+  (``max_cond_frames_in_attn = -1``). Past the cap the oldest prompted frame other than the
+  one just prompted becomes an ordinary frame (still attendable while inside the recent
+  window, as SAM 2 treats unselected conditioning frames); the prompt just given is never
+  the one dropped;
 - ordinary ("non-conditioning") frames only while SAM 2 can still use them for the newest
   frame or for a prompt on any frame of the frame ring: spatial memories for the last
   ``num_maskmem - 1`` frames (times the temporal stride), object pointers for the last
@@ -61,12 +63,25 @@ class ObjectMemory:
         return out if out is not None else self.non_cond.get(frame_index)
 
     def set_cond(self, frame_index: int, out: FrameOutput, max_prompt_frames: int) -> None:
-        """Store a prompted frame; past the cap, the oldest becomes an ordinary frame."""
+        """Store a prompted frame; past the cap, the oldest other prompted frame becomes an
+        ordinary frame (never this one: it holds the prompt just given)."""
         self.cond[frame_index] = out
         self.non_cond.pop(frame_index, None)
         while max_prompt_frames > 0 and len(self.cond) > max_prompt_frames:
-            oldest = min(self.cond)
+            oldest = min(i for i in self.cond if i != frame_index)
             self.non_cond.setdefault(oldest, self.cond.pop(oldest))
+
+    def make_room(self, frame_index: int) -> None:
+        """Frame indices from ``frame_index`` on move up by one: a frame the tracker had
+        dropped was placed there (``FrameRing.insert``). Insertion order is kept, because
+        SAM 2 attends to prompted frames in the order they were given."""
+        def moved(index: int) -> int:
+            return index + 1 if index >= frame_index else index
+
+        self.cond = {moved(i): o for i, o in self.cond.items()}
+        self.non_cond = {moved(i): o for i, o in self.non_cond.items()}
+        if self.last_prompt_frame is not None:
+            self.last_prompt_frame = moved(self.last_prompt_frame)
 
     def clear(self) -> None:
         self.cond.clear()

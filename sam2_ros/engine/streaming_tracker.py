@@ -12,7 +12,10 @@ same prompts, the official SAM2VideoPredictor's masks. What differs is the bookk
   SAM 2 attends to, and a ring of the last ``prompt_history`` frames' image features;
 - a prompt may name any frame of that ring: it is applied there and the object is
   re-tracked forward to the newest frame, so its memory is what it would have been had
-  the prompt come in time. Other objects are not touched.
+  the prompt come in time. Other objects are not touched;
+- a prompt may also name a frame the tracker dropped while busy (its image given along):
+  that frame joins the ring in stamp order, the objects tracked then are tracked on it with
+  their memory, and the prompt is applied there like on any tracked frame.
 
 A prompt on a frame an object was already tracked on refines it the way SAM 2's
 interactive refinement does (previous mask logits fed back with the clicks; the frame stays
@@ -35,6 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
@@ -44,7 +48,13 @@ import torch.nn.functional as F
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.engine.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
-from sam2_ros.engine.prompts import check_prompt, concat_point_inputs, mask_inputs, point_inputs
+from sam2_ros.engine.prompts import (
+    Prompt,
+    check_prompt,
+    concat_point_inputs,
+    mask_inputs,
+    point_inputs,
+)
 from sam2_ros.engine.results import (
     FrameResult,
     HostTransfer,
@@ -62,6 +72,15 @@ from sam2_ros.settings import PARAMETERS, default
 
 #: Largest object id: the published label image is 16UC1 with 0 = no object.
 MAX_OBJECT_ID = 65535
+
+
+@dataclass
+class _DroppedFrame:
+    """A camera frame the tracker did not track, encoded for a prompt that names it."""
+
+    stamp: int
+    image_hw: tuple[int, int]
+    backbone_fpn: list[torch.Tensor]
 
 
 class StreamingTracker:
@@ -193,98 +212,138 @@ class StreamingTracker:
         """Prompt a new (object_id None or 0) or an existing object on a ring frame.
 
         stamp None (or 0) is the newest frame. ``frame`` is the image of ``stamp`` when that
-        frame was not tracked (a camera frame dropped because the model was busy): it is
-        encoded now, the prompt is applied on it as on a never-tracked frame in SAM 2 (the
-        prompt alone, no memory), and the result becomes the object's prompted memory at the
-        last tracked frame before it. Raises a TrackerError subclass, with the state
-        unchanged, for anything that cannot be applied.
+        frame was not tracked (a camera frame dropped because the model was busy): it joins
+        the ring in stamp order and every object tracked by then is tracked on it with its
+        memory, as if it had not been dropped; the prompt is then applied as on any tracked
+        frame (a correction of an existing object refines its tracked mask, as SAM 2 does;
+        a new object starts from the prompt alone). Raises a TrackerError subclass, with the
+        state unchanged, for anything that cannot be applied.
         """
         timing = StageTiming()
         started = time.perf_counter()
-        untracked = None
-        if frame is not None and stamp and stamp not in self.ring_stamps():
-            untracked = validate_frame(frame)
-            with self._compute():
-                fpn = self._steps.encode_image(untracked, timing)
+        dropped = self._encode_dropped(stamp, frame, timing)
         with self._lock, self._compute():
             self._apply_pending()
-            if untracked is not None:
-                ring_frame = self._untracked_frame(int(stamp), untracked.shape[:2], fpn)
-            else:
-                ring_frame = self._ring.find(stamp)
-            prompt = check_prompt(ring_frame.image_hw, points, labels, box, mask)
-            new_object = object_id is None or object_id == 0
-            if new_object:
-                if len(self._objects) >= self.max_objects:
-                    raise TooManyObjectsError(
-                        f"already tracking {len(self._objects)} objects (max_objects="
-                        f"{self.max_objects}); remove one first"
-                    )
-                obj = ObjectMemory(self._new_id(), label)
-            else:
-                obj = self._object(object_id)
+            target = self._resolve_frame(stamp, dropped)
+            prompt = check_prompt(target.image_hw, points, labels, box, mask)
+            obj, new_object = self._prompt_object(object_id, label)
+            ring_frame = self._place(target, timing)
             index = ring_frame.index
-            previous = obj.output_at(index) if untracked is None else None
-            is_cond_frame = index in obj.cond
-            is_init = previous is None or is_cond_frame
-            old_points = None
-            if previous is not None and not clear_previous and not prompt.is_mask:
-                old_points = previous.point_inputs
-            if prompt.box is not None and old_points is not None:
-                raise PromptError(
-                    "a box must come before any click on its frame: set clear_previous "
-                    "to replace this object's earlier prompts on that frame"
-                )
-            points = mask_in = None
-            if prompt.is_mask:
-                mask_in = mask_inputs(prompt.mask, self.image_size, self.device)
-            else:
-                new_points = point_inputs(prompt, ring_frame.image_hw, self.image_size, self.device)
-                points = concat_point_inputs(old_points, new_points)
-            out = self._prompt_output(ring_frame, obj, points, mask_in, previous, is_init, timing)
-            # Everything is computed: commit.
-            if new_object:
-                self._objects[obj.object_id] = obj
-                self._next_id = obj.object_id + 1
-            elif label:
-                obj.label = label
-            if is_init or self.add_all_frames_to_correct_as_cond:
-                obj.set_cond(index, out, self.max_prompt_frames)
-            else:
-                obj.non_cond[index] = out
-            obj.last_prompt_frame = max(index, obj.last_prompt_frame or index)
+            previous = obj.output_at(index)
+            is_init = previous is None or index in obj.cond
+            clicks, mask_in = self._merge_prompts(prompt, previous, clear_previous, ring_frame)
+            out = self._prompt_output(ring_frame, obj, clicks, mask_in, previous, is_init, timing)
+            self._commit_prompt(obj, new_object, label, index, out, is_init)
             retracked = self._retrack_forward(obj, index, timing)
             self._prune()
-            # The newest frame's results again, all objects in one batch, so the latest
-            # results always come from one call (and share one label index); a prompt on
-            # another frame (or an untracked one) gets its own result there.
-            results, _ = self._results_on(self._ring.newest, timing)
-            self._latest = {r.object_id: r for r in results}
-            if ring_frame is self._ring.newest and untracked is None:
-                on_frame = self._latest[obj.object_id]
-            else:
-                on_frame = self._results_of([self._on_frame(obj, ring_frame, out)],
-                                            ring_frame, timing)[0][0]
+            on_frame = self._prompt_results(obj, ring_frame, out, timing)
             timing.total = time.perf_counter() - started
             return PromptResult(obj.object_id, ring_frame.stamp, index, on_frame, retracked, timing)
 
-    def _untracked_frame(
-        self, stamp: int, image_hw: tuple[int, int], fpn: list[torch.Tensor]
-    ) -> RingFrame:
-        """A frame that was not tracked, placed at the last tracked frame before it."""
-        stamps = self._ring.stamps()
-        if not stamps:
-            raise StampError("no frame has been tracked yet: a prompt needs a tracked frame")
-        if stamp < stamps[0]:
-            raise StampError(
-                f"stamp {stamp} is older than the oldest kept frame ({stamps[0]}); raise "
-                "prompt_history to prompt further back"
+    # The steps of add_prompt, in order.
+    def _encode_dropped(
+        self, stamp: int | None, frame: np.ndarray | None, timing: StageTiming
+    ) -> _DroppedFrame | None:
+        """A dropped frame's image features (the encoder runs outside the state lock), or
+        None when the prompt names a kept frame."""
+        if frame is None or not stamp or stamp in self.ring_stamps():
+            return None
+        rgb = validate_frame(frame)
+        with self._compute():
+            fpn = self._steps.encode_image(rgb, timing)
+        return _DroppedFrame(int(stamp), rgb.shape[:2], fpn)
+
+    def _resolve_frame(
+        self, stamp: int | None, dropped: _DroppedFrame | None
+    ) -> RingFrame | _DroppedFrame:
+        """The kept frame a prompt names, or the dropped frame to insert (checked: it must
+        lie inside the kept frames). Changes nothing."""
+        if dropped is not None and dropped.stamp not in self._ring.stamps():
+            self._ring.check_insert(dropped.stamp)
+            return dropped
+        return self._ring.find(stamp)
+
+    def _prompt_object(self, object_id: int | None, label: str) -> tuple[ObjectMemory, bool]:
+        """The object prompted and whether it is new (not registered until the commit)."""
+        if object_id is not None and object_id != 0:
+            return self._object(object_id), False
+        if len(self._objects) >= self.max_objects:
+            raise TooManyObjectsError(
+                f"already tracking {len(self._objects)} objects (max_objects="
+                f"{self.max_objects}); remove one first"
             )
-        if stamp > stamps[-1]:
-            raise StampError(f"stamp {stamp} is newer than the newest tracked frame "
-                             f"({stamps[-1]})")
-        anchor = [f for f in self._ring if f.stamp < stamp][-1]
-        return RingFrame(anchor.index, stamp, image_hw, fpn)
+        return ObjectMemory(self._new_id(), label), True
+
+    def _place(self, target: RingFrame | _DroppedFrame, timing: StageTiming) -> RingFrame:
+        """The ring frame to prompt on. A dropped frame is inserted into the ring (later
+        frames and memories move up one index) and the objects tracked on the frame before
+        it are tracked on it, batched, so each has the output SAM 2 would have given it
+        there; their later frames are left as they are."""
+        if isinstance(target, RingFrame):
+            return target
+        ring_frame = self._ring.insert(target.stamp, target.image_hw, target.backbone_fpn)
+        index = ring_frame.index
+        self._next_index += 1
+        for obj in self._objects.values():
+            obj.make_room(index)
+        tracked = [o for o in self._objects.values()
+                   if o.is_tracked and o.output_at(index - 1) is not None]
+        if tracked:
+            outputs = self._track_objects(ring_frame, tracked, timing)
+            for obj, out in zip(tracked, outputs, strict=True):
+                obj.non_cond[index] = out
+        return ring_frame
+
+    def _merge_prompts(
+        self, prompt: Prompt, previous: FrameOutput | None, clear_previous: bool,
+        ring_frame: RingFrame,
+    ) -> tuple[dict[str, torch.Tensor] | None, torch.Tensor | None]:
+        """SAM 2's inputs for this prompt: the clicks added to the frame's earlier clicks
+        (unless clear_previous), or a mask. Its one refusal (a box after clicks) needs
+        earlier clicks on the frame, which a just-inserted dropped frame never has, so the
+        state is still unchanged when it raises."""
+        old_points = None
+        if previous is not None and not clear_previous and not prompt.is_mask:
+            old_points = previous.point_inputs
+        if prompt.box is not None and old_points is not None:
+            raise PromptError(
+                "a box must come before any click on its frame: set clear_previous "
+                "to replace this object's earlier prompts on that frame"
+            )
+        if prompt.is_mask:
+            return None, mask_inputs(prompt.mask, self.image_size, self.device)
+        new_points = point_inputs(prompt, ring_frame.image_hw, self.image_size, self.device)
+        return concat_point_inputs(old_points, new_points), None
+
+    def _commit_prompt(
+        self, obj: ObjectMemory, new_object: bool, label: str, index: int, out: FrameOutput,
+        is_init: bool,
+    ) -> None:
+        """Store a computed prompt: a first prompt (or one on a prompted frame) as a
+        prompted frame, a refinement as an ordinary frame unless
+        add_all_frames_to_correct_as_cond, as in SAM 2."""
+        if new_object:
+            self._objects[obj.object_id] = obj
+            self._next_id = obj.object_id + 1
+        elif label:
+            obj.label = label
+        if is_init or self.add_all_frames_to_correct_as_cond:
+            obj.set_cond(index, out, self.max_prompt_frames)
+        else:
+            obj.non_cond[index] = out
+        obj.last_prompt_frame = max(index, obj.last_prompt_frame or index)
+
+    def _prompt_results(
+        self, obj: ObjectMemory, ring_frame: RingFrame, out: FrameOutput, timing: StageTiming
+    ) -> ObjectResult:
+        """The newest frame's results again, all objects in one batch, so the latest results
+        always come from one call (and share one label index); a prompt on an older frame
+        gets its own result there."""
+        results, _ = self._results_on(self._ring.newest, timing)
+        self._latest = {r.object_id: r for r in results}
+        if ring_frame is self._ring.newest:
+            return self._latest[obj.object_id]
+        return self._results_of([self._on_frame(obj, ring_frame, out)], ring_frame, timing)[0][0]
 
     def _new_id(self) -> int:
         """The next object id; past MAX_OBJECT_ID the smallest free one (the label image is
