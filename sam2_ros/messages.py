@@ -2,8 +2,8 @@
 
 The live node fills rclpy message classes; the offline replay fills ``rosbags`` classes to
 write the same topics into a bag. Both libraries construct messages from keyword
-arguments, so one builder, given the classes to use (``MessageTypes``), serves both and
-the two outputs cannot drift apart.
+arguments, so one builder, given the classes to use (``MessageTypes``), serves both, and
+``frame_messages`` builds a whole frame's outputs for both: the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from sam2_ros.engine.results import ObjectResult
 from sam2_ros.engine.steps.postprocessing import label_image_of
 from sam2_ros.imaging.codec import encode_fields
 from sam2_ros.imaging.masks import crop_mask
-from sam2_ros.track_state import OCCLUDED, TRACKING
+from sam2_ros.imaging.overlay import draw_overlay
+from sam2_ros.track_state import OCCLUDED, TRACKING, TrackStates
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def build_tracked_object(
     """TrackedObject: the mask is cropped to the box and left empty when not visible.
     ``track`` is (state, seconds since seen) from ``track_state``; None: judged from this
     frame alone (tracking when visible, occluded otherwise)."""
-    visible = bool(result.visible and result.area > 0)
+    visible = result.shown
     if visible:
         mask = build_image(types, header, crop_mask(result.mask, result.bbox), "mono8")
     else:
@@ -125,3 +126,45 @@ def build_label_image(
 ) -> Any:
     header = build_header(types, stamp_ns, frame_id)
     return build_image(types, header, label_image_of(results, image_hw, threshold), "16UC1")
+
+
+@dataclass
+class FrameMessages:
+    """What the node publishes (and replay records) for one tracked frame."""
+
+    labels: Any  # ~/masks: 16UC1 label image
+    objects: Any  # ~/objects: TrackedObjectArray with every object's track state
+    states: dict[int, tuple[int, float]]  # object id -> (track state, seconds since seen)
+    overlay: Any | None = None  # ~/overlay (bgr8), when asked for
+    overlay_bgr: np.ndarray | None = None  # its pixels (replay writes them to a video)
+
+
+def frame_messages(
+    types: MessageTypes,
+    stamp_ns: int,
+    frame_id: str,
+    rgb: np.ndarray,
+    results: Sequence[ObjectResult],
+    tracks: TrackStates,
+    generation: int,
+    *,
+    positions: Mapping[int, Sequence[float]] | None = None,
+    threshold: float = 0.0,
+    overlay_alpha: float | None = None,
+) -> FrameMessages:
+    """One frame's outputs: the track states (``tracks`` is updated), the label image, the
+    object array and, when ``overlay_alpha`` is given, the overlay. An object is shown (in
+    the label image, its mask and box, the overlay) by one rule, ``ObjectResult.shown``."""
+    states = tracks.update(stamp_ns, {r.object_id: r.visible for r in results}, generation)
+    out = FrameMessages(
+        labels=build_label_image(types, stamp_ns, frame_id, results, rgb.shape[:2], threshold),
+        objects=build_object_array(types, stamp_ns, frame_id, results, positions, states),
+        states=states,
+    )
+    if overlay_alpha is not None:
+        out.overlay_bgr = draw_overlay(
+            rgb, [(r.object_id, r.label, r.mask, r.shown, r.score) for r in results], overlay_alpha
+        )
+        header = build_header(types, stamp_ns, frame_id)
+        out.overlay = build_image(types, header, out.overlay_bgr, "bgr8")
+    return out

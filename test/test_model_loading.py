@@ -14,10 +14,12 @@ import torch
 
 from sam2_ros.engine.model_loading import (
     CHECKPOINT_FILES,
+    DEMO_MODEL,
     MODEL_CONFIGS,
     LoadedModel,
     build_model,
     cpu_has_native_bf16,
+    describe_weights,
     guess_checkpoint_model,
     load_checkpoint,
     resolve_config,
@@ -182,6 +184,7 @@ def test_checkpoint_round_trip(tiny_checkpoint: Path, tiny_model: LoadedModel) -
         precision="fp32",  # bf16 would store linear weights rounded (see the bf16 test)
     )
     assert not loaded.random_weights
+    assert loaded.weights == f"checkpoint {tiny_checkpoint}"
     want = dict(tiny_model.model.named_parameters())
     got = dict(loaded.model.named_parameters())
     assert got.keys() == want.keys()
@@ -336,3 +339,18 @@ def test_bf16_weights_stored_once_give_autocasts_results(frames: list[np.ndarray
             assert sa == sb and pa == pb
             assert (ma == mb).all()
             assert np.array_equal(la, lb)
+
+
+def test_build_model_defaults_to_the_bundled_model_and_names_its_weights() -> None:
+    """One default model everywhere (the parameter table's); the loaded model says, in one
+    sentence, what weights it runs with (the node logs it, replay and the demo print it)."""
+    from sam2_ros.settings import default
+
+    assert default("model") == DEMO_MODEL
+    loaded = build_model(device="cpu", image_size=64)
+    assert resolve_config(DEMO_MODEL).stem in loaded.config_path
+    assert not loaded.random_weights
+    assert loaded.weights == describe_weights(DEMO_MODEL, None)
+    assert loaded.weights.startswith(f"bundled weights of {DEMO_MODEL}")
+    random = build_model("sam2.1_hiera_t", device="cpu", image_size=64)
+    assert random.random_weights and random.weights.startswith("RANDOM weights")

@@ -554,7 +554,8 @@ class _Log:
 
 @pytest.fixture(scope="module")
 def tracker():
-    return StreamingTracker(build_model(image_size=64, device="cpu"), max_objects=2)
+    loaded = build_model("sam2.1_hiera_t", image_size=64, device="cpu")
+    return StreamingTracker(loaded, max_objects=2)
 
 
 def test_service_handlers_map_errors_to_failed_responses(tracker):
@@ -702,3 +703,58 @@ def test_generated_parameter_docs_are_current():
     assert parameters_markdown() in (REPO / "docs" / "parameters.md").read_text(), (
         "paste `sam2_ros params --format markdown` into docs/parameters.md's table"
     )
+
+
+def test_frame_messages_are_the_node_and_replays_one_output_with_one_visible_rule():
+    """The node (rclpy classes) and replay (rosbags classes) build a frame's outputs with one
+    function, so they agree; an object is shown (label image, mask and box, overlay) only
+    when SAM 2 says it is visible and its mask has pixels."""
+    from sam2_ros.bags.bag_io import rosbags_message_types
+    from sam2_ros.imaging.codec import image_msg_to_array
+    from sam2_ros.imaging.masks import mask_stats
+    from sam2_ros.imaging.overlay import object_color
+    from sam2_ros.messages import frame_messages
+    from sam2_ros.ros.tracker_shell import message_types
+    from sam2_ros.track_state import OCCLUDED, TRACKING, TrackStates
+
+    h, w = 48, 64
+    rgb = np.full((h, w, 3), 90, np.uint8)
+
+    def result(object_id: int, visible: bool, box: tuple[int, int, int, int] | None):
+        mask = np.zeros((h, w), bool)
+        if box is not None:
+            mask[box[0] : box[1], box[2] : box[3]] = True
+        logits = np.where(mask, 5.0, -5.0).astype(np.float32)
+        stats = mask_stats(mask)
+        return ObjectResult(
+            object_id, f"o{object_id}", visible, 0.9 if visible else 0.1, 0.8, mask,
+            stats.bbox, stats.centroid, stats.area, 0, logits_source=lambda: logits,
+        )  # fmt: skip
+
+    shown = result(1, True, (4, 20, 4, 40))
+    empty = result(2, True, None)  # visible by the occlusion head, no pixel at camera size
+    hidden = result(3, False, (30, 44, 40, 60))  # a mask, but SAM 2 says it is not there
+    outs = [
+        frame_messages(
+            types, 7, "cam", rgb, [shown, empty, hidden], TrackStates(), 0, overlay_alpha=1.0
+        )
+        for types in (message_types(), rosbags_message_types())
+    ]
+    assert not any(r.shown for r in (empty, hidden)) and shown.shown
+    node, replay = outs
+    for out in outs:
+        labels = image_msg_to_array(out.labels)
+        assert labels[10, 20] == 1 and not (labels == 2).any() and not (labels == 3).any()
+        one, two, three = out.objects.objects
+        assert (one.visible, two.visible, three.visible) == (True, True, False)
+        assert one.area == 16 * 36 and one.mask.width == 36 and one.mask.height == 16
+        assert (two.area, two.mask.width, three.area, three.bbox.width) == (0, 0, 0, 0)
+        assert out.states == {1: (TRACKING, 0.0), 2: (TRACKING, 0.0), 3: (OCCLUDED, 0.0)}
+        np.testing.assert_array_equal(out.overlay_bgr[18, 6], object_color(1))
+        np.testing.assert_array_equal(out.overlay_bgr[40, 58], [90, 90, 90])  # not drawn
+    for field in ("overlay", "labels"):
+        np.testing.assert_array_equal(
+            image_msg_to_array(getattr(node, field)), image_msg_to_array(getattr(replay, field))
+        )
+    without = frame_messages(rosbags_message_types(), 7, "cam", rgb, [shown], TrackStates(), 0)
+    assert without.overlay is None and without.overlay_bgr is None  # nobody asked for it

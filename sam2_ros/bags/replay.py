@@ -27,8 +27,7 @@ from sam2_ros.imaging.codec import (
     camera_msg_to_rgb,
     image_msg_to_array,
 )
-from sam2_ros.imaging.overlay import draw_overlay
-from sam2_ros.messages import build_image, build_label_image, build_object_array, stamp_to_ns
+from sam2_ros.messages import frame_messages, stamp_to_ns
 from sam2_ros.settings import TrackerSettings
 from sam2_ros.track_state import TrackStates
 
@@ -91,110 +90,156 @@ def replay_bag(
     tracker_factory: Callable[[], StreamingTracker] | None = None,
 ) -> ReplayReport:
     """Track every frame of a bag; write DIR/output_bag, DIR/overlay.mp4, DIR/metrics.*"""
-    options = options or ReplayOptions()
+    run = _open_run(bag, prompts_path, Path(out_dir), options or ReplayOptions())
+    tracker = tracker_factory() if tracker_factory else settings.build()
+    codec = _track_every_frame(run, tracker)
+    summary = _write_metrics(run, tracker)
+    return ReplayReport(run.out_dir, len(run.timeline.stamps), run.interrupted, summary, codec)
+
+
+@dataclass
+class _Run:
+    """One replay: its checked inputs and what it has gathered so far."""
+
+    bag: Path
+    info: bag_io.BagInfo
+    image_topic: str
+    prompts: list[FilePrompt]
+    out_dir: Path
+    options: ReplayOptions
+    gt: dict[int, np.ndarray]  # stamp -> ground-truth labels from the bag
+    timeline: RunTimeline = field(default_factory=RunTimeline)
+    gt_ids: dict[int, int] = field(default_factory=dict)  # object id -> ground-truth id
+    tracks: TrackStates = field(default_factory=TrackStates)
+    bit_depth: StreamBitDepth = field(default_factory=StreamBitDepth)  # as the node scales
+    interrupted: bool = False
+
+
+def _open_run(
+    bag: str | Path, prompts_path: str | Path, out_dir: Path, options: ReplayOptions
+) -> _Run:
+    """Check every input before anything is written; create the output folder."""
     info = bag_io.inspect_bag(bag)
     image_topic = choose_image_topic(info, options.image_topic)
     prompts = load_prompt_file(prompts_path)
     if options.gt_dir is not None and not Path(options.gt_dir).is_dir():
         raise ReplayError(f"ground-truth folder not found: {options.gt_dir}")
-    out_dir = Path(out_dir)
-    output_bag = out_dir / "output_bag"
-    if output_bag.exists():
-        raise ReplayError(f"{output_bag} already exists: choose another --out folder")
+    if (out_dir / "output_bag").exists():
+        raise ReplayError(f"{out_dir / 'output_bag'} already exists: choose another --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     gt = _read_ground_truth(bag, info, options.gt_topic)
-    tracker = tracker_factory() if tracker_factory else settings.build()
-    gt_ids: dict[int, int] = {}
-    timeline = RunTimeline()
-    types = bag_io.rosbags_message_types()
-    fps = frame_rate(info, image_topic)
+    return _Run(Path(bag), info, image_topic, prompts, out_dir, options, gt)
+
+
+def _track_every_frame(run: _Run, tracker: StreamingTracker) -> str:
+    """Track, prompt and record each frame in order (Ctrl-C stops cleanly, keeping what was
+    written); returns the video codec used."""
+    from tqdm import tqdm
+
+    options = run.options
     topics = {MASKS_TOPIC: bag_io.IMAGE_TYPE, OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE}
     if options.write_overlay_topic:
         topics[OVERLAY_TOPIC] = bag_io.IMAGE_TYPE
-    total = info.topics[image_topic].count
-    interrupted = False
-    from tqdm import tqdm
-
     with (
-        bag_io.BagWriter(output_bag, topics, storage=options.storage) as writer,
-        VideoOutput(out_dir / "overlay.mp4", fps) as video,
+        bag_io.BagWriter(run.out_dir / "output_bag", topics, storage=options.storage) as writer,
+        VideoOutput(run.out_dir / "overlay.mp4", frame_rate(run.info, run.image_topic)) as video,
         tqdm(
-            total=total, desc="replay", unit="frame", disable=None if options.progress else True
+            total=run.info.topics[run.image_topic].count, desc="replay", unit="frame",
+            disable=None if options.progress else True,
         ) as bar,
-    ):
+    ):  # fmt: skip
         try:
-            tracks = TrackStates()
-            bit_depth = StreamBitDepth()  # 16-bit input scaled as the node scales it
-            for index, (_, _, msg) in enumerate(bag_io.iter_messages(bag, [image_topic])):
-                stamp = stamp_to_ns(msg.header.stamp)
-                frame_id = msg.header.frame_id
-                try:
-                    rgb = camera_msg_to_rgb(msg, bit_depth)
-                except (ImageDecodeError, ValueError) as exc:
-                    raise ReplayError(f"frame {index} of {image_topic}: {exc}") from exc
-                started = time.perf_counter()
-                try:
-                    tracker.track(rgb, stamp)
-                except TrackerError as exc:
-                    raise ReplayError(f"frame {index} of {image_topic}: {exc}") from exc
-                for prompt in (p for p in prompts if p.applies_to(index, stamp)):
-                    object_id = _apply(tracker, prompt, stamp)
-                    if prompt.gt_id is not None:
-                        gt_ids[object_id] = prompt.gt_id
-                seconds = time.perf_counter() - started
-                results = tracker.latest_results()
-                timeline.add_frame(stamp, results, seconds)
-                labels = gt.get(stamp)
-                if labels is None and options.gt_dir is not None:
-                    labels = read_label_image(options.gt_dir, index)
-                if labels is not None:
-                    timeline.add_ground_truth(results, labels, gt_ids)
-                hw = rgb.shape[:2]
-                writer.write(
-                    MASKS_TOPIC, stamp, build_label_image(types, stamp, frame_id, results, hw)
-                )
-                states = tracks.update(
-                    stamp, {r.object_id: r.visible for r in results}, tracker.generation
-                )
-                writer.write(
-                    OBJECTS_TOPIC, stamp,
-                    build_object_array(types, stamp, frame_id, results, tracks=states),
-                )
-                overlay = draw_overlay(
-                    rgb,
-                    [(r.object_id, r.label, r.mask, r.visible, r.score) for r in results],
-                    options.alpha,
-                )
-                video.write(overlay)
-                if options.write_overlay_topic:
-                    header = bag_io.make_header(stamp, frame_id)
-                    writer.write(OVERLAY_TOPIC, stamp, build_image(types, header, overlay, "bgr8"))
+            messages = bag_io.iter_messages(run.bag, [run.image_topic])
+            for index, (_, _, msg) in enumerate(messages):
+                stamp, rgb, results = _track_frame(run, tracker, index, msg)
+                _score_frame(run, index, stamp, results)
+                _record_frame(run, writer, video, tracker, msg.header.frame_id, stamp, rgb, results)
                 bar.update(1)
         except KeyboardInterrupt:
-            interrupted = True
-    unused = [p.line for p in prompts if p.frame is not None and p.frame >= len(timeline.stamps)]
-    summary = timeline.summary()
+            run.interrupted = True
+    return video.codec
+
+
+def _track_frame(run: _Run, tracker: StreamingTracker, index: int, msg) -> tuple:
+    """Decode and track frame ``index``, then apply the prompts the file gives for it;
+    returns (stamp, rgb, the frame's results after its prompts)."""
+    stamp = stamp_to_ns(msg.header.stamp)
+    where = f"frame {index} of {run.image_topic}"
+    try:
+        rgb = camera_msg_to_rgb(msg, run.bit_depth)
+    except (ImageDecodeError, ValueError) as exc:
+        raise ReplayError(f"{where}: {exc}") from exc
+    started = time.perf_counter()
+    try:
+        tracker.track(rgb, stamp)
+    except TrackerError as exc:
+        raise ReplayError(f"{where}: {exc}") from exc
+    for prompt in (p for p in run.prompts if p.applies_to(index, stamp)):
+        object_id = _apply(tracker, prompt, stamp)
+        if prompt.gt_id is not None:
+            run.gt_ids[object_id] = prompt.gt_id
+    results = tracker.latest_results()
+    run.timeline.add_frame(stamp, results, time.perf_counter() - started)
+    return stamp, rgb, results
+
+
+def _score_frame(run: _Run, index: int, stamp: int, results: list) -> None:
+    """J, F and identity against the frame's ground truth, from the bag or --gt-dir."""
+    labels = run.gt.get(stamp)
+    if labels is None and run.options.gt_dir is not None:
+        labels = read_label_image(run.options.gt_dir, index)
+    if labels is not None:
+        run.timeline.add_ground_truth(results, labels, run.gt_ids)
+
+
+def _record_frame(
+    run: _Run,
+    writer: bag_io.BagWriter,
+    video: VideoOutput,
+    tracker: StreamingTracker,
+    frame_id: str,
+    stamp: int,
+    rgb: np.ndarray,
+    results: list,
+) -> None:
+    """What the node would publish for the frame, into the output bag, and the overlay
+    into the video (built by the node's own ``frame_messages``)."""
+    out = frame_messages(
+        bag_io.rosbags_message_types(), stamp, frame_id, rgb, results, run.tracks,
+        tracker.generation, threshold=tracker.mask_threshold, overlay_alpha=run.options.alpha,
+    )  # fmt: skip
+    writer.write(MASKS_TOPIC, stamp, out.labels)
+    writer.write(OBJECTS_TOPIC, stamp, out.objects)
+    video.write(out.overlay_bgr)
+    if run.options.write_overlay_topic:
+        writer.write(OVERLAY_TOPIC, stamp, out.overlay)
+
+
+def _write_metrics(run: _Run, tracker: StreamingTracker) -> dict:
+    """DIR/metrics.md|json and DIR/visibility.png; returns the summary."""
+    frames = len(run.timeline.stamps)
+    unused = [p.line for p in run.prompts if p.frame is not None and p.frame >= frames]
+    summary = run.timeline.summary()
     summary.update(
         {
-            "bag": str(bag),
-            "image_topic": image_topic,
-            "interrupted": interrupted,
+            "bag": str(run.bag),
+            "image_topic": run.image_topic,
+            "interrupted": run.interrupted,
             "random_weights": tracker.loaded.random_weights,
+            "weights": tracker.loaded.weights,
             "image_size": tracker.image_size,
             "prompts_not_reached_lines": unused,
         }
     )
     notes = [
-        f"Bag `{bag}`, topic `{image_topic}`, {len(timeline.stamps)} frames"
-        + (" (interrupted)" if interrupted else "")
+        f"Bag `{run.bag}`, topic `{run.image_topic}`, {frames} frames"
+        + (" (interrupted)" if run.interrupted else "")
         + f", image_size {tracker.image_size}.",
-        "Weights: RANDOM (no checkpoint given): masks are meaningless."
-        if tracker.loaded.random_weights
-        else f"Weights: {settings.checkpoint}",
+        f"Weights: {tracker.loaded.weights}.",
     ]
-    write_summary(summary, out_dir, "metrics", "sam2_ros replay", notes)
-    plot_visibility(timeline, out_dir / "visibility.png", f"replay of {Path(bag).name}")
-    return ReplayReport(out_dir, len(timeline.stamps), interrupted, summary, video.codec)
+    write_summary(summary, run.out_dir, "metrics", "sam2_ros replay", notes)
+    plot_visibility(run.timeline, run.out_dir / "visibility.png", f"replay of {run.bag.name}")
+    return summary
 
 
 def _apply(tracker: StreamingTracker, prompt: FilePrompt, stamp: int) -> int:

@@ -19,7 +19,7 @@ import torch
 
 from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 from sam2_ros.errors import CheckpointError, ModelConfigError
-from sam2_ros.settings import PARAMETERS, PRECISIONS
+from sam2_ros.settings import PARAMETERS, PRECISIONS, default
 
 LOG = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class LoadedModel:
     autocast_dtype: torch.dtype | None  # None = run in float32
     image_size: int
     random_weights: bool
+    weights: str = ""  # one sentence on what the weights are, for logs and run summaries
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -160,8 +161,23 @@ def resolve_config(model: str) -> Path:
     raise ModelConfigError(f"unknown model {model!r}: give one of {known} or a config .yaml path")
 
 
+def uses_random_weights(model: str, checkpoint: str | os.PathLike | None) -> bool:
+    """Whether a model runs on random weights: no checkpoint given and none bundled."""
+    return not str(checkpoint or "") and model not in BUNDLED_CHECKPOINTS
+
+
+def describe_weights(model: str, checkpoint: str | os.PathLike | None) -> str:
+    """The one sentence that says what weights a model runs with (the node's log, replay's
+    and the demo's summaries), known before the model is built."""
+    if str(checkpoint or ""):
+        return f"checkpoint {checkpoint}"
+    if model in BUNDLED_CHECKPOINTS:
+        return f"bundled weights of {model} (trained on synthetic scenes by this project)"
+    return "RANDOM weights (no checkpoint): the pipeline is real, the masks mean nothing"
+
+
 def build_model(
-    model: str = "sam2.1_hiera_t",
+    model: str = default("model"),
     checkpoint: str | os.PathLike | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -169,9 +185,10 @@ def build_model(
     compile_image_encoder: bool = False,
     seed: int = 0,
 ) -> LoadedModel:
-    """Build SAM2Base from a config and (optionally) an official checkpoint.
+    """Build SAM2Base from a config and a checkpoint: the one given, else the model's
+    bundled one (the default model, as everywhere: the parameter table's ``model``).
 
-    Without a checkpoint the weights are random (drawn from ``seed``): only good for tests
+    Without either the weights are random (drawn from ``seed``): only good for tests
     and demos, which is why a loud warning is logged.
     """
     from hydra.utils import instantiate
@@ -196,9 +213,10 @@ def build_model(
     # On CUDA Meta's own switch (max-autotune); on a CPU our freezing compile, below.
     cfg.model.compile_image_encoder = bool(compile_image_encoder) and torch_device.type == "cuda"
     OmegaConf.resolve(cfg)
-    if (checkpoint is None or str(checkpoint) == "") and model in BUNDLED_CHECKPOINTS:
+    weights = describe_weights(model, checkpoint)
+    random_weights = uses_random_weights(model, checkpoint)
+    if not str(checkpoint or "") and model in BUNDLED_CHECKPOINTS:
         checkpoint = BUNDLED_CHECKPOINTS[model]
-    random_weights = checkpoint is None or str(checkpoint) == ""
     # Random weights come from a fixed seed, so runs without a checkpoint are reproducible.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -247,6 +265,7 @@ def build_model(
         autocast_dtype=autocast_dtype,
         image_size=int(sam.image_size),
         random_weights=random_weights,
+        weights=weights,
     )
 
 

@@ -86,6 +86,12 @@ class ObjectResult:
     frame_maps: FrameMaps | None = field(default=None, repr=False, compare=False)
 
     @property
+    def shown(self) -> bool:
+        """Whether outputs show this object (the label image, a TrackedObject's mask and box,
+        the overlay): SAM 2 says it is visible and its mask has pixels at camera size."""
+        return bool(self.visible and self.area > 0)
+
+    @property
     def logits(self) -> np.ndarray:
         """HxW float32 mask logits at camera resolution (-1024 where there is no output)."""
         if self.logits_source is None:

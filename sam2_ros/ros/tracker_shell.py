@@ -1,11 +1,13 @@
 """What the plain and the managed (lifecycle) tracker nodes share: model, topics, services.
 
-Threads: the executor runs the image callbacks, which only note the message and put it
-into a newest-frame-wins slot, and, in their own callback groups, the depth callbacks, the
-services and the diagnostics timer. One worker thread takes frames from the slot, runs the
-tracker and publishes. Prompts are served while a frame is being encoded (the tracker is
-thread-safe). Reset and remove have a callback group of their own and never wait for a
-prompt or a frame in progress (the tracker queues them until that frame ends).
+Threads: the camera and depth subscriptions live on a companion node with an executor of
+its own (``camera_input``); their callbacks here only note an image and put it into a
+newest-frame-wins slot, or hand depth to ``depth_pairing``. The node's executor runs the
+services and the diagnostics timer in their own callback groups. One worker thread takes
+frames from the slot, runs the tracker and publishes what ``messages.frame_messages``
+builds (replay records the same). Prompts are served while a frame is being encoded (the
+tracker is thread-safe). Reset and remove have a callback group of their own and never wait
+for a prompt or a frame in progress (the tracker queues them until that frame ends).
 
 Time: one ``StampPolicy``, the tracker's, judges every frame's stamp: a frame a little
 before the previous one (reordered, a second publisher) is dropped; one at least
@@ -43,15 +45,7 @@ from sam2_ros.imaging.codec import (
     StreamBitDepth,
     camera_msg_to_rgb,
 )
-from sam2_ros.imaging.overlay import draw_overlay
-from sam2_ros.messages import (
-    MessageTypes,
-    build_header,
-    build_image,
-    build_label_image,
-    build_object_array,
-    stamp_to_ns,
-)
+from sam2_ros.messages import MessageTypes, build_header, frame_messages, stamp_to_ns
 from sam2_ros.names import private
 from sam2_ros.ros.camera_input import CameraInput
 from sam2_ros.ros.depth_pairing import DepthPairing
@@ -173,17 +167,12 @@ class TrackerShell:
             p, mask_threshold=self.settings.mask_threshold
         ).build()
         loaded = self.tracker.loaded
-        weights = (
-            "RANDOM weights (no checkpoint parameter; masks mean nothing)"
-            if loaded.random_weights
-            else f"checkpoint {p.checkpoint or 'bundled with ' + p.model}"
-        )
         dtype = loaded.autocast_dtype
         self.log.info(
             f"SAM 2 {p.model} on {loaded.device}, "
             f"{'fp32' if dtype is None else str(dtype).replace('torch.', '')}, "
             f"image_size {loaded.image_size}, {torch.get_num_threads()} CPU threads, "
-            f"{weights}; built in {time.monotonic() - started:.1f} s"
+            f"{loaded.weights}; built in {time.monotonic() - started:.1f} s"
         )
 
     def open(self) -> None:
@@ -467,35 +456,25 @@ class TrackerShell:
                 positions = self._depth.positions(src_header, objects, self.settings.depth_scale)
             except ValueError as exc:  # the depth state says why, for /diagnostics
                 self._bad_message("depth", stamp, exc)
-        states = self._tracks.update(
-            stamp, {r.object_id: r.visible for r in objects}, result.generation
-        )
         pubs = self._pubs
         if "masks" not in pubs:  # closed meanwhile
             return
-        pubs["masks"].publish(
-            build_label_image(
-                types, stamp, frame_id, objects, result.image_hw, self.settings.mask_threshold
-            )
-        )
-        pubs["objects"].publish(
-            build_object_array(types, stamp, frame_id, objects, positions, states)
-        )
-        header = build_header(types, stamp, frame_id)
         overlay = pubs["overlay"]
-        if self.settings.publish_overlay and overlay.get_subscription_count() > 0:
-            bgr = draw_overlay(
-                rgb,
-                [
-                    (r.object_id, r.label, r.mask, r.visible and r.area > 0, r.score)
-                    for r in objects
-                ],
-                self.settings.overlay_alpha,
-            )
-            overlay.publish(build_image(types, header, bgr, "bgr8"))
+        wanted = self.settings.publish_overlay and overlay.get_subscription_count() > 0
+        out = frame_messages(
+            types, stamp, frame_id, rgb, objects, self._tracks, result.generation,
+            positions=positions,
+            threshold=self.settings.mask_threshold,
+            overlay_alpha=self.settings.overlay_alpha if wanted else None,
+        )  # fmt: skip
+        pubs["masks"].publish(out.labels)
+        pubs["objects"].publish(out.objects)
+        if out.overlay is not None:
+            overlay.publish(out.overlay)
         if "markers" in pubs:
+            header = build_header(types, stamp, frame_id)
             pubs["markers"].publish(build_markers(header, objects, positions))
-        self._remove_lost(states)
+        self._remove_lost(out.states)
 
     def _remove_lost(self, states: dict[int, tuple[int, float]]) -> None:
         """Remove objects lost for longer than remove_lost_after (one at a time: a service

@@ -195,7 +195,7 @@ def label_image_of(
             and all(r.frame_maps is maps for r in results)
             and maps.all_ids == {r.object_id for r in results}):
         return maps.labels()
-    visible = [r for r in results if r.visible and r.area > 0]
+    shown = [r for r in results if r.shown]
     return label_image(
-        [r.logits for r in visible], [r.object_id for r in visible], threshold, shape=image_hw
+        [r.logits for r in shown], [r.object_id for r in shown], threshold, shape=image_hw
     )
