@@ -7,7 +7,7 @@ import pytest
 
 from sam2_ros.engine.model_loading import LoadedModel
 from sam2_ros.engine.streaming_tracker import MAX_OBJECT_ID, StreamingTracker
-from sam2_ros.errors import StampError
+from sam2_ros.errors import StampError, UnknownObjectError
 
 CLICK = [[40.0, 30.0]]
 
@@ -103,6 +103,9 @@ def test_reset_and_remove_do_not_wait_for_a_frame_in_progress(
         assert tracker.reset([two], wait=False) is False  # queued, not applied yet
         with pytest.raises(Exception, match="unknown object id 99"):
             tracker.remove([99], wait=False)
+        # Requests queued behind the frame meet the ids as the queue before them leaves them.
+        with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
+            tracker.reset([one], wait=False)
     finally:
         release.set()
         worker.join(10)

@@ -359,9 +359,10 @@ class StreamingTracker:
         removal is applied when that frame ends (before its results are made).
         """
         if not self._lock.acquire(blocking=wait):
-            self._check_known(object_ids)
+            known = self._ids_after_pending()
+            self._check_queued(object_ids, known)
             self._pending.append(("remove", list(object_ids)))
-            return sorted(set(self._objects) - set(object_ids))
+            return sorted(known - set(object_ids))
         try:
             self._check_known(object_ids)
             for object_id in object_ids:
@@ -379,7 +380,7 @@ class StreamingTracker:
         the reset is already applied (False: it will be when the current frame ends).
         """
         if not self._lock.acquire(blocking=wait):
-            self._check_known(object_ids or [])
+            self._check_queued(object_ids or [], self._ids_after_pending())
             self._pending.append(("reset", list(object_ids or [])))
             return False
         try:
@@ -405,6 +406,26 @@ class StreamingTracker:
     def _check_known(self, object_ids: list[int]) -> None:
         for object_id in object_ids:
             self._object(object_id)
+
+    def _ids_after_pending(self) -> set[int]:
+        """The object ids once the queued removals and resets are applied (read without
+        the lock: each copy is taken whole, under the interpreter lock)."""
+        ids = set(self._objects)
+        for kind, queued in list(self._pending):
+            if kind == "remove":
+                ids -= set(queued)
+            elif not queued:
+                ids = set()
+        return ids
+
+    @staticmethod
+    def _check_queued(object_ids: list[int], known: set[int]) -> None:
+        """A request queued behind a frame is checked against the ids it will meet."""
+        for object_id in object_ids:
+            if int(object_id) not in known:
+                raise UnknownObjectError(
+                    f"unknown object id {object_id} (known ids: {sorted(known) or 'none'})"
+                )
 
     def _apply_pending(self) -> None:
         """Removals and resets asked for while a frame ran (called with the lock held)."""

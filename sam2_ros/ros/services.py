@@ -12,6 +12,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rclpy.exceptions import InvalidHandle
+from rclpy.executors import MultiThreadedExecutor, await_or_execute
 from rclpy.time import Time
 from sensor_msgs.msg import RegionOfInterest
 
@@ -27,6 +29,60 @@ class InactiveError(TrackerError):
 
 
 EXPECTED_ERRORS = (TrackerError, ImageDecodeError, ValueError)
+
+
+class ArrivalOrder:
+    """Services whose requests are served in the order their clients sent them.
+
+    Why: rclpy's executor serves the services that are ready at one wake-up in the order
+    they were created, so a remove and a reset sent together could be answered, and
+    applied, in the other order. The services must share one mutually exclusive callback
+    group; run by ``OrderedExecutor``, each turn takes every request waiting on any of them
+    and serves them by the time their clients sent them (the request's source timestamp).
+    """
+
+    def __init__(self, services: list) -> None:
+        self.services = list(services)
+        for service in self.services:
+            service.arrival_order = self
+
+    def take_all(self) -> list[tuple[object, object, object]]:
+        """(service, request, header) of every waiting request, earliest sent first."""
+        taken = []
+        for rank, service in enumerate(self.services):
+            while True:
+                with service.handle:
+                    request, header = service.handle.service_take_request(
+                        service.srv_type.Request
+                    )
+                if header is None:
+                    break
+                taken.append((header.source_timestamp, rank, len(taken), service, request, header))
+        taken.sort(key=lambda item: item[:3])
+        return [item[3:] for item in taken]
+
+
+class OrderedExecutor(MultiThreadedExecutor):
+    """rclpy's multi-threaded executor, serving ``ArrivalOrder`` services in sent order
+    (other entities as usual)."""
+
+    def _take_service(self, srv):
+        order = getattr(srv, "arrival_order", None)
+        if order is None:
+            return super()._take_service(srv)
+        try:
+            taken = order.take_all()
+        except InvalidHandle:  # destroyed meanwhile
+            return None
+
+        async def _execute() -> None:
+            for service, request, header in taken:
+                response = await await_or_execute(
+                    service.callback, request, service.srv_type.Response()
+                )
+                service.send_response(response, header)
+
+        return _execute
 
 
 def ns_to_time(stamp_ns: int):

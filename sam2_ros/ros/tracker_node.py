@@ -12,12 +12,13 @@ from __future__ import annotations
 import signal
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from sam2_ros.names import NODE_NAME
 from sam2_ros.ros.parameters import declare_parameters
+from sam2_ros.ros.services import OrderedExecutor
 from sam2_ros.ros.tracker_shell import TrackerShell
 
 
@@ -46,7 +47,7 @@ def spin_until_signal(make_node, args=None) -> int:
     the node cannot start (its log says why)."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = {"requested": False}
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = OrderedExecutor(num_threads=4)  # reset and remove in the order sent
 
     def on_signal(signum, _frame) -> None:
         stop["requested"] = True  # the spin loop below sees it within 0.1 s

@@ -59,7 +59,7 @@ from sam2_ros.ros.outputs import (
 )
 from sam2_ros.ros.parameters import NodeParameters, RuntimeSettings
 from sam2_ros.ros.received_frames import ReceivedFrames
-from sam2_ros.ros.services import TrackerServices
+from sam2_ros.ros.services import ArrivalOrder, TrackerServices
 from sam2_ros.settings import TrackerSettings
 from sam2_ros.track_state import TrackStates
 
@@ -135,7 +135,7 @@ class TrackerShell:
         self._services: list = []
         self._diag_timer = None
         # Prompts wait (for a frame, for the model); reset and remove must not wait behind
-        # them, so they have a group of their own (one at a time, so in order).
+        # them, so they have a group of their own, served in the order sent.
         self._prompt_group = MutuallyExclusiveCallbackGroup()
         self._control_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
@@ -231,6 +231,8 @@ class TrackerShell:
                 **control,
             ),
         ]
+        # One group, served in the order the clients sent (with the node's OrderedExecutor).
+        ArrivalOrder(self._services[1:])
 
     def start(self) -> None:
         """Subscribe the camera (and depth) and process frames."""
