@@ -51,6 +51,9 @@ from sam2_ros.settings import TrackerSettings
 DISCOVERY_TIMEOUT_S = 60.0
 MODEL_START_TIMEOUT_S = 300.0
 MIN_PROMPT_AREA = 80  # pixels of ground truth an object needs before the demo prompts it
+#: This ground-truth object (the designed scene's rectangle) is prompted by its box, the
+#: others by a click, so that one run sends both kinds of prompt through ~/add_prompt.
+BOX_PROMPTED_GT_ID = 2
 # How long to wait after the last frame for the node's diagnostics to report its engine
 # time: two diagnostics periods of config/tracker.yaml (1 s) and a margin.
 ENGINE_REPORT_TIMEOUT_S = 3.0
@@ -101,39 +104,15 @@ def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool)
 
 
 def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    """The demo's steps in order; 0 on success, 1 when the node failed, 2 for a bad bag."""
+    from sam2_ros.engine.model_loading import describe_weights, uses_random_weights
 
     out = args.out or Path("out") / time.strftime("demo-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    if args.bag:
-        bag = args.bag
-    else:
-        cfg = SceneConfig(
-            width=args.width,
-            height=args.height,
-            fps=args.fps,
-            duration_s=args.duration,
-            num_objects=3,
-            seed=0,
-        )
-        bag = out / "input_bag"
-        print(
-            f"[demo] synthetic scene {cfg.width}x{cfg.height}, {cfg.fps:g} fps, "
-            f"{cfg.duration_s:g} s ({cfg.num_frames} frames) -> {bag}"
-        )
-        bag_io.write_scene_bag(bag, cfg)
+    bag = args.bag or _write_scene_bag(args, out / "input_bag")
     info = bag_io.inspect_bag(bag)
     image_topic = choose_image_topic(info, "")
-    compressed = info.topics[image_topic].msgtype == bag_io.COMPRESSED_TYPE
-    gt = (
-        {
-            stamp_to_ns(msg.header.stamp): image_msg_to_array(msg)
-            for _, _, msg in bag_io.iter_messages(bag, [bag_io.GT_LABELS_TOPIC])
-        }
-        if bag_io.GT_LABELS_TOPIC in info.topics
-        else {}
-    )
+    gt = _ground_truth(bag, info)
     if not gt:
         print(
             f"[demo] error: {bag} has no {bag_io.GT_LABELS_TOPIC} topic to place prompts "
@@ -141,23 +120,78 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
             file=sys.stderr,
         )
         return 2
-    from sam2_ros.engine.model_loading import BUNDLED_CHECKPOINTS
-
-    if settings.checkpoint:
-        weights = f"checkpoint {settings.checkpoint}"
-    elif settings.model in BUNDLED_CHECKPOINTS:
-        weights = "bundled weights (trained on synthetic scenes by this project)"
-    else:
-        weights = "RANDOM weights (no --checkpoint): the pipeline is real, the masks are not"
+    weights = describe_weights(settings.model, settings.checkpoint)
     print(
         f"[demo] model {settings.model}, image_size {settings.image_size or 'config'}, "
         f"device {settings.device}; {weights}"
     )
+    try:
+        player, timeline, summary = _run_node_and_play(out, settings, bag, info, image_topic, gt)
+    except RuntimeError as exc:
+        print(f"[demo] error: {exc} (see {out / 'node.log'})", file=sys.stderr)
+        return 1
+    fps = frame_rate(info, image_topic)
+    codec = _write_video(out / "overlay.mp4", player.recorder.overlays, fps, summary)
+    summary.update(
+        {
+            "random_weights": uses_random_weights(settings.model, settings.checkpoint),
+            "weights": weights,
+            "model": settings.model,
+            "image_size": settings.image_size,
+            "video_codec": codec,
+        }
+    )
+    _write_summary(out, bag, settings, weights, fps, summary, timeline)
+    _print_where_and_verdict(out, summary)
+    return 0
+
+
+def _write_scene_bag(args: argparse.Namespace, bag: Path) -> Path:
+    """The designed synthetic scene (three shapes, ground truth) as a camera bag."""
+    cfg = SceneConfig(
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        duration_s=args.duration,
+        num_objects=3,
+        seed=0,
+    )
+    print(
+        f"[demo] synthetic scene {cfg.width}x{cfg.height}, {cfg.fps:g} fps, "
+        f"{cfg.duration_s:g} s ({cfg.num_frames} frames) -> {bag}"
+    )
+    bag_io.write_scene_bag(bag, cfg)
+    return bag
+
+
+def _ground_truth(bag: Path, info: bag_io.BagInfo) -> dict[int, np.ndarray]:
+    """Stamp -> ground-truth label image: where the demo prompts, and what it scores."""
+    if bag_io.GT_LABELS_TOPIC not in info.topics:
+        return {}
+    return {
+        stamp_to_ns(msg.header.stamp): image_msg_to_array(msg)
+        for _, _, msg in bag_io.iter_messages(bag, [bag_io.GT_LABELS_TOPIC])
+    }
+
+
+def _run_node_and_play(
+    out: Path,
+    settings: TrackerSettings,
+    bag: Path,
+    info: bag_io.BagInfo,
+    image_topic: str,
+    gt: dict[int, np.ndarray],
+) -> tuple[_Player, RunTimeline, dict]:
+    """Start the node as its own process, play the bag into it, prompt, record; always
+    shut both down (the node by SIGINT, as a person would)."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
 
     env = dict(os.environ)
     # Keep the demo's traffic on this machine, away from any real robot on the network.
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE",)})
+    compressed = info.topics[image_topic].msgtype == bag_io.COMPRESSED_TYPE
     node_log = open(out / "node.log", "w")  # noqa: SIM115 - closed in finally
     command = _node_command(settings, image_topic, compressed)
     node_proc = subprocess.Popen(command, env=env, stdout=node_log, stderr=subprocess.STDOUT)
@@ -166,39 +200,50 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
     executor = MultiThreadedExecutor(num_threads=3)
     player = _Player(rclpy, image_topic, compressed, out / "output_bag")
     executor.add_node(player.node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    threading.Thread(target=executor.spin, daemon=True).start()
     try:
         player.wait_for_node(node_proc)
         timeline, summary = player.play(bag, image_topic, gt, info, node_proc)
-    except RuntimeError as exc:
-        print(f"[demo] error: {exc} (see {out / 'node.log'})", file=sys.stderr)
-        return 1
+        return player, timeline, summary
     finally:
         player.close()
         executor.shutdown()
         rclpy.try_shutdown()
-        if node_proc.poll() is None:
-            node_proc.send_signal(signal.SIGINT)
-            try:
-                node_proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                node_proc.kill()
+        _stop_node(node_proc)
         node_log.close()
-    fps = frame_rate(info, image_topic)
-    with VideoOutput(
-        out / "overlay.mp4", fps * summary["frames_processed"] / max(1, summary["frames_in"])
-    ) as video:
-        for _, bgr in player.recorder.overlays:
+
+
+def _stop_node(node_proc: subprocess.Popen) -> None:
+    if node_proc.poll() is None:
+        node_proc.send_signal(signal.SIGINT)
+        try:
+            node_proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+
+
+def _write_video(
+    path: Path, overlays: list[tuple[int, np.ndarray]], fps: float, summary: dict
+) -> str:
+    """The recorded ~/overlay frames as a video at the rate the node processed them;
+    returns the codec used."""
+    rate = fps * summary["frames_processed"] / max(1, summary["frames_in"])
+    with VideoOutput(path, rate) as video:
+        for _, bgr in overlays:
             video.write(bgr)
-    summary.update(
-        {
-            "random_weights": not settings.checkpoint and settings.model not in BUNDLED_CHECKPOINTS,
-            "model": settings.model,
-            "image_size": settings.image_size,
-            "video_codec": video.codec,
-        }
-    )
+    return video.codec
+
+
+def _write_summary(
+    out: Path,
+    bag: Path,
+    settings: TrackerSettings,
+    weights: str,
+    fps: float,
+    summary: dict,
+    timeline: RunTimeline,
+) -> None:
+    """summary.md|json and visibility.png."""
     notes = [
         f"Input: `{bag}` ({summary['frames_in']} frames at {fps:.1f} fps); node: "
         f"{settings.model}, image_size {settings.image_size}, device {settings.device}.",
@@ -215,12 +260,15 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
         )
     write_summary(summary, out, "summary", "sam2_ros demo", notes)
     plot_visibility(timeline, out / "visibility.png", "sam2_ros demo: visibility over time")
+
+
+def _print_where_and_verdict(out: Path, summary: dict) -> None:
+    """The summary, where every output is, and the one-line verdict last."""
     print((out / "summary.md").read_text())
     print(f"[demo] also in {out}: visibility.png, output_bag/ (what the node published), node.log")
     print(f"[demo] overlay video: {out / 'overlay.mp4'}")
     print(f"[demo] summary: {out / 'summary.md'} (every number: {out / 'summary.json'})")
     print(f"[demo] {verdict_line(summary)}")
-    return 0
 
 
 class _Player:
@@ -283,7 +331,7 @@ class _Player:
         from rclpy.serialization import deserialize_message
 
         msg = deserialize_message(raw, msg_type)
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_to_ns(msg.header.stamp)
         with self._bag_lock:
             self.recorded.append((topic, stamp, bytes(raw)))
         return msg
@@ -293,7 +341,7 @@ class _Player:
 
         now = time.monotonic()
         msg = self._record(OBJECTS_TOPIC, raw, TrackedObjectArray)
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_to_ns(msg.header.stamp)
         rec = self.recorder
         with rec.new_frame:
             rec.processed.setdefault(stamp, now)
@@ -304,7 +352,7 @@ class _Player:
         from sensor_msgs.msg import Image
 
         msg = self._record(MASKS_TOPIC, raw, Image)
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_to_ns(msg.header.stamp)
         labels = np.frombuffer(bytes(msg.data), dtype=np.uint16).reshape(msg.height, msg.width)
         with self.recorder.lock:
             self.recorder.label_images[stamp] = labels
@@ -313,7 +361,7 @@ class _Player:
         from sensor_msgs.msg import Image
 
         msg = self._record(OVERLAY_TOPIC, raw, Image)
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_to_ns(msg.header.stamp)
         bgr = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.width, 3)
         with self.recorder.lock:
             self.recorder.overlays.append((stamp, bgr.copy()))
@@ -378,7 +426,7 @@ class _Player:
                 time.sleep(delay)  # keep the bag's own timing, like `ros2 bag play`
             if topic == image_topic:
                 msg = deserialize_message(raw, self.image_type)
-                header_stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                header_stamp = stamp_to_ns(msg.header.stamp)
                 self.published[header_stamp] = time.monotonic()
                 self.image_pub.publish(msg)
             else:
@@ -396,58 +444,47 @@ class _Player:
 
     def _prompt_loop(self, gt: dict[int, np.ndarray]) -> None:
         """Prompt every object once, on the first processed frame where it shows well."""
-        from geometry_msgs.msg import Point
-
-        from sam2_ros.imaging.masks import interior_point
-
         pending = sorted({int(i) for labels in gt.values() for i in np.unique(labels) if i})
         seen: set[int] = set()
-        rec = self.recorder
         while pending and not self._done.is_set():
-            with rec.new_frame:
-                rec.new_frame.wait_for(
-                    lambda: set(rec.processed) - seen or self._done.is_set(), timeout=1.0
-                )
-                fresh = sorted(set(rec.processed) - seen)
-            for stamp in fresh:
-                seen.add(stamp)
+            for stamp in self._newly_processed(seen):
                 labels = gt.get(stamp)
-                if labels is None:
-                    continue
-                for gt_id in list(pending):
-                    mask = labels == gt_id
-                    if int(mask.sum()) < MIN_PROMPT_AREA:
-                        continue
-                    request = self.add_prompt_type.Request(object_id=0, label=f"shape{gt_id}")
-                    request.stamp.sec, request.stamp.nanosec = divmod(stamp, 1_000_000_000)
-                    if gt_id == 2:  # one object by box, the others by a click
-                        ys, xs = np.nonzero(mask)
-                        request.use_box = True
-                        request.box = [
-                            float(xs.min()),
-                            float(ys.min()),
-                            float(xs.max()),
-                            float(ys.max()),
-                        ]
-                    else:
-                        x, y = interior_point(mask)
-                        request.points = [Point(x=float(x), y=float(y), z=0.0)]
-                        request.point_labels = [1]
-                    response = self._call(request)
-                    self.prompts_sent += 1
-                    if response is not None and response.success:
-                        self.prompts_accepted += 1
-                        pending.remove(gt_id)
-                        self.gt_ids[response.object_id] = gt_id
-                        print(
-                            f"[demo] prompted object {response.object_id} ({request.label}) "
-                            f"on frame stamp {stamp}: score {response.score:.2f}"
-                        )
-                    else:
-                        why = response.message if response is not None else "no answer"
-                        print(f"[demo] prompt for {request.label} refused: {why}")
+                if labels is not None:
+                    pending = [i for i in pending if not self._prompt(i, labels == i, stamp)]
                 if not pending:
                     return
+
+    def _newly_processed(self, seen: set[int]) -> list[int]:
+        """Stamps of frames the node published results for since the last call (waits for
+        one up to a second); adds them to ``seen``."""
+        rec = self.recorder
+        with rec.new_frame:
+            rec.new_frame.wait_for(
+                lambda: set(rec.processed) - seen or self._done.is_set(), timeout=1.0
+            )
+            fresh = sorted(set(rec.processed) - seen)
+        seen.update(fresh)
+        return fresh
+
+    def _prompt(self, gt_id: int, mask: np.ndarray, stamp: int) -> bool:
+        """Prompt one object on one processed frame, as a planner would, if it shows well
+        there; returns whether the node accepted it."""
+        if int(mask.sum()) < MIN_PROMPT_AREA:
+            return False
+        request = _prompt_request(self.add_prompt_type, gt_id, mask, stamp)
+        response = self._call(request)
+        self.prompts_sent += 1
+        if response is None or not response.success:
+            why = response.message if response is not None else "no answer"
+            print(f"[demo] prompt for {request.label} refused: {why}")
+            return False
+        self.prompts_accepted += 1
+        self.gt_ids[response.object_id] = gt_id
+        print(
+            f"[demo] prompted object {response.object_id} ({request.label}) "
+            f"on frame stamp {stamp}: score {response.score:.2f}"
+        )
+        return True
 
     def _call(self, request):
         future = self.prompt_client.call_async(request)
@@ -498,6 +535,26 @@ class _Player:
         with bag_io.BagWriter(self.output_bag, topics) as bag:
             for topic, stamp, raw in recorded:
                 bag.write_raw(topic, stamp, raw)
+
+
+def _prompt_request(request_type, gt_id: int, mask: np.ndarray, stamp: int):
+    """An AddPrompt request for a new object on the frame ``stamp``: a box around the
+    ground-truth mask for BOX_PROMPTED_GT_ID, else a click on its most interior point."""
+    from geometry_msgs.msg import Point
+
+    from sam2_ros.imaging.masks import interior_point
+
+    request = request_type.Request(object_id=0, label=f"shape{gt_id}")
+    request.stamp.sec, request.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    if gt_id == BOX_PROMPTED_GT_ID:
+        ys, xs = np.nonzero(mask)
+        request.use_box = True
+        request.box = [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
+    else:
+        x, y = interior_point(mask)
+        request.points = [Point(x=float(x), y=float(y), z=0.0)]
+        request.point_labels = [1]
+    return request
 
 
 def _as_result(obj, labels: np.ndarray | None) -> ObjectResult:

@@ -190,7 +190,7 @@ class StreamingTracker:
                 return FrameResult(
                     index, stamp, rgb.shape[:2], [], timing, generation=self._generation
                 )
-            results, transfer = self._results_on(self._ring.newest, timing)
+            results, transfer = self._results_of_all_objects(self._ring.newest, timing)
             self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
             return FrameResult(
@@ -339,11 +339,12 @@ class StreamingTracker:
         """The newest frame's results again, all objects in one batch, so the latest results
         always come from one call (and share one label index); a prompt on an older frame
         gets its own result there."""
-        results, _ = self._results_on(self._ring.newest, timing)
+        results, _ = self._results_of_all_objects(self._ring.newest, timing)
         self._latest = {r.object_id: r for r in results}
         if ring_frame is self._ring.newest:
             return self._latest[obj.object_id]
-        return self._results_of([self._on_frame(obj, ring_frame, out)], ring_frame, timing)[0][0]
+        item = self._object_on_frame(obj, ring_frame, out)
+        return self._to_camera_size([item], ring_frame, timing)[0][0]
 
     def _new_id(self) -> int:
         """The next object id; past MAX_OBJECT_ID the smallest free one (the label image is
@@ -557,16 +558,18 @@ class StreamingTracker:
         for obj in self._objects.values():
             obj.prune(keep_ptr_from, keep_mem_from, oldest)
 
-    def _results_on(
+    def _results_of_all_objects(
         self, ring_frame: RingFrame, timing: StageTiming
     ) -> tuple[list[ObjectResult], HostTransfer]:
         """Every object's result on a ring frame (one batched postprocessing step)."""
-        items = [self._on_frame(o, ring_frame) for _, o in sorted(self._objects.items())]
-        return self._results_of(items, ring_frame, timing)
+        items = [self._object_on_frame(o, ring_frame) for _, o in sorted(self._objects.items())]
+        return self._to_camera_size(items, ring_frame, timing)
 
-    def _results_of(
+    def _to_camera_size(
         self, items: list[ObjectOnFrame], ring_frame: RingFrame, timing: StageTiming
     ) -> tuple[list[ObjectResult], HostTransfer]:
+        """The objects' outputs on a ring frame as results at the camera's size (masks,
+        label index, box, centroid), in one batched postprocessing step."""
         started = time.perf_counter()
         results, transfer = frame_results(
             items, ring_frame.image_hw, self.mask_threshold, self.device
@@ -575,9 +578,11 @@ class StreamingTracker:
         return results, transfer
 
     @staticmethod
-    def _on_frame(
+    def _object_on_frame(
         obj: ObjectMemory, ring_frame: RingFrame, out: FrameOutput | None = None
     ) -> ObjectOnFrame:
+        """An object's output on a ring frame (its stored one unless ``out`` is given) with
+        the frames since its last prompt, as postprocessing takes it."""
         out = out if out is not None else obj.output_at(ring_frame.index)
         since = 0
         if obj.last_prompt_frame is not None:
