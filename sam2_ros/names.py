@@ -17,6 +17,12 @@ MASKS = "masks"
 OBJECTS = "objects"
 OVERLAY = "overlay"
 MARKERS = "markers"
+DETECTIONS_OUT = "detections"  # vision_msgs/Detection2DArray of the tracked objects
+DETECTIONS_3D = "detections_3d"  # vision_msgs/Detection3DArray, with depth
+
+# Subscribed topics, relative to the node's namespace (remapped to a detector or a viewer).
+DETECTIONS_IN = "detections"  # vision_msgs/Detection2DArray from a detector
+CLICK = "click"  # geometry_msgs/PointStamped, e.g. rqt_image_view's <image>_mouse_left
 
 # Services, relative to the node's private namespace.
 ADD_PROMPT = "add_prompt"

@@ -164,7 +164,47 @@ def test_history_gives_each_track_on_the_named_frame() -> None:
     assert views[3].box == (80, 0, 90, 10) and views[3].label == "cup"  # first seen later
     assert history.views(40, [1], {})[0].box == (9, 0, 19, 10)
     history.add(40, {1: (12, 0, 22, 10), 2: None})
-    # capacity: the oldest frame (10) is gone, so object 2 was never seen in what is kept
-    assert history.views(30, [2], {})[0].last_box is None
+    # capacity: the oldest frame (10) is gone; where object 2 was last seen is remembered
+    assert history.views(30, [2], {})[0].box is None
+    assert history.views(30, [2], {})[0].last_box == (50, 0, 60, 10)
     history.forget([1])
     assert history.views(30, [1], {})[0].box is None
+
+
+def test_history_remembers_where_a_long_lost_object_was_seen() -> None:
+    history = BoxHistory(capacity=2)
+    history.add(10, {1: (0, 0, 10, 10)})
+    for stamp in (20, 30, 40):
+        history.add(stamp, {1: None})
+    view = history.views(40, [1], {})[0]
+    assert view.box is None and view.last_box == (0, 0, 10, 10)
+    history.retain([])
+    assert history.views(40, [1], {})[0].last_box is None
+
+
+def test_a_track_made_after_the_named_frame_is_placed_between_its_sightings() -> None:
+    history = BoxHistory(capacity=10)
+    for stamp in (10, 20, 30):
+        history.add(stamp, {1: (0, 0, 10, 10)})  # frames tracked before object 2 existed
+    history.note(10, 2, (0, 50, 10, 60))  # prompted on frame 10, re-tracked to frame 30
+    history.note(30, 2, (40, 50, 50, 60))
+    view = {v.object_id: v for v in history.views(20, [1, 2], {})}
+    assert view[2].box == pytest.approx((20, 50, 30, 60))
+    assert view[1].box == (0, 0, 10, 10)
+
+
+def test_a_drifted_or_moved_track_is_matched_by_class_and_nearness() -> None:
+    matcher = DetectionMatcher(min_score=0.5, refresh_iou=0.5, forget_after_s=0.0)
+    tracks = [
+        TrackView(1, (0, 0, 10, 10), (0, 0, 10, 10), "cup"),
+        TrackView(2, None, (100, 0, 110, 10), "cup", lost=True),
+    ]
+    near = Detection((14, 0, 24, 10), 0.9, "cup")  # no overlap, 14 px away: track 1
+    plan = matcher.plan(SEC, [near], tracks)
+    assert [i for i, _ in plan.refresh] == [1] and plan.create == []
+    far = Detection((60, 0, 70, 10), 0.9, "cup")  # 40 px from either: a new object
+    assert matcher.plan(SEC, [far], tracks).create == [far]
+    other = Detection((14, 0, 24, 10), 0.9, "bowl")  # near, but another class: new
+    assert matcher.plan(SEC, [other], tracks).create == [other]
+    unlabelled = Detection((14, 0, 24, 10), 0.9, "")  # no class: overlap only
+    assert matcher.plan(SEC, [unlabelled], tracks).create == [unlabelled]

@@ -12,9 +12,10 @@ for one detection message on one frame, with no ROS and no model:
   ``refresh_iou`` with the detection (drift, or not visible at all) or the track is LOST;
 - which track is forgotten: not matched for ``forget_after`` seconds (0 = never).
 
-Identity never jumps: a detection only ever prompts the track it is matched to, a match
+Identity never jumps: a detection only ever prompts the track it is matched to; a match
 needs the track's own box (on that frame, or where it was last seen) to overlap the
-detection, and class labels must agree where both have one.
+detection with agreeing class labels, or, for a detection and a track both left over and
+of the same class, their boxes to lie near each other.
 
 ``BoxHistory`` keeps each track's box on recent tracked frames, because detections come late
 and slower than the camera: a detection is matched against the boxes of the frame its stamp
@@ -35,12 +36,21 @@ from sam2_ros.errors import TrackerError
 
 #: Least IoU between a detection and a track's box for them to be the same object.
 MATCH_IOU = 0.1
+#: Farthest a same-class detection may lie from a track that overlaps nothing, in
+#: detection box diagonals, to be matched to it (centre to centre).
+REACQUIRE_DISTANCE = 1.5
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 
 class DetectionError(TrackerError):
-    """A detection message that cannot be used (the whole message is left out)."""
+    """A detection message that cannot be used (the whole message is left out). ``kind``
+    names the problem in words that stay the same between occurrences (warnings are
+    throttled per kind)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -63,19 +73,22 @@ def check_detections(detections: Sequence[Detection], image_hw: tuple[int, int])
     ``image_hw``: no detections at all, a non-finite value, an empty box, a box that lies
     outside the image (one that sticks out only in part is fine: detectors pad)."""
     if not detections:
-        raise DetectionError("the message holds no detections")
+        raise DetectionError("the message holds no detections", "no detections")
     height, width = image_hw
     for i, det in enumerate(detections):
         values = (*det.box, det.score)
         if not all(math.isfinite(v) for v in values):
-            raise DetectionError(f"detection {i}: box or score is NaN or infinite: {values}")
+            raise DetectionError(f"detection {i}: box or score is NaN or infinite: {values}",
+                                 "detection not finite")
         x0, y0, x1, y1 = det.box
         if x1 <= x0 or y1 <= y0:
-            raise DetectionError(f"detection {i}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty")
+            raise DetectionError(f"detection {i}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty",
+                                 "detection box empty")
         if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
             raise DetectionError(
                 f"detection {i}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
-                f"{width}x{height} image"
+                f"{width}x{height} image",
+                "detection box outside the image",
             )
 
 
@@ -117,16 +130,21 @@ class Plan:
 
 
 def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[int, int]:
-    """Optimal one-to-one assignment of detections to tracks: detection index -> track
-    index. A pair needs IoU >= MATCH_IOU between the detection and the track's box on the
-    frame (or, when it is not visible there, where it was last seen) and no label conflict;
-    among allowed pairs the total IoU is maximised."""
+    """Optimal one-to-one assignment of detections to tracks: detection index -> track index.
+
+    First by overlap: a pair needs IoU >= MATCH_IOU between the detection and the track's
+    box on the frame (or, when it is not visible there, where it was last seen) and no
+    label conflict; the total IoU is maximised. Then, among what is left, by nearness: a
+    detection and a track of the same (non-empty) class whose centres lie within
+    REACQUIRE_DISTANCE detection diagonals (a track that drifted off its object, or a lost
+    one that comes back elsewhere); the total distance is minimised.
+    """
     if not detections or not tracks:
         return {}
     det_boxes = np.array([d.box for d in detections], dtype=np.float64)
+    refs = [t.box if t.box is not None else t.last_box for t in tracks]
     iou = np.zeros((len(detections), len(tracks)))
-    for j, track in enumerate(tracks):
-        ref = track.box if track.box is not None else track.last_box
+    for j, (track, ref) in enumerate(zip(tracks, refs, strict=True)):
         if ref is None:
             continue
         iou[:, j] = box_iou(det_boxes, np.array([ref]))[:, 0]
@@ -135,7 +153,29 @@ def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[
                 iou[i, j] = 0.0
     allowed = iou >= MATCH_IOU
     rows, cols = linear_sum_assignment(np.where(allowed, -iou, 0.0))
-    return {int(i): int(j) for i, j in zip(rows, cols, strict=True) if allowed[i, j]}
+    pairs = {int(i): int(j) for i, j in zip(rows, cols, strict=True) if allowed[i, j]}
+    left_dets = [i for i in range(len(detections)) if i not in pairs and detections[i].label]
+    taken = set(pairs.values())
+    left_tracks = [j for j in range(len(tracks)) if j not in taken and refs[j] is not None]
+    if not left_dets or not left_tracks:
+        return pairs
+    dist = np.full((len(left_dets), len(left_tracks)), np.inf)
+    for a, i in enumerate(left_dets):
+        x0, y0, x1, y1 = detections[i].box
+        diagonal = max(1e-6, float(np.hypot(x1 - x0, y1 - y0)))
+        for b, j in enumerate(left_tracks):
+            if tracks[j].label != detections[i].label:
+                continue
+            rx0, ry0, rx1, ry1 = refs[j]
+            gap = np.hypot((x0 + x1 - rx0 - rx1) / 2, (y0 + y1 - ry0 - ry1) / 2)
+            if gap <= REACQUIRE_DISTANCE * diagonal:
+                dist[a, b] = gap
+    near = np.isfinite(dist)
+    rows, cols = linear_sum_assignment(np.where(near, dist, 1e12))
+    for a, b in zip(rows, cols, strict=True):
+        if near[a, b]:
+            pairs[left_dets[a]] = left_tracks[b]
+    return pairs
 
 
 class DetectionMatcher:
@@ -217,12 +257,18 @@ class BoxHistory:
         self.capacity = capacity
         self._stamps: list[int] = []
         self._boxes: dict[int, dict[int, Box | None]] = {}
+        # Where each object was last seen, kept beyond the window: a lost object may have
+        # been out of sight for longer than ``capacity`` frames when a detection finds it.
+        self._last_seen: dict[int, tuple[int, Box]] = {}
 
     def add(self, stamp: int, boxes: Mapping[int, Box | None]) -> None:
         """A tracked frame: object id -> its box there (None when not visible)."""
         if stamp not in self._boxes:
             bisect.insort(self._stamps, stamp)
         self._boxes.setdefault(stamp, {}).update(boxes)
+        for object_id, box in boxes.items():
+            if box is not None and stamp >= self._last_seen.get(object_id, (stamp, None))[0]:
+                self._last_seen[object_id] = (stamp, box)
         while len(self._stamps) > self.capacity:
             del self._boxes[self._stamps.pop(0)]
 
@@ -235,36 +281,61 @@ class BoxHistory:
         for boxes in self._boxes.values():
             for object_id in ids & boxes.keys():
                 del boxes[object_id]
+        for object_id in ids:
+            self._last_seen.pop(object_id, None)
+
+    def retain(self, object_ids: Iterable[int]) -> None:
+        """Forget every object but these (the others were removed or reset)."""
+        known = set(self._last_seen).union(*(b.keys() for b in self._boxes.values()))
+        self.forget(known - set(object_ids))
 
     def clear(self) -> None:
         self._stamps.clear()
         self._boxes.clear()
+        self._last_seen.clear()
 
     def views(self, stamp: int, object_ids: Iterable[int], labels: Mapping[int, str],
               lost: Iterable[int] = ()) -> list[TrackView]:
-        """Every given track as seen on the frame ``stamp``: its box on the last recorded frame
-        at or before it, and where it was last seen at or before it (or, for a track first
-        seen after it, where it was first seen; such a track counts as seen there)."""
+        """Every given track as seen on the frame ``stamp``.
+
+        ``box``: its box on the last recorded frame at or before ``stamp`` (None when not
+        visible there). A track missing from that record (made, or prompted, after that
+        frame was tracked) is placed between the nearest frames that saw it, before and
+        after (linearly), or at the nearer one. ``last_box``: where it was last seen at or
+        before ``stamp``, else first seen after it, else last seen at all.
+        """
         lost = set(lost)
         at = bisect.bisect_right(self._stamps, stamp)
         before, after = self._stamps[:at], self._stamps[at:]
         views = []
         record = self._boxes[before[-1]] if before else {}
         for object_id in sorted(object_ids):
-            last = next((self._boxes[s][object_id] for s in reversed(before)
-                         if self._boxes[s].get(object_id) is not None), None)
-            if last is None:
-                last = next((self._boxes[s][object_id] for s in after
-                             if self._boxes[s].get(object_id) is not None), None)
-            # A track not on that frame's record (made after it) is taken where first seen.
-            on_frame = record.get(object_id, last)
+            seen_before = next(((s, self._boxes[s][object_id]) for s in reversed(before)
+                                if self._boxes[s].get(object_id) is not None), None)
+            seen_after = next(((s, self._boxes[s][object_id]) for s in after
+                               if self._boxes[s].get(object_id) is not None), None)
+            last = (seen_before or seen_after or self._last_seen.get(object_id) or (0, None))[1]
+            if object_id in record:
+                on_frame = record[object_id]
+            elif seen_before and seen_after:
+                on_frame = _between(seen_before, seen_after, stamp)
+            else:
+                on_frame = last
             views.append(TrackView(object_id, on_frame, last, labels.get(object_id, ""),
                                    object_id in lost))
         return views
 
 
+def _between(a: tuple[int, Box], b: tuple[int, Box], stamp: int) -> Box:
+    """The box at ``stamp`` on the straight way from box ``a`` to box ``b`` (stamped)."""
+    (sa, ba), (sb, bb) = a, b
+    w = 0.0 if sb == sa else min(1.0, max(0.0, (stamp - sa) / (sb - sa)))
+    return tuple(float(x + w * (y - x)) for x, y in zip(ba, bb, strict=True))
+
+
 __all__ = [
     "MATCH_IOU",
+    "REACQUIRE_DISTANCE",
     "BoxHistory",
     "Detection",
     "DetectionError",

@@ -119,6 +119,11 @@ class TrackerServices:
             raise InactiveError(self.inactive_reason())
         return tracker
 
+    def untracked_frame(self, tracker: StreamingTracker, stamp: int):
+        """What a prompt on ``stamp`` from another source (a detection, a click) needs, as
+        AddPrompt gets it: the image of a received frame the tracker did not track, or None."""
+        return self._untracked_frame(tracker, stamp)
+
     def _untracked_frame(self, tracker: StreamingTracker, stamp: int):
         """The image of a received camera frame the tracker did not track, or None.
 

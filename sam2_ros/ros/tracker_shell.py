@@ -60,6 +60,8 @@ from sam2_ros.ros.outputs import (
 from sam2_ros.ros.parameters import NodeParameters, RuntimeSettings
 from sam2_ros.ros.received_frames import ReceivedFrames
 from sam2_ros.ros.services import ArrivalOrder, TrackerServices
+from sam2_ros.ros.vision.prompt_topics import PromptTopics
+from sam2_ros.ros.vision.vision_outputs import VisionOutputs
 from sam2_ros.settings import TrackerSettings
 from sam2_ros.track_state import TrackStates
 
@@ -125,6 +127,8 @@ class TrackerShell:
             max_bytes=params.received_frames_mb * 10**6,
         )
         self._depth = DepthPairing(params.depth_slop) if params.use_depth else None
+        self._prompt_topics = PromptTopics(node, params, self._bad_message, 10)
+        self._vision_out = VisionOutputs(node, self._depth, OUTPUT_QOS)
         self._bit_depth = StreamBitDepth(params.input_bit_depth)
         self.tracker: StreamingTracker | None = None
         self.active = False
@@ -208,6 +212,7 @@ class TrackerShell:
                     self.params.diagnostics_period, self._publish_diagnostics,
                     callback_group=self._timer_group,
                 )
+        self._vision_out.open()
         self.handlers = TrackerServices(
             lambda: self.tracker if self.active else None,
             self.log,
@@ -248,9 +253,11 @@ class TrackerShell:
                 f"depth on: {depth} and {info} paired by stamp (slop "
                 f"{self.params.depth_slop:.3f} s); frames without a pair are still tracked"
             )
+        prompt_topics = self._prompt_topics.start(self.handlers)
         self.active = True
         self.log.info(
-            f"ready: tracking frames from {self.image_topic}; services "
+            f"ready: tracking frames from {self.image_topic}; prompts from "
+            f"{', '.join(prompt_topics)}; services "
             f"{node.resolve_topic_name(private(names.ADD_PROMPT))}, ~/{names.REMOVE_OBJECTS}, "
             f"~/{names.RESET}"
         )
@@ -271,6 +278,7 @@ class TrackerShell:
                     f"({self.params.shutdown_timeout:.1f} s)"
                 )
             self._slot = None
+        self._prompt_topics.stop()
         self._received.clear()
         return finished
 
@@ -286,6 +294,7 @@ class TrackerShell:
         for pub in self._pubs.values():
             node.destroy_publisher(pub)
         self._pubs = {}
+        self._vision_out.close()
 
     def unload(self) -> None:
         """Release the model and its memory."""
@@ -359,8 +368,9 @@ class TrackerShell:
 
     def _stream_restarted(self) -> None:
         """All objects are forgotten (reset of all objects, time jump, unload): the
-        automatic 16-bit depth is judged again."""
+        automatic 16-bit depth is judged again, the topic prompts forget their tracks."""
         self._bit_depth.reset()
+        self._prompt_topics.forget_all()
 
     def _on_clock_jump(self, jump: TimeJump) -> None:
         """The ROS clock went back at least time_jump_reset: a stream that starts over (the
@@ -469,6 +479,7 @@ class TrackerShell:
             threshold=self.settings.mask_threshold,
             overlay_alpha=self.settings.overlay_alpha if wanted else None,
         )  # fmt: skip
+        self._prompt_topics.on_frame(stamp, result.image_hw, objects, out.states)
         pubs["masks"].publish(out.labels)
         pubs["objects"].publish(out.objects)
         if out.overlay is not None:
@@ -476,6 +487,8 @@ class TrackerShell:
         if "markers" in pubs:
             header = build_header(types, stamp, frame_id)
             pubs["markers"].publish(build_markers(header, objects, positions))
+        self._vision_out.publish(src_header, build_header(types, stamp, frame_id), objects,
+                                 positions)
         self._remove_lost(out.states)
 
     def _remove_lost(self, states: dict[int, tuple[int, float]]) -> None:

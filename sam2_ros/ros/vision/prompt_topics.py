@@ -1,0 +1,236 @@
+"""Prompts from topics: a detector's ``detections`` and an image viewer's ``click``.
+
+``detections`` (vision_msgs/Detection2DArray, with ``use_detections``): each message is
+matched to the tracks on the frame its header stamp names (``engine.detections``: optimal
+one-to-one by box IoU) and turned into new objects, box re-prompts and removals. A stamp
+of a frame the node received but did not track goes through the same prompt history as
+AddPrompt's (``TrackerServices.untracked_frame``); zero means the newest frame.
+
+``click`` (geometry_msgs/PointStamped in image pixels, as rqt_image_view publishes on
+``<image>_mouse_left``): a positive click that creates an object on the frame its stamp
+names (zero = the newest).
+
+A message that cannot be used (no detections, a NaN box, a box outside the image, an
+unknown stamp) gets one throttled warning and changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+
+from geometry_msgs.msg import PointStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+
+from sam2_ros import names
+from sam2_ros.engine.detections import (
+    BoxHistory,
+    Detection,
+    DetectionMatcher,
+    check_detections,
+    xywh_to_box,
+)
+from sam2_ros.engine.results import ObjectResult, PromptResult
+from sam2_ros.engine.streaming_tracker import StreamingTracker
+from sam2_ros.errors import StampError, TrackerError, UnknownObjectError
+from sam2_ros.ros.services import EXPECTED_ERRORS, TrackerServices, time_to_ns
+from sam2_ros.track_state import LOST
+from sam2_ros.vision_messages import detections_of
+
+
+class UnknownStampError(StampError):
+    """A topic prompt names a frame the node neither keeps nor received."""
+
+    kind = "unknown stamp"
+
+
+class PromptTopics:
+    """The ``detections`` and ``click`` subscriptions of one node and what they do."""
+
+    def __init__(self, node: Node, params, bad_message: Callable[[str, int, Exception], None],
+                 qos) -> None:
+        self._node = node
+        self._log = node.get_logger()
+        self._use_detections = bool(params.use_detections)
+        self._bad_message = bad_message
+        self._qos = qos
+        self._matcher = DetectionMatcher(params.detection_min_score,
+                                         params.detection_refresh_iou,
+                                         params.detection_forget_after)
+        self._history = BoxHistory(max(30, 4 * params.prompt_history))
+        self._lock = threading.Lock()
+        self._lost: set[int] = set()
+        self._image_hw: tuple[int, int] | None = None
+        self._last_frame: int | None = None
+        self._group = MutuallyExclusiveCallbackGroup()
+        self._subs: list = []
+        self._services: TrackerServices | None = None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self, services: TrackerServices) -> list[str]:
+        """Subscribe; returns the resolved topic names for the node's ready line."""
+        self._services = services
+        node, kw = self._node, {"callback_group": self._group}
+        self._subs.append(node.create_subscription(
+            PointStamped, names.CLICK, self._on_click, self._qos, **kw))
+        topics = [node.resolve_topic_name(names.CLICK)]
+        if self._use_detections:
+            try:
+                from vision_msgs.msg import Detection2DArray
+            except ImportError as exc:
+                self._log.info(f"vision_msgs is not installed ({exc}): use_detections has no "
+                               f"effect, no '{names.DETECTIONS_IN}' subscription")
+            else:
+                self._subs.append(node.create_subscription(
+                    Detection2DArray, names.DETECTIONS_IN, self._on_detections, self._qos,
+                    **kw))
+                topics.append(node.resolve_topic_name(names.DETECTIONS_IN))
+        return topics
+
+    def stop(self) -> None:
+        for sub in self._subs:
+            self._node.destroy_subscription(sub)
+        self._subs = []
+        self.forget_all()
+
+    def forget_all(self) -> None:
+        """After a full reset or unload: no track, box or match is remembered."""
+        with self._lock:
+            self._history.clear()
+            self._matcher.reset()
+            self._lost.clear()
+            self._last_frame = None
+
+    def on_frame(self, stamp: int, image_hw: tuple[int, int],
+                 objects: Sequence[ObjectResult], states: Mapping[int, tuple[int, float]]) -> None:
+        """A tracked frame's results (worker thread): boxes for late detections, lost ids."""
+        boxes = {r.object_id: _box(r) for r in objects}
+        with self._lock:
+            if self._last_frame is not None and stamp < self._last_frame:
+                self._history.clear()  # time went backwards: the tracker was reset
+            self._last_frame = stamp
+            self._image_hw = image_hw
+            self._history.retain(boxes.keys())
+            self._history.add(stamp, boxes)
+            self._lost = {i for i, (state, _) in states.items() if state == LOST}
+
+    # ------------------------------------------------------------------ shared
+    def _frame(self, stamp: int) -> tuple[StreamingTracker, int | None, object]:
+        """The tracker, the stamp (None = newest) and, for a received frame the tracker did
+        not track, its image. Raises StampError for a stamp of no kept or received frame."""
+        services = self._services
+        if services is None:
+            raise StampError("not started")
+        tracker = services.tracker
+        if not stamp:
+            return tracker, None, None
+        frame = services.untracked_frame(tracker, stamp)
+        if frame is None and stamp not in tracker.ring_stamps():
+            raise UnknownStampError(
+                f"unknown stamp {stamp}: no kept or received camera frame has it (too old "
+                "for prompt_history, or never received)"
+            )
+        return tracker, stamp, frame
+
+    def _note(self, tracker: StreamingTracker, result: PromptResult) -> None:
+        """A prompted object's box on the prompted frame and on the newest one (it was
+        re-tracked up to there), for the detections that come next."""
+        newest = tracker.latest_stamp
+        now = next((r for r in tracker.latest_results() if r.object_id == result.object_id),
+                   None)
+        with self._lock:
+            self._history.note(result.stamp, result.object_id, _box(result.result))
+            if now is not None and newest is not None and newest != result.stamp:
+                self._history.note(newest, result.object_id, _box(now))
+
+    def _failed(self, what: str, stamp: int, exc: Exception) -> None:
+        if isinstance(exc, EXPECTED_ERRORS):
+            self._bad_message(what, stamp, exc)
+        else:
+            self._log.error(f"{what} message failed unexpectedly: {exc!r}\n"
+                            + traceback.format_exc())
+
+    # ------------------------------------------------------------------ click
+    def _on_click(self, msg) -> None:
+        stamp = time_to_ns(msg.header.stamp)
+        try:
+            tracker, at, frame = self._frame(stamp)
+            x, y = float(msg.point.x), float(msg.point.y)
+            result = tracker.add_prompt(points=[(x, y)], labels=[1], stamp=at, frame=frame)
+        except Exception as exc:
+            self._failed("click", stamp, exc)
+            return
+        self._note(tracker, result)
+        with self._lock:
+            self._matcher.created(result.object_id, result.stamp)
+        self._log.info(f"click ({x:.1f}, {y:.1f}) on frame {result.stamp}: new object "
+                       f"{result.object_id} (score {result.score:.3f})")
+
+    # ------------------------------------------------------------------ detections
+    def _on_detections(self, msg) -> None:
+        stamp = time_to_ns(msg.header.stamp)
+        try:
+            detections = detections_of(msg)
+            if self._image_hw is None:
+                raise StampError("no frame has been tracked yet")
+            check_detections(detections, self._image_hw)
+            tracker, at, frame = self._frame(stamp)
+            self._apply(tracker, at or tracker.latest_stamp, frame, detections)
+
+        except Exception as exc:
+            self._failed("detections", stamp, exc)
+
+    def _apply(self, tracker: StreamingTracker, stamp: int, frame,
+               detections: Sequence[Detection]) -> None:
+        with self._lock:
+            views = self._history.views(stamp, tracker.object_ids, tracker.labels(),
+                                        self._lost)
+            plan = self._matcher.plan(stamp, detections, views)
+        for det in plan.create:
+            try:
+                result = tracker.add_prompt(box=det.box, stamp=stamp, label=det.label,
+                                            frame=frame)
+            except TrackerError as exc:  # e.g. max_objects reached
+                self._bad_message("detections", stamp, exc)
+                continue
+            self._note(tracker, result)
+            with self._lock:
+                self._matcher.created(result.object_id, stamp)
+            self._log.info(f"new object {result.object_id} '{det.label}' from a detection on "
+                           f"frame {result.stamp} (detector score {det.score:.2f})")
+        for object_id, det in plan.refresh:
+            try:
+                # A fresh start from the detection's box: the drifted (or lost) track's
+                # memory would pull the mask back where it went wrong.
+                tracker.reset([object_id])
+                result = tracker.add_prompt(object_id=object_id, box=det.box, stamp=stamp,
+                                            frame=frame)
+            except UnknownObjectError:  # removed meanwhile
+                continue
+            except TrackerError as exc:  # e.g. its frame fell out of the ring meanwhile
+                self._bad_message("detections", stamp, exc)
+                continue
+            self._note(tracker, result)
+            self._log.info(f"object {object_id} re-prompted with its detection's box on "
+                           f"frame {result.stamp}")
+        self._log.debug(
+            f"detections on frame {stamp}: {len(plan.matched)} matched, {len(plan.create)} "
+            f"new, {len(plan.refresh)} re-prompted, {len(plan.forget)} removed, "
+            f"{plan.ignored} ignored"
+        )
+        if plan.forget:
+            with contextlib.suppress(UnknownObjectError):  # removed meanwhile
+                tracker.remove(plan.forget, wait=False)
+            with self._lock:
+                self._history.forget(plan.forget)
+                self._matcher.forget(plan.forget)
+            self._log.info(f"removed objects {plan.forget}: no matching detection for "
+                           "detection_forget_after")
+
+
+def _box(result: ObjectResult) -> tuple[float, float, float, float] | None:
+    """An object's mask box as x0, y0, x1, y1; None when it is not visible."""
+    return xywh_to_box(result.bbox) if result.visible and result.area > 0 else None
