@@ -36,7 +36,8 @@ from sam2_ros.engine.detections import (
 from sam2_ros.engine.results import ObjectResult, PromptResult
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.errors import StampError, TrackerError, UnknownObjectError
-from sam2_ros.ros.services import EXPECTED_ERRORS, TrackerServices, time_to_ns
+from sam2_ros.messages import stamp_to_ns
+from sam2_ros.ros.services import EXPECTED_ERRORS, TrackerServices
 from sam2_ros.track_state import LOST
 from sam2_ros.vision_messages import detections_of
 
@@ -155,7 +156,7 @@ class PromptTopics:
 
     # ------------------------------------------------------------------ click
     def _on_click(self, msg) -> None:
-        stamp = time_to_ns(msg.header.stamp)
+        stamp = stamp_to_ns(msg.header.stamp)
         try:
             tracker, at, frame = self._frame(stamp)
             x, y = float(msg.point.x), float(msg.point.y)
@@ -171,7 +172,7 @@ class PromptTopics:
 
     # ------------------------------------------------------------------ detections
     def _on_detections(self, msg) -> None:
-        stamp = time_to_ns(msg.header.stamp)
+        stamp = stamp_to_ns(msg.header.stamp)
         try:
             detections = detections_of(msg)
             if self._image_hw is None:
