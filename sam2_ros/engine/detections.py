@@ -25,14 +25,21 @@ names, not the newest ones.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from sam2_ros.errors import TrackerError
+from sam2_ros.engine.results import ObjectResult, PromptResult
+from sam2_ros.errors import TrackerError, UnknownObjectError
+
+if TYPE_CHECKING:  # the tracker imports torch; matching needs none of it
+    from sam2_ros.engine.streaming_tracker import StreamingTracker
 
 #: Least IoU between a detection and a track's box for them to be the same object.
 MATCH_IOU = 0.1
@@ -333,13 +340,129 @@ def _between(a: tuple[int, Box], b: tuple[int, Box], stamp: int) -> Box:
     return tuple(float(x + w * (y - x)) for x, y in zip(ba, bb, strict=True))
 
 
+@dataclass
+class Applied:
+    """What applying one detection message did to the tracker."""
+
+    plan: Plan
+    created: list[tuple[PromptResult, Detection]] = field(default_factory=list)
+    refreshed: list[PromptResult] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    errors: list[TrackerError] = field(default_factory=list)  # e.g. max_objects reached
+
+    def summary(self) -> str:
+        return (f"{len(self.plan.matched)} matched, {len(self.created)} new, "
+                f"{len(self.refreshed)} re-prompted, {len(self.removed)} removed, "
+                f"{self.plan.ignored} ignored")
+
+
+def _box_of(result: ObjectResult) -> Box | None:
+    """An object's mask box as x0, y0, x1, y1; None when it is not visible."""
+    return xywh_to_box(result.bbox) if result.visible and result.area > 0 else None
+
+
+class DetectionPrompter:
+    """Detection messages applied to a tracker: the node's ``detections`` topic and bag
+    replay share it. Thread-safe: frames are noted from one thread while messages are
+    applied from another.
+
+    Call ``on_frame`` after every tracked frame, ``apply`` for each (checked) message,
+    ``prompted`` after any other prompt that created an object (a click), ``forget_all``
+    after a full reset.
+    """
+
+    def __init__(self, min_score: float, refresh_iou: float, forget_after_s: float,
+                 history_frames: int) -> None:
+        self._matcher = DetectionMatcher(min_score, refresh_iou, forget_after_s)
+        self._history = BoxHistory(history_frames)
+        self._lock = threading.Lock()
+        self._lost: set[int] = set()
+        self._last_frame: int | None = None
+        self.image_hw: tuple[int, int] | None = None
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._history.clear()
+            self._matcher.reset()
+            self._lost.clear()
+            self._last_frame = None
+
+    def on_frame(self, stamp: int, image_hw: tuple[int, int],
+                 results: Sequence[ObjectResult], lost: Iterable[int]) -> None:
+        """A tracked frame's results and the ids whose track is LOST."""
+        boxes = {r.object_id: _box_of(r) for r in results}
+        with self._lock:
+            if self._last_frame is not None and stamp < self._last_frame:
+                self._history.clear()  # time went backwards: the tracker was reset
+            self._last_frame = stamp
+            self.image_hw = image_hw
+            self._history.retain(boxes.keys())
+            self._history.add(stamp, boxes)
+            self._lost = set(lost)
+
+    def prompted(self, tracker: StreamingTracker, result: PromptResult) -> None:
+        """A prompted object's box on the prompted frame and on the newest one (it was
+        re-tracked up to there), for the detections that come next."""
+        newest = tracker.latest_stamp
+        now = next((r for r in tracker.latest_results() if r.object_id == result.object_id),
+                   None)
+        with self._lock:
+            self._history.note(result.stamp, result.object_id, _box_of(result.result))
+            if now is not None and newest is not None and newest != result.stamp:
+                self._history.note(newest, result.object_id, _box_of(now))
+            self._matcher.created(result.object_id, result.stamp)
+
+    def apply(self, tracker: StreamingTracker, stamp: int, detections: Sequence[Detection],
+              frame: np.ndarray | None = None) -> Applied:
+        """Match the detections of the frame ``stamp`` (a kept frame, or ``frame``, the
+        image of a received one the tracker did not track) and prompt, re-prompt and remove
+        as they ask. A re-prompt starts the object afresh from the detection's box: the
+        drifted (or lost) track's memory would pull the mask back where it went wrong."""
+        with self._lock:
+            views = self._history.views(stamp, tracker.object_ids, tracker.labels(),
+                                        self._lost)
+            plan = self._matcher.plan(stamp, detections, views)
+        out = Applied(plan)
+        for det in plan.create:
+            try:
+                result = tracker.add_prompt(box=det.box, stamp=stamp, label=det.label,
+                                            frame=frame)
+            except TrackerError as exc:
+                out.errors.append(exc)
+                continue
+            self.prompted(tracker, result)
+            out.created.append((result, det))
+        for object_id, det in plan.refresh:
+            try:
+                tracker.reset([object_id])
+                result = tracker.add_prompt(object_id=object_id, box=det.box, stamp=stamp,
+                                            frame=frame)
+            except UnknownObjectError:  # removed meanwhile
+                continue
+            except TrackerError as exc:  # e.g. its frame fell out of the ring meanwhile
+                out.errors.append(exc)
+                continue
+            self.prompted(tracker, result)
+            out.refreshed.append(result)
+        if plan.forget:
+            with contextlib.suppress(UnknownObjectError):  # removed meanwhile
+                tracker.remove(plan.forget, wait=False)
+            with self._lock:
+                self._history.forget(plan.forget)
+                self._matcher.forget(plan.forget)
+            out.removed = list(plan.forget)
+        return out
+
+
 __all__ = [
     "MATCH_IOU",
     "REACQUIRE_DISTANCE",
+    "Applied",
     "BoxHistory",
     "Detection",
     "DetectionError",
     "DetectionMatcher",
+    "DetectionPrompter",
     "Plan",
     "TrackView",
     "box_iou",

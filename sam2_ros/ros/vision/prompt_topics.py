@@ -16,8 +16,6 @@ unknown stamp) gets one throttled warning and changes nothing.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 
@@ -26,16 +24,10 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
 from sam2_ros import names
-from sam2_ros.engine.detections import (
-    BoxHistory,
-    Detection,
-    DetectionMatcher,
-    check_detections,
-    xywh_to_box,
-)
-from sam2_ros.engine.results import ObjectResult, PromptResult
+from sam2_ros.engine.detections import DetectionPrompter, check_detections
+from sam2_ros.engine.results import ObjectResult
 from sam2_ros.engine.streaming_tracker import StreamingTracker
-from sam2_ros.errors import StampError, TrackerError, UnknownObjectError
+from sam2_ros.errors import StampError
 from sam2_ros.messages import stamp_to_ns
 from sam2_ros.ros.services import EXPECTED_ERRORS, TrackerServices
 from sam2_ros.track_state import LOST
@@ -58,14 +50,10 @@ class PromptTopics:
         self._use_detections = bool(params.use_detections)
         self._bad_message = bad_message
         self._qos = qos
-        self._matcher = DetectionMatcher(params.detection_min_score,
-                                         params.detection_refresh_iou,
-                                         params.detection_forget_after)
-        self._history = BoxHistory(max(30, 4 * params.prompt_history))
-        self._lock = threading.Lock()
-        self._lost: set[int] = set()
-        self._image_hw: tuple[int, int] | None = None
-        self._last_frame: int | None = None
+        self._prompter = DetectionPrompter(
+            params.detection_min_score, params.detection_refresh_iou,
+            params.detection_forget_after, max(30, 4 * params.prompt_history),
+        )
         self._group = MutuallyExclusiveCallbackGroup()
         self._subs: list = []
         self._services: TrackerServices | None = None
@@ -99,24 +87,13 @@ class PromptTopics:
 
     def forget_all(self) -> None:
         """After a full reset or unload: no track, box or match is remembered."""
-        with self._lock:
-            self._history.clear()
-            self._matcher.reset()
-            self._lost.clear()
-            self._last_frame = None
+        self._prompter.forget_all()
 
     def on_frame(self, stamp: int, image_hw: tuple[int, int],
                  objects: Sequence[ObjectResult], states: Mapping[int, tuple[int, float]]) -> None:
         """A tracked frame's results (worker thread): boxes for late detections, lost ids."""
-        boxes = {r.object_id: _box(r) for r in objects}
-        with self._lock:
-            if self._last_frame is not None and stamp < self._last_frame:
-                self._history.clear()  # time went backwards: the tracker was reset
-            self._last_frame = stamp
-            self._image_hw = image_hw
-            self._history.retain(boxes.keys())
-            self._history.add(stamp, boxes)
-            self._lost = {i for i, (state, _) in states.items() if state == LOST}
+        lost = [i for i, (state, _) in states.items() if state == LOST]
+        self._prompter.on_frame(stamp, image_hw, objects, lost)
 
     # ------------------------------------------------------------------ shared
     def _frame(self, stamp: int) -> tuple[StreamingTracker, int | None, object]:
@@ -136,17 +113,6 @@ class PromptTopics:
             )
         return tracker, stamp, frame
 
-    def _note(self, tracker: StreamingTracker, result: PromptResult) -> None:
-        """A prompted object's box on the prompted frame and on the newest one (it was
-        re-tracked up to there), for the detections that come next."""
-        newest = tracker.latest_stamp
-        now = next((r for r in tracker.latest_results() if r.object_id == result.object_id),
-                   None)
-        with self._lock:
-            self._history.note(result.stamp, result.object_id, _box(result.result))
-            if now is not None and newest is not None and newest != result.stamp:
-                self._history.note(newest, result.object_id, _box(now))
-
     def _failed(self, what: str, stamp: int, exc: Exception) -> None:
         if isinstance(exc, EXPECTED_ERRORS):
             self._bad_message(what, stamp, exc)
@@ -164,9 +130,7 @@ class PromptTopics:
         except Exception as exc:
             self._failed("click", stamp, exc)
             return
-        self._note(tracker, result)
-        with self._lock:
-            self._matcher.created(result.object_id, result.stamp)
+        self._prompter.prompted(tracker, result)
         self._log.info(f"click ({x:.1f}, {y:.1f}) on frame {result.stamp}: new object "
                        f"{result.object_id} (score {result.score:.3f})")
 
@@ -175,63 +139,24 @@ class PromptTopics:
         stamp = stamp_to_ns(msg.header.stamp)
         try:
             detections = detections_of(msg)
-            if self._image_hw is None:
+            if self._prompter.image_hw is None:
                 raise StampError("no frame has been tracked yet")
-            check_detections(detections, self._image_hw)
+            check_detections(detections, self._prompter.image_hw)
             tracker, at, frame = self._frame(stamp)
-            self._apply(tracker, at or tracker.latest_stamp, frame, detections)
-
+            at = at or tracker.latest_stamp
+            applied = self._prompter.apply(tracker, at, detections, frame)
         except Exception as exc:
             self._failed("detections", stamp, exc)
-
-    def _apply(self, tracker: StreamingTracker, stamp: int, frame,
-               detections: Sequence[Detection]) -> None:
-        with self._lock:
-            views = self._history.views(stamp, tracker.object_ids, tracker.labels(),
-                                        self._lost)
-            plan = self._matcher.plan(stamp, detections, views)
-        for det in plan.create:
-            try:
-                result = tracker.add_prompt(box=det.box, stamp=stamp, label=det.label,
-                                            frame=frame)
-            except TrackerError as exc:  # e.g. max_objects reached
-                self._bad_message("detections", stamp, exc)
-                continue
-            self._note(tracker, result)
-            with self._lock:
-                self._matcher.created(result.object_id, stamp)
+            return
+        for error in applied.errors:  # e.g. max_objects reached
+            self._bad_message("detections", stamp, error)
+        for result, det in applied.created:
             self._log.info(f"new object {result.object_id} '{det.label}' from a detection on "
                            f"frame {result.stamp} (detector score {det.score:.2f})")
-        for object_id, det in plan.refresh:
-            try:
-                # A fresh start from the detection's box: the drifted (or lost) track's
-                # memory would pull the mask back where it went wrong.
-                tracker.reset([object_id])
-                result = tracker.add_prompt(object_id=object_id, box=det.box, stamp=stamp,
-                                            frame=frame)
-            except UnknownObjectError:  # removed meanwhile
-                continue
-            except TrackerError as exc:  # e.g. its frame fell out of the ring meanwhile
-                self._bad_message("detections", stamp, exc)
-                continue
-            self._note(tracker, result)
-            self._log.info(f"object {object_id} re-prompted with its detection's box on "
-                           f"frame {result.stamp}")
-        self._log.debug(
-            f"detections on frame {stamp}: {len(plan.matched)} matched, {len(plan.create)} "
-            f"new, {len(plan.refresh)} re-prompted, {len(plan.forget)} removed, "
-            f"{plan.ignored} ignored"
-        )
-        if plan.forget:
-            with contextlib.suppress(UnknownObjectError):  # removed meanwhile
-                tracker.remove(plan.forget, wait=False)
-            with self._lock:
-                self._history.forget(plan.forget)
-                self._matcher.forget(plan.forget)
-            self._log.info(f"removed objects {plan.forget}: no matching detection for "
+        for result in applied.refreshed:
+            self._log.info(f"object {result.object_id} re-prompted with its detection's box "
+                           f"on frame {result.stamp}")
+        if applied.removed:
+            self._log.info(f"removed objects {applied.removed}: no matching detection for "
                            "detection_forget_after")
-
-
-def _box(result: ObjectResult) -> tuple[float, float, float, float] | None:
-    """An object's mask box as x0, y0, x1, y1; None when it is not visible."""
-    return xywh_to_box(result.bbox) if result.visible and result.area > 0 else None
+        self._log.debug(f"detections on frame {at}: {applied.summary()}")
