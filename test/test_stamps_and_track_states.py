@@ -72,6 +72,23 @@ def test_the_tracker_uses_its_policy_and_counts_full_resets(tiny_model, frames):
     assert tracker.track(frames[1], 1).generation == 1  # any stamp after a full reset
 
 
+def test_a_queued_full_reset_starts_a_new_stream_at_once(tiny_model, frames):
+    """A reset of everything that waits for the frame in progress: the frames after it are
+    a new stream already (not judged against the old stream's last stamp)."""
+    policy = StampPolicy.with_threshold(1.0)
+    tracker = StreamingTracker(tiny_model, stamps=policy)
+    tracker.track(frames[0], 10 * S)
+    answers = []
+    with tracker._lock:  # a frame in progress
+        other = threading.Thread(target=lambda: answers.append(tracker.reset(wait=False)))
+        other.start()
+        other.join(30)
+        assert answers == [False]  # queued
+        assert policy.judge(8 * S) is Verdict.NEW  # not a jump back
+    result = tracker.track(frames[1], 8 * S)
+    assert result.generation == 1 and result.objects == []
+
+
 # ---------------------------------------------------------------------- track states
 def test_ids_reused_after_a_full_reset_start_a_new_track():
     states = TrackStates(occluded_frames=2)

@@ -383,6 +383,10 @@ class StreamingTracker:
         if not self._lock.acquire(blocking=wait):
             self._check_queued(object_ids or [], self._ids_after_pending())
             self._pending.append(("reset", list(object_ids or [])))
+            if not object_ids:
+                # The next frame starts a new stream at once (a stamp before the frame in
+                # progress is not a jump back); the end of that frame forgets it again.
+                self.stamps.forget()
             return False
         try:
             self._reset(object_ids)
