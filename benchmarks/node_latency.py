@@ -155,10 +155,6 @@ def wait_until(predicate, timeout: float, what: str, node: NodeProcess) -> None:
         time.sleep(0.05)
 
 
-def stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def measure_node(args, frames: list[np.ndarray], click) -> dict:
     import rclpy
     from builtin_interfaces.msg import Time
@@ -170,6 +166,7 @@ def measure_node(args, frames: list[np.ndarray], click) -> dict:
     from sensor_msgs.msg import Image
 
     from sam2_ros import names
+    from sam2_ros.messages import stamp_to_ns
 
     domain = args.domain_id or random.Random(os.urandom(8)).randint(1, 101)
     context = rclpy.Context()
@@ -187,7 +184,7 @@ def measure_node(args, frames: list[np.ndarray], click) -> dict:
     def on_objects(msg) -> None:
         now = time.monotonic()
         with lock:
-            received.setdefault(stamp_ns(msg.header), (now, len(msg.objects)))
+            received.setdefault(stamp_to_ns(msg.header.stamp), (now, len(msg.objects)))
 
     camera_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                             history=HistoryPolicy.KEEP_LAST)

@@ -24,6 +24,8 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from sam2_ros.messages import stamp_to_ns
+
 REPO = Path(__file__).resolve().parents[1]
 NODE_SCRIPT = REPO / "scripts" / "tracker_node"
 RELIABLE = QoSProfile(
@@ -178,7 +180,7 @@ class Inbox:
 
 
 def stamp_of(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    return stamp_to_ns(header.stamp)
 
 
 class RosClient:

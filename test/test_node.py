@@ -37,6 +37,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sam2_ros import names
 from sam2_ros.evaluation.synthetic_scene import BASE_STAMP_S, SceneConfig, render_scene
 from sam2_ros.imaging.codec import decode_image
+from sam2_ros.messages import stamp_to_ns
 
 SCENE = SceneConfig(width=64, height=48, fps=10.0, duration_s=2.0, num_objects=2)
 FRAME_ID = "camera_color_optical_frame"
@@ -301,7 +302,7 @@ def test_point_box_and_mask_prompts(ros):
 
 
 def stamp_of_time(time_msg) -> int:
-    return int(time_msg.sec) * 1_000_000_000 + int(time_msg.nanosec)
+    return stamp_to_ns(time_msg)
 
 
 def test_second_object_mid_stream_then_remove_one(ros):

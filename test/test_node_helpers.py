@@ -35,6 +35,7 @@ from sam2_ros.imaging.codec import (
     image_msg_to_rgb,
     mask_msg_to_array,
 )
+from sam2_ros.messages import stamp_to_ns
 from sam2_ros.ros.depth_pairing import DepthPairing
 from sam2_ros.ros.frame_slot import FrameSlot
 from sam2_ros.ros.outputs import (
@@ -573,7 +574,7 @@ def test_service_handlers_map_errors_to_failed_responses(tracker):
     tracker.track(frame.rgb, frame.stamp_ns)
     response = handlers.add_prompt(request, AddPrompt.Response())
     assert response.success, response.message
-    assert response.frame_stamp.sec * 10**9 + response.frame_stamp.nanosec == frame.stamp_ns
+    assert stamp_to_ns(response.frame_stamp) == frame.stamp_ns
 
     bad_mask = AddPrompt.Request(mask=_image(np.ones((4, 4), np.uint8), "mono8"))
     response = handlers.add_prompt(bad_mask, AddPrompt.Response())
