@@ -759,3 +759,40 @@ def test_frame_messages_are_the_node_and_replays_one_output_with_one_visible_rul
         )
     without = frame_messages(rosbags_message_types(), 7, "cam", rgb, [shown], TrackStates(), 0)
     assert without.overlay is None and without.overlay_bgr is None  # nobody asked for it
+
+
+# ---------------------------------------------------------------------- lost objects
+def test_lost_objects_are_removed_even_if_never_seen_or_removed_meanwhile(context):
+    """remove_lost_after: an object never visible is removed once lost for that long, and
+    one a service removed in the meantime is skipped, not a failed frame."""
+    from sam2_ros.engine.results import FrameResult
+    from sam2_ros.ros.tracker_node import TrackerNode
+
+    node = TrackerNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("model", value="sam2.1_hiera_t"),
+            Parameter("image_size", value=64),
+            Parameter("occluded_frames", value=0),
+            Parameter("remove_lost_after", value=1.0),
+            Parameter("diagnostics_period", value=0.0),
+        ],
+    )
+    try:
+        frame = next(iter(render_scene(SceneConfig(width=64, height=48, duration_s=0.1))))
+        tracker = node.shell.tracker
+        tracker.track(frame.rgb, 1)
+        known = tracker.add_prompt(points=[[20, 20]], labels=[1]).object_id
+
+        def unseen(object_id: int) -> ObjectResult:
+            empty = np.zeros((48, 64), bool)
+            return ObjectResult(object_id, "", False, 0.0, 0.1, empty, (0, 0, 0, 0),
+                                (0.0, 0.0), 0, 1)
+
+        header = Header(frame_id="cam")
+        for stamp in (10**9, 3 * 10**9):  # never visible, 2 s apart; 99 is already gone
+            result = FrameResult(0, stamp, (48, 64), [unseen(known), unseen(99)])
+            node.shell._publish(header, stamp, frame.rgb, result)
+        assert tracker.object_ids == []  # the never-seen object was removed
+    finally:
+        node.destroy_node()
