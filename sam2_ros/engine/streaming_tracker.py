@@ -28,7 +28,8 @@ prompts are served while a frame is being encoded.
 
 This class coordinates; the parts live beside it: ``frame_ring`` (frames a prompt may
 name), ``sam2_steps`` (SAM 2's calls), ``batching`` (which objects share a call),
-``memory_bank`` (what each object remembers), ``postprocessing`` (camera-size results).
+``memory_bank`` (what each object remembers), ``postprocessing`` (camera-size results),
+``stamp_policy`` (which stamps are new; the node asks the same instance, ``stamps``).
 """
 
 from __future__ import annotations
