@@ -122,6 +122,26 @@ def build_detection3d_array(types: VisionTypes, header: Any, results: Sequence[O
     return types.Detection3DArray(header=header, detections=detections)
 
 
+def build_detector_array(types: VisionTypes, header: Any,
+                         detections: Sequence[Detection]) -> Any:
+    """Detection2DArray as a detector publishes it (axis-aligned boxes, one hypothesis of
+    class and score each): what the synthetic detector's messages look like on a topic."""
+    out = []
+    for det in detections:
+        x0, y0, x1, y1 = (float(v) for v in det.box)
+        bbox = types.BoundingBox2D(
+            center=types.Pose2D(position=types.Point2D(x=(x0 + x1) / 2, y=(y0 + y1) / 2),
+                                theta=0.0),
+            size_x=x1 - x0, size_y=y1 - y0,
+        )
+        hypothesis = types.ObjectHypothesisWithPose(
+            hypothesis=types.ObjectHypothesis(class_id=det.label, score=float(det.score)),
+            pose=types.PoseWithCovariance(pose=_pose(types), covariance=np.zeros(36, np.float64)),
+        )
+        out.append(types.Detection2D(header=header, results=[hypothesis], bbox=bbox, id=""))
+    return types.Detection2DArray(header=header, detections=out)
+
+
 # --------------------------------------------------------------------------- in
 
 

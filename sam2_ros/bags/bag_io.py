@@ -24,7 +24,9 @@ import numpy as np
 from sam2_ros.evaluation.synthetic_scene import SceneConfig, camera_intrinsics, render_scene
 
 if TYPE_CHECKING:
+    from sam2_ros.evaluation.synthetic_detector import DetectorConfig
     from sam2_ros.messages import MessageTypes
+    from sam2_ros.vision_messages import VisionTypes
 
 FRAME_ID = "camera_optical_frame"
 IMAGE_TOPIC = "/camera/image_raw"
@@ -32,12 +34,14 @@ COMPRESSED_TOPIC = "/camera/image_raw/compressed"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
 DEPTH_TOPIC = "/camera/depth/image_raw"
 GT_LABELS_TOPIC = "/ground_truth/labels"
+DETECTIONS_TOPIC = "/detections"
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 TRACKED_OBJECT_TYPE = "sam2_ros/msg/TrackedObject"
 TRACKED_OBJECT_ARRAY_TYPE = "sam2_ros/msg/TrackedObjectArray"
+DETECTION_ARRAY_TYPE = "vision_msgs/msg/Detection2DArray"
 
 _CUSTOM_MSGS = ("TrackedObject", "TrackedObjectArray")
 _STORAGES = ("sqlite3", "mcap")
@@ -70,9 +74,22 @@ def find_msg_dir() -> Path:
     raise BagError(f"cannot find sam2_ros .msg definitions (looked in: {looked})")
 
 
+def find_vision_msg_dir() -> Path | None:
+    """Directory of vision_msgs' ``.msg`` files: an installed vision_msgs (a ROS 2 install's,
+    or the test stand-in tools/bootstrap.sh builds), else the checkout's stand-in; None
+    where neither exists (pip install without ROS: bags bring their own definitions)."""
+    candidates = [Path(prefix) / "share" / "vision_msgs" / "msg"
+                  for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
+                  if prefix]
+    candidates.append(Path(__file__).resolve().parents[2] / "test" / "interfaces" /
+                      "vision_msgs" / "msg")
+    return next((c for c in candidates if (c / "Detection2DArray.msg").is_file()), None)
+
+
 @functools.lru_cache(maxsize=1)
 def get_typestore() -> Any:
-    """Jazzy standard types plus sam2_ros custom messages, built once per process."""
+    """Jazzy standard types plus sam2_ros custom messages (and vision_msgs where its
+    definitions are found), built once per process."""
     from rosbags.typesys import Stores, get_types_from_msg
     from rosbags.typesys import get_typestore as _rosbags_typestore
 
@@ -82,6 +99,11 @@ def get_typestore() -> Any:
     for name in _CUSTOM_MSGS:
         text = (msg_dir / f"{name}.msg").read_text(encoding="utf-8")
         types.update(get_types_from_msg(text, f"sam2_ros/msg/{name}"))
+    vision_dir = find_vision_msg_dir()
+    if vision_dir is not None:
+        for path in sorted(vision_dir.glob("*.msg")):
+            types.update(get_types_from_msg(path.read_text(encoding="utf-8"),
+                                            f"vision_msgs/msg/{path.stem}"))
     store.register(types)
     return store
 
@@ -222,12 +244,15 @@ class BagWriter:
 
 def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3",
                     image_encoding: str = "rgb8", compressed: bool = False,
-                    with_gt: bool = True, progress: bool = True) -> Path:
+                    with_gt: bool = True, progress: bool = True,
+                    detector: DetectorConfig | None = None) -> Path:
     """Render ``cfg`` into a camera bag, like a recording from an RGB-D camera.
 
     Topics: colour image (raw or jpeg), camera info, 16UC1 depth in millimetres
     (the usual RGB-D driver format) when ``cfg.with_depth``, and the 16UC1
-    ground-truth label image when ``with_gt`` (for evaluating trackers).  A
+    ground-truth label image when ``with_gt`` (for evaluating trackers), and with
+    ``detector`` the synthetic detector's vision_msgs/Detection2DArray messages on
+    /detections (stamped with the frame they saw, recorded when published).  A
     failed write removes the partial bag, which would be useless anyway.
     """
     import cv2
@@ -248,6 +273,17 @@ def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3"
     if with_gt:
         topics[GT_LABELS_TOPIC] = IMAGE_TYPE
     store = get_typestore()
+    pending: dict[int, list] = {}
+    if detector is not None:
+        from sam2_ros.evaluation.synthetic_detector import synthetic_detections
+
+        vision = rosbags_vision_types()
+        if vision is None:
+            raise BagError("no vision_msgs definitions found (source a ROS 2 install or "
+                           "tools/env.sh): cannot write a detections topic")
+        topics[DETECTIONS_TOPIC] = DETECTION_ARRAY_TYPE
+        for msg in synthetic_detections(render_scene(cfg), detector):
+            pending.setdefault(msg.publish_after, []).append(msg)
     try:
         with BagWriter(path, topics, storage=storage) as bag, tqdm(
             total=cfg.num_frames, desc=f"writing {path.name}", unit="frame",
@@ -274,11 +310,21 @@ def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3"
                     bag.write(DEPTH_TOPIC, stamp, numpy_to_image(mm, "16UC1", stamp))
                 if with_gt:
                     bag.write(GT_LABELS_TOPIC, stamp, numpy_to_image(frame.labels, "16UC1", stamp))
+                for det in pending.get(frame.index, []):  # recorded after the frame it names
+                    bag.write(DETECTIONS_TOPIC, stamp + 1,
+                              build_detection_input(vision, det.stamp_ns, det.detections))
                 bar.update(1)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
+
+
+def build_detection_input(types: VisionTypes, stamp_ns: int, detections) -> Any:
+    """A detector's Detection2DArray (rosbags) of ``Detection``s, stamped ``stamp_ns``."""
+    from sam2_ros.vision_messages import build_detector_array
+
+    return build_detector_array(types, make_header(stamp_ns), detections)
 
 
 # --------------------------------------------------------------------------- reading
@@ -409,6 +455,23 @@ def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None
             raise BagError(f"cannot read bag {path}: {_one_line(err)}") from err
     finally:
         reader.close()
+
+
+def rosbags_vision_types() -> VisionTypes | None:
+    """The rosbags vision_msgs classes (to write ~/detections), None where unknown."""
+    from sam2_ros.vision_messages import VisionTypes
+
+    types = get_typestore().types
+    if DETECTION_ARRAY_TYPE not in types:
+        return None
+    v, g = "vision_msgs/msg/", "geometry_msgs/msg/"
+    return VisionTypes(
+        *(types[v + n] for n in ("Detection2DArray", "Detection2D", "Detection3DArray",
+                                 "Detection3D", "ObjectHypothesisWithPose", "ObjectHypothesis",
+                                 "BoundingBox2D", "BoundingBox3D", "Pose2D", "Point2D")),
+        *(types[g + n] for n in ("PoseWithCovariance", "Pose", "Point", "Quaternion",
+                                 "Vector3")),
+    )
 
 
 def rosbags_message_types() -> MessageTypes:

@@ -1,8 +1,11 @@
 """Offline, deterministic replay of a rosbag2 through the streaming tracker.
 
 Every frame of the image topic is tracked (no drops, no ROS graph), prompts come from a
-prompts file, and the outputs are what the live node would publish: an output bag with
-the node's topics, an overlay video, metrics (and J&F when the bag carries ground truth).
+prompts file and/or a detections topic in the bag (vision_msgs/Detection2DArray, applied
+on the frame each message's stamp names, as the node does: offline auto-labelling), and
+the outputs are what the live node would publish: an output bag with the node's topics
+(``~/detections`` too where vision_msgs is known), an overlay video, metrics (and J&F when
+the bag carries ground truth).
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from sam2_ros import names
 from sam2_ros.bags import bag_io
 from sam2_ros.bags.prompt_file import FilePrompt, load_prompt_file
 from sam2_ros.bags.video import VideoOutput
+from sam2_ros.engine.detections import (
+    Detection,
+    DetectionError,
+    DetectionPrompter,
+    check_detections,
+)
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.errors import TrackerError
 from sam2_ros.evaluation.run_summary import RunTimeline, plot_visibility, write_summary
@@ -28,12 +37,14 @@ from sam2_ros.imaging.codec import (
     image_msg_to_array,
 )
 from sam2_ros.messages import frame_messages, stamp_to_ns
-from sam2_ros.settings import TrackerSettings
+from sam2_ros.settings import TrackerSettings, default
 from sam2_ros.track_state import TrackStates
+from sam2_ros.vision_messages import VisionTypes, build_detection_array, detections_of
 
 MASKS_TOPIC = names.resolved(names.MASKS)
 OBJECTS_TOPIC = names.resolved(names.OBJECTS)
 OVERLAY_TOPIC = names.resolved(names.OVERLAY)
+DETECTIONS_OUT_TOPIC = names.resolved(names.DETECTIONS_OUT)
 _IMAGE_TYPES = (bag_io.IMAGE_TYPE, bag_io.COMPRESSED_TYPE)
 
 
@@ -50,6 +61,12 @@ class ReplayOptions:
     storage: str = "sqlite3"
     progress: bool = True
     alpha: float = 0.5
+    #: vision_msgs/Detection2DArray topic to prompt from; "" = the bag's only one, if any;
+    #: "none" = ignore detections.
+    detections_topic: str = ""
+    detection_min_score: float = default("detection_min_score")
+    detection_refresh_iou: float = default("detection_refresh_iou")
+    detection_forget_after: float = default("detection_forget_after")
 
 
 @dataclass
@@ -81,9 +98,28 @@ def choose_image_topic(info: bag_io.BagInfo, wanted: str) -> str:
     return bag_io.IMAGE_TOPIC if bag_io.IMAGE_TOPIC in candidates else candidates[0]
 
 
+def choose_detections_topic(info: bag_io.BagInfo, wanted: str) -> str:
+    """The detections topic to prompt from ("" = none)."""
+    found = [t.name for t in info.topics.values() if t.msgtype == bag_io.DETECTION_ARRAY_TYPE]
+    if wanted == "none":
+        return ""
+    if wanted:
+        if wanted not in info.topics:
+            raise ReplayError(f"bag has no topic {wanted}; its detection topics: "
+                              f"{', '.join(found) or 'none'}")
+        if wanted not in found:
+            raise ReplayError(f"topic {wanted} is {info.topics[wanted].msgtype}, not "
+                              f"{bag_io.DETECTION_ARRAY_TYPE}")
+        return wanted
+    if len(found) > 1:
+        raise ReplayError(f"bag has several detection topics ({', '.join(found)}): choose one "
+                          "with --detections-topic")
+    return found[0] if found else ""
+
+
 def replay_bag(
     bag: str | Path,
-    prompts_path: str | Path,
+    prompts_path: str | Path | None,
     out_dir: str | Path,
     settings: TrackerSettings,
     options: ReplayOptions | None = None,
@@ -108,6 +144,13 @@ class _Run:
     out_dir: Path
     options: ReplayOptions
     gt: dict[int, np.ndarray]  # stamp -> ground-truth labels from the bag
+    detections_topic: str = ""
+    detections: dict[int, list[list[Detection]]] = field(default_factory=dict)  # by stamp
+    prompter: DetectionPrompter | None = None
+    vision: VisionTypes | None = None  # to write ~/detections
+    detection_counts: dict[str, int] = field(default_factory=lambda: {
+        "messages": 0, "bad": 0, "objects_created": 0, "re_prompts": 0, "removed": 0,
+        "refused": 0})
     timeline: RunTimeline = field(default_factory=RunTimeline)
     gt_ids: dict[int, int] = field(default_factory=dict)  # object id -> ground-truth id
     tracks: TrackStates = field(default_factory=TrackStates)
@@ -121,14 +164,28 @@ def _open_run(
     """Check every input before anything is written; create the output folder."""
     info = bag_io.inspect_bag(bag)
     image_topic = choose_image_topic(info, options.image_topic)
-    prompts = load_prompt_file(prompts_path)
+    detections_topic = choose_detections_topic(info, options.detections_topic)
+    if prompts_path is None and not detections_topic:
+        raise ReplayError("nothing to track: give a prompts file (--prompts) or a bag with a "
+                          f"{bag_io.DETECTION_ARRAY_TYPE} topic")
+    prompts = load_prompt_file(prompts_path) if prompts_path is not None else []
     if options.gt_dir is not None and not Path(options.gt_dir).is_dir():
         raise ReplayError(f"ground-truth folder not found: {options.gt_dir}")
     if (out_dir / "output_bag").exists():
         raise ReplayError(f"{out_dir / 'output_bag'} already exists: choose another --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     gt = _read_ground_truth(bag, info, options.gt_topic)
-    return _Run(Path(bag), info, image_topic, prompts, out_dir, options, gt)
+    run = _Run(Path(bag), info, image_topic, prompts, out_dir, options, gt, detections_topic)
+    if detections_topic:
+        for _, _, msg in bag_io.iter_messages(bag, [detections_topic]):
+            run.detections.setdefault(stamp_to_ns(msg.header.stamp), []).append(
+                detections_of(msg))
+        run.prompter = DetectionPrompter(
+            options.detection_min_score, options.detection_refresh_iou,
+            options.detection_forget_after, history_frames=30,
+        )
+    run.vision = bag_io.rosbags_vision_types()
+    return run
 
 
 def _track_every_frame(run: _Run, tracker: StreamingTracker) -> str:
@@ -138,6 +195,8 @@ def _track_every_frame(run: _Run, tracker: StreamingTracker) -> str:
 
     options = run.options
     topics = {MASKS_TOPIC: bag_io.IMAGE_TYPE, OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE}
+    if run.vision is not None:
+        topics[DETECTIONS_OUT_TOPIC] = bag_io.DETECTION_ARRAY_TYPE
     if options.write_overlay_topic:
         topics[OVERLAY_TOPIC] = bag_io.IMAGE_TYPE
     with (
@@ -178,9 +237,33 @@ def _track_frame(run: _Run, tracker: StreamingTracker, index: int, msg) -> tuple
         object_id = _apply(tracker, prompt, stamp)
         if prompt.gt_id is not None:
             run.gt_ids[object_id] = prompt.gt_id
+    if run.prompter is not None:
+        _apply_detections(run, tracker, stamp, rgb.shape[:2])
     results = tracker.latest_results()
     run.timeline.add_frame(stamp, results, time.perf_counter() - started)
     return stamp, rgb, results
+
+
+def _apply_detections(run: _Run, tracker: StreamingTracker, stamp: int,
+                      image_hw: tuple[int, int]) -> None:
+    """The detection messages naming this frame, applied as the node applies them (all
+    frames are tracked offline, so each message is applied right on its frame)."""
+    tracks = run.tracks
+    lost = [i for i, t in tracks.tracks.items() if t.unseen_frames > tracks.occluded_frames]
+    run.prompter.on_frame(stamp, image_hw, tracker.latest_results(), lost)
+    counts = run.detection_counts
+    for detections in run.detections.get(stamp, []):
+        counts["messages"] += 1
+        try:
+            check_detections(detections, image_hw)
+        except DetectionError:
+            counts["bad"] += 1
+            continue
+        applied = run.prompter.apply(tracker, stamp, detections)
+        counts["objects_created"] += len(applied.created)
+        counts["re_prompts"] += len(applied.refreshed)
+        counts["removed"] += len(applied.removed)
+        counts["refused"] += len(applied.errors)
 
 
 def _score_frame(run: _Run, index: int, stamp: int, results: list) -> None:
@@ -210,6 +293,9 @@ def _record_frame(
     )  # fmt: skip
     writer.write(MASKS_TOPIC, stamp, out.labels)
     writer.write(OBJECTS_TOPIC, stamp, out.objects)
+    if run.vision is not None:
+        detections = build_detection_array(run.vision, out.objects.header, results)
+        writer.write(DETECTIONS_OUT_TOPIC, stamp, detections)
     video.write(out.overlay_bgr)
     if run.options.write_overlay_topic:
         writer.write(OVERLAY_TOPIC, stamp, out.overlay)
@@ -231,6 +317,8 @@ def _write_metrics(run: _Run, tracker: StreamingTracker) -> dict:
             "prompts_not_reached_lines": unused,
         }
     )
+    if run.detections_topic:
+        summary["detections"] = {"topic": run.detections_topic, **run.detection_counts}
     notes = [
         f"Bag `{run.bag}`, topic `{run.image_topic}`, {frames} frames"
         + (" (interrupted)" if run.interrupted else "")

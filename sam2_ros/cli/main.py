@@ -74,18 +74,30 @@ def build_parser() -> argparse.ArgumentParser:
     make_bag.add_argument("--compressed", action="store_true", help="JPEG CompressedImage")
     make_bag.add_argument("--no-depth", action="store_true", help="leave out the depth topic")
     make_bag.add_argument("--no-gt", action="store_true", help="leave out ground-truth labels")
+    make_bag.add_argument(
+        "--detector", action="store_true",
+        help="add /detections: a synthetic detector's vision_msgs/Detection2DArray (jittered "
+        "boxes with class labels, misses, weak false alarms, every 3rd frame, 2 frames late)",
+    )
     make_bag.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
 
     replay = sub.add_parser(
         "replay",
         help="track a bag offline (every frame, deterministic)",
         description="Track every frame of the bag's image topic (no drops, no ROS graph) with "
-        "prompts from a YAML file (format: see sam2_ros/bags/prompt_file.py or README.md). "
+        "prompts from a YAML file (format: see sam2_ros/bags/prompt_file.py or README.md) "
+        "and/or a detections topic of the bag (as the node's use_detections does). "
         "Writes DIR/output_bag (the node's topics), DIR/overlay.mp4, DIR/metrics.json|md "
         "and DIR/visibility.png.",
     )
     replay.add_argument("bag", type=Path)
-    replay.add_argument("--prompts", type=Path, required=True, help="prompts YAML file")
+    replay.add_argument("--prompts", type=Path,
+                        help="prompts YAML file (optional with a detections topic in the bag)")
+    replay.add_argument(
+        "--detections-topic", default="",
+        help="vision_msgs/Detection2DArray topic to create and re-prompt objects from "
+        "(default: the bag's one, if any; 'none' to ignore it)",
+    )
     replay.add_argument("--out", type=Path, required=True, help="output folder")
     replay.add_argument("--image-topic", default="", help="default: the camera image topic")
     replay.add_argument("--gt-topic", default="/ground_truth/labels")
@@ -280,6 +292,7 @@ def _from_args(cls, args: argparse.Namespace, **renamed):
 
 def _make_bag(args: argparse.Namespace) -> int:
     from sam2_ros.bags.bag_io import inspect_bag, write_scene_bag
+    from sam2_ros.evaluation.synthetic_detector import DetectorConfig
     from sam2_ros.evaluation.synthetic_scene import SceneConfig
 
     cfg = _from_args(SceneConfig, args, duration_s=args.duration, num_objects=args.objects,
@@ -291,6 +304,7 @@ def _make_bag(args: argparse.Namespace) -> int:
         image_encoding=args.encoding,
         compressed=args.compressed,
         with_gt=not args.no_gt,
+        detector=DetectorConfig() if args.detector else None,
     )
     info = inspect_bag(args.out)
     print(f"wrote {args.out} ({info.storage}, {info.duration_s:.1f} s):")
@@ -309,6 +323,11 @@ def _replay(args: argparse.Namespace) -> int:
     if summary.get("random_weights"):
         print("NOTE: RANDOM weights (no --checkpoint): the masks mean nothing.")
     print(summary_table(summary))
+    if "detections" in summary:
+        d = summary["detections"]
+        print(f"detections ({d['topic']}): {d['messages']} messages, {d['bad']} unusable; "
+              f"{d['objects_created']} objects created, {d['re_prompts']} re-prompts, "
+              f"{d['removed']} removed, {d['refused']} refused")
     timing = summary["frame_time_s"]
     print(f"{report.frames} frames, per frame p50 {timing['p50']:.3f} s p95 {timing['p95']:.3f} s")
     if "J&F_mean" in summary:
