@@ -1,5 +1,8 @@
 """Thread safety: one thread tracks frames while three others prompt, remove and reset.
 
+Remove and reset are called with ``wait=False``, as the node's services call them: they
+never wait for a frame or a prompt in progress, and take effect when it ends.
+
 Every public call must either succeed or raise a TrackerError (an unknown id because
 another thread removed it, too many objects, a stamp that left the ring...), and every
 frame result must describe a consistent set of objects: only ids that existed while that
@@ -91,14 +94,16 @@ def _prompt_ops(tracker: StreamingTracker, shared: Shared, rng: np.random.Genera
             assert result.stamp == stamp and result.result.tracked
         elif op == "remove":
             before = _newest(tracker)
-            remaining = tracker.remove([object_id])
+            remaining = tracker.remove([object_id], wait=False)  # as the node calls it
             after = _newest(tracker)
             assert object_id not in remaining
             with shared.lock:
                 assert object_id not in shared.removals, "an object was removed twice"
                 shared.removals[object_id] = (before, after)
         else:
-            tracker.reset([object_id])
+            applied = tracker.reset([object_id], wait=False)
+            if not applied:
+                op = "reset queued"  # a frame or prompt held the tracker: applied when it ends
         with shared.lock:
             shared.ok[op] += 1
     except TrackerError as exc:

@@ -106,9 +106,13 @@ def test_reset_and_remove_do_not_wait_for_a_frame_in_progress(
         # Requests queued behind the frame meet the ids as the queue before them leaves them.
         with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
             tracker.reset([one], wait=False)
+        with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
+            tracker.remove([one], wait=False)  # its removal is queued: not twice
     finally:
         release.set()
         worker.join(10)
+    # What was queued holds for every later read, even before the next frame.
+    assert tracker.object_ids == [two] and tracker.labels() == {two: ""}
     result = tracker.track(frames[1], _stamp(1))
     assert [o.object_id for o in result.objects] == [two]
     assert not result.objects[0].tracked  # its memory was cleared at the end of the frame

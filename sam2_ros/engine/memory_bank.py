@@ -177,7 +177,9 @@ def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
             hidden, mem_dim = model.hidden_dim, model.mem_dim
             if model.add_tpos_enc_to_obj_ptrs:
                 tpos_dim = hidden if model.proj_tpos_enc_in_obj_ptrs else mem_dim
-                ptr_pos = torch.tensor(pos_list).to(device=device)
+                # Non-blocking: a blocking copy to a GPU waits for its queue, per object
+                # and frame (the positions are a few small integers).
+                ptr_pos = torch.tensor(pos_list).to(device=device, non_blocking=True)
                 ptr_pos = get_1d_sine_pe(ptr_pos / (max_ptrs - 1), dim=tpos_dim)
                 ptr_pos = model.obj_ptr_tpos_proj(ptr_pos).unsqueeze(1).expand(-1, 1, mem_dim)
             else:

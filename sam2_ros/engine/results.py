@@ -9,8 +9,29 @@ import numpy as np
 
 
 @dataclass
+class HostTransfer:
+    """What one call costs in host waits for the device and bytes brought to the host
+    (counted on CPU too, where they are free, so the number a GPU would pay is visible
+    anywhere). Counted where they happen: every copy to the host, and every explicit
+    synchronisation of stage profiling; copies to the device are all non-blocking."""
+
+    bytes: int = 0  # bytes brought to the host
+    syncs: int = 0  # host waits for the device
+
+    def add(self, other: HostTransfer) -> None:
+        self.bytes += other.bytes
+        self.syncs += other.syncs
+
+
+@dataclass
 class StageTiming:
-    """Seconds spent per stage on one call; for diagnostics and the benchmarks."""
+    """Seconds spent per stage on one call; for diagnostics and the benchmarks.
+
+    On a GPU the stage times are the host's time to queue the work unless the tracker
+    profiles its stages (``profile_stages``: a synchronisation around each stage, which
+    costs throughput); ``total`` is always the whole call. ``transfer`` counts the call's
+    host waits and copies to the host.
+    """
 
     encoder: float = 0.0
     memory_attention: float = 0.0
@@ -18,6 +39,7 @@ class StageTiming:
     memory_encoder: float = 0.0
     postprocess: float = 0.0
     total: float = 0.0
+    transfer: HostTransfer = field(default_factory=HostTransfer)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -28,19 +50,6 @@ class StageTiming:
             "postprocess": self.postprocess,
             "total": self.total,
         }
-
-
-@dataclass
-class HostTransfer:
-    """What one frame's results cost in device-to-host traffic (counted on CPU too, where
-    the copy is free, so the number a GPU would pay is visible anywhere)."""
-
-    bytes: int = 0  # bytes brought to the host
-    syncs: int = 0  # host waits for the device (each copy to host is one)
-
-    def add(self, other: HostTransfer) -> None:
-        self.bytes += other.bytes
-        self.syncs += other.syncs
 
 
 @dataclass(frozen=True)

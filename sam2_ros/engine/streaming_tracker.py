@@ -97,7 +97,11 @@ class StreamingTracker:
         fill_hole_area: int = VIDEO_FILL_HOLE_AREA,
         add_all_frames_to_correct_as_cond: bool = False,
         stamps: StampPolicy | None = None,
+        profile_stages: bool = False,
     ) -> None:
+        """``profile_stages``: wait for the device around each stage so StageTiming holds
+        each stage's device time (a GPU then stalls several times a frame; on a CPU the
+        times are honest either way)."""
         for name, value in (("max_objects", max_objects), ("prompt_history", prompt_history),
                             ("max_prompt_frames", max_prompt_frames)):
             reason = PARAMETERS[name].check(value)
@@ -116,7 +120,7 @@ class StreamingTracker:
         self._lock = threading.RLock()
         self._objects: dict[int, ObjectMemory] = {}
         self._ring = FrameRing(prompt_history)
-        self._steps = Sam2Steps(loaded)
+        self._steps = Sam2Steps(loaded, profile_stages)
         self._next_id = 1
         self._next_index = 0
         # The last tracked stamp and what an earlier one means (shared with the node).
@@ -129,6 +133,7 @@ class StreamingTracker:
     @property
     def object_ids(self) -> list[int]:
         with self._lock:
+            self._apply_pending()
             return sorted(self._objects)
 
     @property
@@ -145,6 +150,7 @@ class StreamingTracker:
 
     def labels(self) -> dict[int, str]:
         with self._lock:
+            self._apply_pending()
             return {i: o.label for i, o in self._objects.items()}
 
     def ring_stamps(self) -> list[int]:
@@ -157,6 +163,7 @@ class StreamingTracker:
         """Each object's memory by id, read-only, for inspection (tests, the benchmarks'
         memory accounting): only the tracker changes what it remembers."""
         with self._lock:
+            self._apply_pending()
             return MappingProxyType(dict(self._objects))
 
     def ring_frames(self) -> list[RingFrame]:
@@ -188,14 +195,13 @@ class StreamingTracker:
             self._prune()
             self._apply_pending()
             if not self._ring:  # reset while this frame ran
-                return FrameResult(
-                    index, stamp, rgb.shape[:2], [], timing, generation=self._generation
-                )
-            results, transfer = self._results_of_all_objects(self._ring.newest, timing)
+                return FrameResult(index, stamp, rgb.shape[:2], [], timing, timing.transfer,
+                                   self._generation)
+            results, _ = self._results_of_all_objects(self._ring.newest, timing)
             self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
             return FrameResult(
-                index, stamp, rgb.shape[:2], results, timing, transfer, self._generation
+                index, stamp, rgb.shape[:2], results, timing, timing.transfer, self._generation
             )
 
     def add_prompt(
@@ -448,6 +454,7 @@ class StreamingTracker:
     def latest_results(self) -> list[ObjectResult]:
         """The newest frame's result per object, prompts applied since included."""
         with self._lock:
+            self._apply_pending()
             return [self._latest[i] for i in sorted(self._latest)]
 
     # ------------------------------------------------------------------ internals
@@ -474,8 +481,8 @@ class StreamingTracker:
             raise UnknownObjectError(f"unknown object id {object_id} (known ids: {known})")
         return obj
 
-    def _fill_holes(self, logits: torch.Tensor) -> torch.Tensor:
-        return fill_holes(logits, self.fill_hole_area)
+    def _fill_holes(self, logits: torch.Tensor, timing: StageTiming | None = None) -> torch.Tensor:
+        return fill_holes(logits, self.fill_hole_area, timing.transfer if timing else None)
 
     def _track_objects(
         self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming
@@ -489,7 +496,7 @@ class StreamingTracker:
             maskmem = steps.encode_memory(
                 ring_frame, decoded.high_res_masks, decoded.object_score_logits, False, timing
             )
-            pred_masks = self._fill_holes(decoded.pred_masks.float())
+            pred_masks = self._fill_holes(decoded.pred_masks.float(), timing)
             for i, out in zip(members, split_outputs(decoded, pred_masks, maskmem), strict=True):
                 outputs[i] = out
         return outputs  # type: ignore[return-value]
@@ -511,7 +518,7 @@ class StreamingTracker:
             prev_logits = torch.clamp(previous.pred_masks.to(self.device), -32.0, 32.0)
         memories = None if is_init else [self._steps.memory(obj, ring_frame.index)]
         decoded = self._steps.decode(ring_frame, memories, timing, points, mask_in, prev_logits)
-        pred_masks = self._fill_holes(decoded.pred_masks.float())
+        pred_masks = self._fill_holes(decoded.pred_masks.float(), timing)
         # SAM 2 encodes a prompted frame's memory from the (hole-filled) low-res mask
         # brought back to the model's size, binarised as the user saw it.
         high_res = F.interpolate(
@@ -580,6 +587,7 @@ class StreamingTracker:
             items, ring_frame.image_hw, self.mask_threshold, self.device
         )
         timing.postprocess += time.perf_counter() - started
+        timing.transfer.add(transfer)
         return results, transfer
 
     @staticmethod

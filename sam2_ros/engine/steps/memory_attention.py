@@ -30,12 +30,20 @@ from sam2.modeling.sam.transformer import RoPEAttention
 from sam2_ros.engine.memory_bank import FrameOutput, Memory
 from sam2_ros.engine.model_loading import cpu_flags
 
-#: Memory tokens one memory-attention call takes (objects beyond go to the next call).
-#: Measured on 2 CPU cores (bf16): at image_size 256 with 8 objects (1,832 tokens each)
-#: calls of 2-4 objects ran memory attention in 230-237 ms against 263-297 ms for all 8
-#: at once; at 512 (7,208 tokens) one object per call was 2-5% faster than four. Larger
+#: Memory tokens one memory-attention call takes on a CPU (objects beyond go to the next
+#: call). Measured on 2 CPU cores (bf16): at image_size 256 with 8 objects (1,832 tokens
+#: each) calls of 2-4 objects ran memory attention in 230-237 ms against 263-297 ms for all
+#: 8 at once; at 512 (7,208 tokens) one object per call was 2-5% faster than four. Larger
 #: batches only add memory traffic once the attention is large enough to fill the cores.
+#: Not measured on GPUs, where one call per object leaves the device mostly idle at 512
+#: and 1024 px: there all objects of a layout share one call (``attention_budget``).
 ATTENTION_TOKENS = 8192
+
+
+def attention_budget(device: torch.device) -> int:
+    """Memory tokens per memory-attention call on this device (0: no limit). The budget
+    was tuned on CPU cores; elsewhere one batched call for all objects."""
+    return ATTENTION_TOKENS if device.type == "cpu" else 0
 
 #: Attention scores one step of ``attend`` materialises (query rows x memory tokens).
 SCORE_ELEMENTS = 1 << 24
@@ -88,7 +96,7 @@ class MemoryAttentionRunner:
         self.model = model
         self.device = device
         self.attention = model.memory_attention
-        self.attention_tokens = ATTENTION_TOKENS
+        self.attention_tokens = attention_budget(device)
         self.own_kernel = all(
             isinstance(layer.self_attn, RoPEAttention)
             and isinstance(layer.cross_attn_image, RoPEAttention)

@@ -7,7 +7,9 @@ OpenCV does the same here so it also runs on CPU installs).
 model's device (upsampling to camera size, thresholding, the label index of the visible
 objects, and per-object area, box and centroid from row/column sums), then one copy of
 uint8 data to the host. Nothing loops over objects at full resolution in Python, and the
-float logits stay on the device unless a caller asks for them (``ObjectResult.logits``).
+camera-size float logits are not kept: a caller who asks for them (``ObjectResult.logits``)
+gets them upsampled again from the object's low-resolution logits (a result kept until the
+next frame would otherwise hold every object's camera-size floats on the device).
 """
 
 from __future__ import annotations
@@ -25,22 +27,31 @@ from sam2_ros.engine.results import FrameMaps, HostTransfer, ObjectResult
 from sam2_ros.imaging.masks import label_image
 
 
-def fill_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
-    """Background specks of area <= max_area become foreground (score 0.1), as SAM 2 does."""
+def fill_holes(
+    logits: torch.Tensor, max_area: int, transfer: HostTransfer | None = None
+) -> torch.Tensor:
+    """Background specks of area <= max_area become foreground (score 0.1), as SAM 2 does.
+
+    One copy to the host (counted in ``transfer``) for the whole batch, and one
+    non-blocking copy of the holes back."""
     if max_area <= 0:
         return logits
     background = (logits <= 0).cpu().numpy().astype(np.uint8)
-    filled = logits.clone()
+    if transfer is not None:
+        transfer.syncs += 1
+        transfer.bytes += int(background.nbytes)
+    holes = np.zeros(background.shape, dtype=bool)
     for b in range(background.shape[0]):
         count, labels, stats, _ = cv2.connectedComponentsWithStats(background[b, 0], connectivity=8)
         if count <= 1:
             continue
         small = stats[:, cv2.CC_STAT_AREA] <= max_area
         small[0] = False  # label 0 is the foreground here
-        if small.any():
-            hole = torch.from_numpy(small[labels]).to(logits.device)
-            filled[b, 0] = torch.where(hole, torch.full_like(filled[b, 0], 0.1), filled[b, 0])
-    return filled
+        holes[b, 0] = small[labels]
+    if not holes.any():
+        return logits
+    hole = torch.from_numpy(holes).to(logits.device, non_blocking=True)
+    return torch.where(hole, torch.full_like(logits, 0.1), logits)
 
 
 @dataclass
@@ -76,7 +87,7 @@ def frame_results(
     transfer = HostTransfer()
     if with_out:
         outs = [items[k].out for k in with_out]
-        up, host, transfer = _batched_maps(outs, image_hw, mask_threshold, device)
+        host, transfer = _batched_maps(outs, image_hw, mask_threshold, device)
         maps = FrameMaps(host["index"], tuple(items[with_out[j]].obj.object_id
                                               for j in host["participants"]),
                          frozenset(it.obj.object_id for it in items), mask_threshold)
@@ -96,7 +107,7 @@ def frame_results(
                 area=area,
                 frames_since_prompt=it.frames_since_prompt,
                 tracked=it.obj.is_tracked,
-                logits_source=_LazyLogits(up, j),
+                logits_source=_LazyLogits(it.out.pred_masks, image_hw, device),
                 frame_maps=maps,
             )
     else:
@@ -110,12 +121,11 @@ def frame_results(
 def _batched_maps(
     outs: Sequence[FrameOutput], image_hw: tuple[int, int], threshold: float,
     device: torch.device,
-) -> tuple[torch.Tensor, dict, HostTransfer]:
+) -> tuple[dict, HostTransfer]:
     """Upsample, threshold, label and measure N objects on the device; one host copy."""
     height, width = image_hw
     n = len(outs)
-    low = torch.cat([o.pred_masks for o in outs]).to(device, torch.float32)
-    up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+    up = _upsample(torch.cat([o.pred_masks for o in outs]), image_hw, device)
     masks = up > threshold  # N x H x W, False for NaN
     score_logits = torch.cat([o.object_score_logits.reshape(1) for o in outs]).float()
     ious = torch.cat([o.iou.reshape(1).to(device) for o in outs]).float()
@@ -135,7 +145,7 @@ def _batched_maps(
     eligible = masks & participants[:, None, None]
     # max(dim=0).indices, not argmax(dim=0): the same first-maximum index, but measured on
     # a CPU (torch 2.13, 4 objects at 640x480) 2.4 ms against 60 ms for argmax over dim 0.
-    best = torch.where(eligible, up, torch.tensor(float("-inf"), device=device)).max(dim=0).indices
+    best = up.masked_fill(~eligible, float("-inf")).max(dim=0).indices
     # Index k counts participants only, so ids[k-1] is the k-th visible object.
     rank = torch.cumsum(participants.long(), dim=0)
     index = torch.where(eligible.any(dim=0), rank[best], torch.zeros_like(best))
@@ -157,19 +167,28 @@ def _batched_maps(
         "floats": chunks[3].view(np.float32).reshape(n, 2),
         "participants": np.flatnonzero(chunks[4]),
     }
-    return up, host, HostTransfer(bytes=int(packed.nbytes), syncs=1)
+    return host, HostTransfer(bytes=int(packed.nbytes), syncs=1)
+
+
+def _upsample(low: torch.Tensor, image_hw: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """Low-resolution logits [N, 1, s, s] to camera size [N, H, W] (float32, on device)."""
+    low = low.to(device, torch.float32)
+    return F.interpolate(low, size=image_hw, mode="bilinear", align_corners=False)[:, 0]
 
 
 class _LazyLogits:
-    """One object's camera-size logits, copied from the device on first use only."""
+    """One object's camera-size logits, made and copied to the host on first use only; it
+    keeps the small low-resolution logits, never a camera-size tensor."""
 
-    def __init__(self, up: torch.Tensor, row: int) -> None:
-        self._up, self._row, self._host = up, row, None
+    def __init__(self, low: torch.Tensor, image_hw: tuple[int, int],
+                 device: torch.device) -> None:
+        self._low, self._image_hw, self._device = low, image_hw, device
+        self._host: np.ndarray | None = None
 
     def __call__(self) -> np.ndarray:
         if self._host is None:
-            self._host = self._up[self._row].float().cpu().numpy()
-            self._up = None
+            self._host = _upsample(self._low, self._image_hw, self._device)[0].cpu().numpy()
+            self._low = None
         return self._host
 
 

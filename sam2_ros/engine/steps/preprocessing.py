@@ -51,4 +51,5 @@ def frame_to_tensor(rgb: np.ndarray, image_size: int, device: torch.device) -> t
     mean = torch.tensor(IMG_MEAN, dtype=torch.float32)[:, None, None]
     std = torch.tensor(IMG_STD, dtype=torch.float32)[:, None, None]
     img = (img - mean) / std
-    return img.unsqueeze(0).to(device)
+    # Non-blocking: a blocking copy to a GPU waits for the device's queue first.
+    return img.unsqueeze(0).to(device, non_blocking=True)

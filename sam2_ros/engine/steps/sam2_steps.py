@@ -37,28 +37,33 @@ class Decoded:
 class Sam2Steps:
     """The SAM 2 calls of one frame, for a batch of objects at a time."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, profile_stages: bool = False) -> None:
         self.model = loaded.model
+        self.profile_stages = profile_stages
         self.device = loaded.device
         self.image_size = loaded.image_size
         self._vision_pos_enc: list[torch.Tensor] | None = None
         self._maskmem_pos_enc: torch.Tensor | None = None
         self.attention = MemoryAttentionRunner(self.model, self.device)
 
-    def sync(self) -> float:
-        """Wall time after the device finished its queued work (for honest stage times)."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+    def sync(self, timing: StageTiming) -> float:
+        """Wall time; when profiling stages, after the device finished its queued work (a
+        host wait, counted in ``timing.transfer``). Without profiling nothing waits: on a
+        GPU each wait stalls the queue several times a frame."""
+        if self.profile_stages:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            timing.transfer.syncs += 1
         return time.perf_counter()
 
     def encode_image(self, rgb: np.ndarray, timing: StageTiming) -> list[torch.Tensor]:
         """The image encoder's feature pyramid of one camera frame (run once for all objects)."""
-        t0 = self.sync()
+        t0 = self.sync(timing)
         image = frame_to_tensor(rgb, self.image_size, self.device)
         backbone_out = self.model.forward_image(image)
         if self._vision_pos_enc is None:
             self._vision_pos_enc = list(backbone_out["vision_pos_enc"])
-        timing.encoder += self.sync() - t0
+        timing.encoder += self.sync(timing) - t0
         return list(backbone_out["backbone_fpn"])
 
     def features(self, ring_frame: RingFrame, batch: int):
@@ -97,7 +102,7 @@ class Sam2Steps:
         vision_feats, vision_pos, feat_sizes, high_res = self.features(ring_frame, batch)
         hidden = model.hidden_dim
         h, w = feat_sizes[-1]
-        t0 = self.sync()
+        t0 = self.sync(timing)
         if mask_in is not None and model.use_mask_input_as_output_without_sam:
             pix_feat = vision_feats[-1].permute(1, 2, 0).view(-1, hidden, h, w)
             outs = model._use_mask_as_output(pix_feat, high_res, mask_in)
@@ -117,7 +122,7 @@ class Sam2Steps:
                 pix_feat = self.attention(memories, vision_feats[-1], vision_pos[-1],
                                           spatial_pos)
                 pix_feat = pix_feat.permute(1, 2, 0).view(batch, hidden, h, w)
-            t1 = self.sync()
+            t1 = self.sync(timing)
             timing.memory_attention += t1 - t0
             t0 = t1
             outs = model._forward_sam_heads(
@@ -128,7 +133,7 @@ class Sam2Steps:
                 multimask_output=model._use_multimask(is_init, points),
             )
         _, _, ious, low_res, high_res_masks, obj_ptr, score_logits = outs
-        timing.decoder += self.sync() - t0
+        timing.decoder += self.sync(timing) - t0
         best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
         return Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
 
@@ -142,7 +147,7 @@ class Sam2Steps:
     ) -> torch.Tensor:
         """The memory encoder on the frame's features and the objects' masks (kept in bf16,
         as SAM 2 stores them)."""
-        t0 = self.sync()
+        t0 = self.sync(timing)
         vision_feats, _, feat_sizes, _ = self.features(ring_frame, high_res_masks.size(0))
         features, pos_enc = self.model._encode_new_memory(
             current_vision_feats=vision_feats,
@@ -153,6 +158,6 @@ class Sam2Steps:
         )
         if self._maskmem_pos_enc is None:
             self._maskmem_pos_enc = pos_enc[-1][0:1].clone()
-        timing.memory_encoder += self.sync() - t0
+        timing.memory_encoder += self.sync(timing) - t0
         return features.to(torch.bfloat16)
 
