@@ -31,6 +31,11 @@ from sam2_ros.evaluation.synthetic_scene import SceneConfig, first_frame_prompts
 #: architecture: 0.000. The threshold keeps a margin for slower machines and bf16.
 MIN_DEMO_SCENE_J = 0.2
 
+#: IoU of each object's mask prompted in time and three frames late, once both prompts are
+#: in (batched and unbatched rounding only): measured 1.0000 for every object and frame
+#: (2026-12-02, fp32); an object lost in one run scores 0.
+MIN_SAME_OBJECT_IOU = 0.98
+
 #: Held-out scenes (never trained on) where clicked objects are fully hidden for 101 frames
 #: in all, behind a nearer object or out of the picture.
 OCCLUSION_SEEDS = (12, 18, 30, 32, 35)
@@ -112,11 +117,17 @@ def test_late_prompt_by_stamp_ends_like_the_prompt_in_time(demo_model: LoadedMod
     j_late, late = _designed_scene_j(demo_model, late_prompt=True)
     print(f"designed scene J: prompt in time {j_in_time:.3f}, three frames late {j_late:.3f}")
     assert j_late >= MIN_DEMO_SCENE_J
-    # Once the late prompts are in, both runs hold the same masks (batching may round a
-    # few boundary pixels differently).
+    # Once the late prompts are in, both runs hold the same masks, object by object
+    # (batching may round a few boundary pixels differently). Per object, not per frame:
+    # background is most of a frame, so a whole-frame pixel match passes an object lost.
+    ious = []
     for a, b in zip(in_time[-8:], late[-8:], strict=True):
-        assert a.shape == b.shape
-        assert (a == b).mean() >= 0.999
+        assert a.shape == b.shape and a.shape[0] == 3
+        for in_time_mask, late_mask in zip(a, b, strict=True):
+            union = (in_time_mask | late_mask).sum()
+            ious.append((in_time_mask & late_mask).sum() / union if union else 1.0)
+    print(f"per-object IoU of the two runs over the last 8 frames: min {min(ious):.4f}")
+    assert min(ious) >= MIN_SAME_OBJECT_IOU
 
 
 def test_bf16_autocast_masks_agree_with_fp32(demo_model: LoadedModel) -> None:
