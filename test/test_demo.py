@@ -69,3 +69,25 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert {o.id for o in last.objects} == {int(i) for i in summary["objects"]}
     masks = [m for _, _, m in bag_io.iter_messages(output, [MASKS_TOPIC])]
     assert (masks[-1].encoding, masks[-1].width, masks[-1].height) == ("16UC1", 96, 72)
+
+
+def test_demo_with_the_detector_needs_no_prompt(tmp_path: Path) -> None:
+    """`sam2_ros demo --detector` with the bundled model: no click at all, every object made
+    from the synthetic detector's late, jittered, missing messages, with its class label,
+    under one id to the end."""
+    domain, _ = unique_domain_and_namespace("demo_det")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "sam2_ros.cli.main", "demo", "--detector",
+               "--out", str(out), "--duration", "4"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    print(run.stdout[-1500:])
+    assert summary["prompts_sent"] == 0
+    labels = [o["label"] for o in summary["objects"].values()]
+    assert sorted(labels) == ["circle", "rectangle", "triangle"], labels  # one id each
+    log = (out / "node.log").read_text()
+    assert log.count("from a detection on frame") == len(labels)
+    info = bag_io.inspect_bag(out / "input_bag")
+    assert info.topics[bag_io.DETECTIONS_TOPIC].count >= 10

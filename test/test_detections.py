@@ -13,6 +13,7 @@ from sam2_ros.engine.detections import (
     Detection,
     DetectionError,
     DetectionMatcher,
+    DetectionPrompter,
     TrackView,
     box_iou,
     check_detections,
@@ -208,3 +209,46 @@ def test_a_drifted_or_moved_track_is_matched_by_class_and_nearness() -> None:
     assert matcher.plan(SEC, [other], tracks).create == [other]
     unlabelled = Detection((14, 0, 24, 10), 0.9, "")  # no class: overlap only
     assert matcher.plan(SEC, [unlabelled], tracks).create == [unlabelled]
+
+
+class _Tracker:
+    """What DetectionPrompter reads of a tracker, and a record of the prompts it gets."""
+
+    def __init__(self) -> None:
+        self.object_ids: list[int] = []
+        self.latest_stamp = 30
+        self.prompts: list[dict] = []
+
+    def labels(self) -> dict[int, str]:
+        return {i: "cup" for i in self.object_ids}
+
+    def latest_results(self) -> list:
+        return []
+
+    def reset(self, ids) -> None:
+        pass
+
+    def add_prompt(self, object_id=None, box=None, stamp=None, label="", frame=None):
+        from sam2_ros.engine.results import ObjectResult, PromptResult
+
+        self.prompts.append({"object_id": object_id, "box": box, "stamp": stamp})
+        new_id = object_id or len(self.object_ids) + 1
+        if new_id not in self.object_ids:
+            self.object_ids.append(new_id)
+        x0, y0, x1, y1 = box
+        result = ObjectResult(new_id, label, True, 1.0, 0.9, np.zeros((1, 1), bool),
+                              (x0, y0, x1 - x0, y1 - y0), (0.0, 0.0), 100, 0)
+        return PromptResult(new_id, stamp, 0, result, 0)
+
+
+def test_an_object_made_while_a_frame_was_tracked_is_not_forgotten() -> None:
+    """The worker reports a frame tracked before the object existed after the object was
+    made: the object must still be matched by the next detection, not made twice."""
+    prompter = DetectionPrompter(0.5, 0.5, 0.0, history_frames=30)
+    tracker = _Tracker()
+    prompter.on_frame(10, (100, 200), [], [])
+    applied = prompter.apply(tracker, 10, [Detection((0, 0, 20, 20), 0.9, "cup")])
+    assert [r.object_id for r, _ in applied.created] == [1]
+    prompter.on_frame(20, (100, 200), [], [])  # tracked before object 1 was made
+    again = prompter.apply(tracker, 20, [Detection((2, 0, 22, 20), 0.9, "cup")])
+    assert again.created == [] and sorted(again.plan.matched) == [1]

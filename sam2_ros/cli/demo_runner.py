@@ -4,7 +4,9 @@
 2. start the real ``sam2_tracker`` node as its own process;
 3. play the bag's camera topics into it at the recorded rate;
 4. prompt each object through the node's ``~/add_prompt`` service, as a planner would,
-   on a frame the node has processed (named by stamp) where the object is visible;
+   on a frame the node has processed (named by stamp) where the object is visible; or,
+   with ``--detector``, no prompts at all: the bag's synthetic detector messages are
+   played on the node's ``detections`` topic and every object comes from them;
 5. record what the node publishes into an output bag, and write the overlay video, a
    visibility plot and a summary (frames in, processed, dropped, latency, objects, J&F).
 
@@ -71,7 +73,8 @@ class _Recorder:
     new_frame: threading.Condition = field(default_factory=threading.Condition)
 
 
-def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool) -> list[str]:
+def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool,
+                  detections: bool = False) -> list[str]:
     """The installed tracker_node executable with the package's parameter file."""
     try:
         from ament_index_python.packages import get_package_prefix, get_package_share_directory
@@ -100,7 +103,10 @@ def _node_command(settings: TrackerSettings, image_topic: str, compressed: bool)
         "-p", "publish_overlay:=true",
         "-p", f"image_transport:={'compressed' if compressed else 'raw'}",
         "-r", f"{input_topic}:={image_topic}",
-    ] + (["-p", f"checkpoint:={settings.checkpoint}"] if settings.checkpoint else [])  # fmt: skip
+    ] + (["-p", f"checkpoint:={settings.checkpoint}"] if settings.checkpoint else []) + (
+        ["-p", "use_detections:=true",
+         "-r", f"{names.DETECTIONS_IN}:={bag_io.DETECTIONS_TOPIC}"] if detections else []
+    )  # fmt: skip
 
 
 def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
@@ -109,8 +115,13 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
 
     out = args.out or Path("out") / time.strftime("demo-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    detector = bool(getattr(args, "detector", False))
     bag = args.bag or _write_scene_bag(args, out / "input_bag")
     info = bag_io.inspect_bag(bag)
+    if detector and bag_io.DETECTIONS_TOPIC not in info.topics:
+        print(f"[demo] error: {bag} has no {bag_io.DETECTIONS_TOPIC} topic for --detector "
+              "(make one with `sam2_ros make-bag --detector`)", file=sys.stderr)
+        return 2
     image_topic = choose_image_topic(info, "")
     gt = _ground_truth(bag, info)
     if not gt:
@@ -126,7 +137,8 @@ def run_demo(args: argparse.Namespace, settings: TrackerSettings) -> int:
         f"device {settings.device}; {weights}"
     )
     try:
-        player, timeline, summary = _run_node_and_play(out, settings, bag, info, image_topic, gt)
+        player, timeline, summary = _run_node_and_play(
+            out, settings, bag, info, image_topic, gt, detector)
     except RuntimeError as exc:
         print(f"[demo] error: {exc} (see {out / 'node.log'})", file=sys.stderr)
         return 1
@@ -160,7 +172,14 @@ def _write_scene_bag(args: argparse.Namespace, bag: Path) -> Path:
         f"[demo] synthetic scene {cfg.width}x{cfg.height}, {cfg.fps:g} fps, "
         f"{cfg.duration_s:g} s ({cfg.num_frames} frames) -> {bag}"
     )
-    bag_io.write_scene_bag(bag, cfg)
+    detector = None
+    if getattr(args, "detector", False):
+        from sam2_ros.evaluation.synthetic_detector import DetectorConfig
+
+        detector = DetectorConfig()
+        print(f"[demo] with a synthetic detector on {bag_io.DETECTIONS_TOPIC}: a message every "
+              f"{detector.period_frames} frames, {detector.delay_frames} frames late")
+    bag_io.write_scene_bag(bag, cfg, detector=detector)
     return bag
 
 
@@ -181,6 +200,7 @@ def _run_node_and_play(
     info: bag_io.BagInfo,
     image_topic: str,
     gt: dict[int, np.ndarray],
+    detector: bool = False,
 ) -> tuple[_Player, RunTimeline, dict]:
     """Start the node as its own process, play the bag into it, prompt, record; always
     shut both down (the node by SIGINT, as a person would)."""
@@ -193,12 +213,12 @@ def _run_node_and_play(
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE",)})
     compressed = info.topics[image_topic].msgtype == bag_io.COMPRESSED_TYPE
     node_log = open(out / "node.log", "w")  # noqa: SIM115 - closed in finally
-    command = _node_command(settings, image_topic, compressed)
+    command = _node_command(settings, image_topic, compressed, detector)
     node_proc = subprocess.Popen(command, env=env, stdout=node_log, stderr=subprocess.STDOUT)
     print(f"[demo] started tracker node (pid {node_proc.pid}), log: {out / 'node.log'}")
     rclpy.init()
     executor = MultiThreadedExecutor(num_threads=3)
-    player = _Player(rclpy, image_topic, compressed, out / "output_bag")
+    player = _Player(rclpy, image_topic, compressed, out / "output_bag", detector)
     executor.add_node(player.node)
     threading.Thread(target=executor.spin, daemon=True).start()
     try:
@@ -274,7 +294,8 @@ def _print_where_and_verdict(out: Path, summary: dict) -> None:
 class _Player:
     """The demo's own ROS node: plays the camera, prompts, records the tracker's topics."""
 
-    def __init__(self, rclpy, image_topic: str, compressed: bool, output_bag: Path) -> None:
+    def __init__(self, rclpy, image_topic: str, compressed: bool, output_bag: Path,
+                 detector: bool = False) -> None:
         from rclpy.callback_groups import ReentrantCallbackGroup
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -289,6 +310,13 @@ class _Player:
         self.image_pub = self.node.create_publisher(image_type, image_topic, qos)
         self.info_pub = self.node.create_publisher(CameraInfo, bag_io.CAMERA_INFO_TOPIC, qos)
         self.image_type = image_type
+        self.detector = detector
+        if detector:
+            from vision_msgs.msg import Detection2DArray
+
+            self.detection_type = Detection2DArray
+            self.detections_pub = self.node.create_publisher(
+                Detection2DArray, bag_io.DETECTIONS_TOPIC, qos)
         group = ReentrantCallbackGroup()
         self.recorder = _Recorder()
         self.output_bag = output_bag
@@ -387,6 +415,7 @@ class _Player:
             ready = (
                 self.image_pub.get_subscription_count() > 0
                 and self.objects_sub.get_publisher_count() > 0
+                and (not self.detector or self.detections_pub.get_subscription_count() > 0)
             )
             if ready and self.prompt_client.wait_for_service(timeout_sec=0.5):
                 print("[demo] node is up: camera subscribed, ~/add_prompt served")
@@ -408,7 +437,11 @@ class _Player:
         topics = [image_topic]
         if bag_io.CAMERA_INFO_TOPIC in info.topics:
             topics.append(bag_io.CAMERA_INFO_TOPIC)
-        prompter = threading.Thread(target=self._prompt_loop, args=(gt,), daemon=True)
+        if self.detector:
+            topics.append(bag_io.DETECTIONS_TOPIC)
+        # With the detector, no prompt at all: every object comes from its detections.
+        prompter = threading.Thread(target=self._prompt_loop, args=({} if self.detector else gt,),
+                                    daemon=True)
         self.prompts_sent = self.prompts_accepted = 0
         self._done = threading.Event()
         prompter.start()
@@ -429,6 +462,8 @@ class _Player:
                 header_stamp = stamp_to_ns(msg.header.stamp)
                 self.published[header_stamp] = time.monotonic()
                 self.image_pub.publish(msg)
+            elif topic == bag_io.DETECTIONS_TOPIC:
+                self.detections_pub.publish(deserialize_message(raw, self.detection_type))
             else:
                 self.info_pub.publish(deserialize_message(raw, CameraInfo))
         last = max(self.published)
@@ -498,6 +533,8 @@ class _Player:
         timeline = RunTimeline()
         with rec.lock:
             stamps = sorted(rec.processed)
+            if self.detector:
+                self.gt_ids = _gt_ids_by_overlap(stamps, rec.label_images, gt)
             for stamp in stamps:
                 msg = rec.objects[stamp]
                 labels = rec.label_images.get(stamp)
@@ -555,6 +592,23 @@ def _prompt_request(request_type, gt_id: int, mask: np.ndarray, stamp: int):
         request.points = [Point(x=float(x), y=float(y), z=0.0)]
         request.point_labels = [1]
     return request
+
+
+def _gt_ids_by_overlap(stamps: list[int], label_images: dict[int, np.ndarray],
+                       gt: dict[int, np.ndarray]) -> dict[int, int]:
+    """Object id -> the ground-truth object its mask covers most on the first frame it
+    shows (objects made from detections have no prompt that says which they are)."""
+    out: dict[int, int] = {}
+    for stamp in stamps:
+        labels, truth = label_images.get(stamp), gt.get(stamp)
+        if labels is None or truth is None:
+            continue
+        for object_id in (int(i) for i in np.unique(labels) if i and int(i) not in out):
+            under = truth[labels == object_id]
+            under = under[under > 0]
+            if under.size:
+                out[object_id] = int(np.bincount(under).argmax())
+    return out
 
 
 def _as_result(obj, labels: np.ndarray | None) -> ObjectResult:

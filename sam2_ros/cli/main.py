@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fps", type=float, default=10.0, help="synthetic scene frame rate")
     demo.add_argument("--width", type=int, default=320)
     demo.add_argument("--height", type=int, default=240)
+    demo.add_argument(
+        "--detector", action="store_true",
+        help="no clicks at all: a synthetic detector (jittered boxes with class labels, "
+        "misses, weak false alarms, every 3rd frame, 2 frames late) publishes on the node's "
+        "detections topic (use_detections) and every object comes from it",
+    )
     _add_model_options(demo)
 
     from sam2_ros.evaluation.random_scenes import HELDOUT_FRAMES, HELDOUT_SCENES

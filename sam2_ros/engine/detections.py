@@ -396,7 +396,6 @@ class DetectionPrompter:
                 self._history.clear()  # time went backwards: the tracker was reset
             self._last_frame = stamp
             self.image_hw = image_hw
-            self._history.retain(boxes.keys())
             self._history.add(stamp, boxes)
             self._lost = set(lost)
 
@@ -418,9 +417,12 @@ class DetectionPrompter:
         image of a received one the tracker did not track) and prompt, re-prompt and remove
         as they ask. A re-prompt starts the object afresh from the detection's box: the
         drifted (or lost) track's memory would pull the mask back where it went wrong."""
+        ids = tracker.object_ids
         with self._lock:
-            views = self._history.views(stamp, tracker.object_ids, tracker.labels(),
-                                        self._lost)
+            # The tracker's ids, not a frame's results, say who exists: a frame tracked just
+            # before an object was made does not know it yet.
+            self._history.retain(ids)
+            views = self._history.views(stamp, ids, tracker.labels(), self._lost)
             plan = self._matcher.plan(stamp, detections, views)
         out = Applied(plan)
         for det in plan.create:
