@@ -4,10 +4,13 @@ A client plays the designed synthetic scene (a circle and a rectangle that cross
 triangle that leaves the image and comes back) into a node with ``use_detections``, and
 publishes the synthetic detector's messages (jittered boxes, misses, a weak false alarm,
 one message every third frame, two frames late) on ``detections``. Every object must come
-from a detection with its class as label, keep its id to the end, and the triangle must be
-picked up again with its old id after it was lost. Clicks on ``click`` create objects on the
-frame their stamp names; ``~/detections`` and ``~/detections_3d`` carry the objects; every
-bad detection message is warned about once and changes nothing.
+from a detection with its class as label and keep its id to the end (the triangle too,
+lost while out of the image), and the circle, which the model alone loses where it crosses
+the rectangle, is put back by its detections. A lost object is re-prompted by its next
+detection under its old id; a track no detection matches is removed after
+``detection_forget_after``. Clicks on ``click`` create objects on the frame their stamp
+names; ``~/detections`` and ``~/detections_3d`` carry the objects; every bad detection
+message is warned about once and changes nothing.
 """
 
 from __future__ import annotations
@@ -137,7 +140,8 @@ def node(tmp_path_factory):
     process = NodeProcess(
         ["--log-level", f"{ns.strip('/')}.sam2_tracker:=debug",  # its own lines only
          "-p", "qos_reliability:=reliable", "-p", "qos_depth:=30", "-p", "use_depth:=true",
-         "-p", "use_detections:=true", "-p", "occluded_frames:=2", "-p", "prompt_history:=32",
+         "-p", "use_detections:=true", "-p", "occluded_frames:=2",
+         "-p", "detection_forget_after:=2.0", "-p", "prompt_history:=32",
          "-r", f"__ns:={ns}"],
         domain, tmp_path_factory.mktemp("detections"),
     )
@@ -261,6 +265,35 @@ def test_a_click_creates_an_object_on_the_frame_it_names(node: Client) -> None:
     node.click(0, SCENE.width + 50, 10)  # outside the image: a warning, nothing else
     node.process.wait_for_log(r"bad click message .* outside", WAIT, mark)
     assert len(node.play(node.frames[5])[0].objects) == 2
+
+
+def test_a_track_no_detection_matches_is_forgotten_after_detection_forget_after(
+    node: Client,
+) -> None:
+    node.reset()
+    first = node.frames[0]
+    node.play(first)
+    mark = node.process.mark()
+    boxes = {s.id: tuple(map(float, s.bbox)) for s in first.objects if s.visible}
+    node.detect(node.stamp(first), [Detection(boxes[1], 0.9, "circle"),
+                                    Detection(boxes[2], 0.9, "rectangle")])
+    line = node.process.wait_for_log(r"new object \d+ 'rectangle'", WAIT, mark)
+    rectangle = int(line.split("new object ")[1].split()[0])
+    removed_at = None
+    for frame in node.frames[1:26]:  # 2.5 s of stamps; the detector sees only the circle
+        objects, _ = node.play(frame)
+        if rectangle not in [o.id for o in objects.objects]:
+            removed_at = frame.index
+            break
+        if frame.index % 3 == 0:
+            circle = next(s for s in frame.objects if s.id == 1)
+            since = node.process.mark()
+            node.detect(node.stamp(frame), [Detection(tuple(map(float, circle.bbox)), 0.9,
+                                                      "circle")])
+            node.process.wait_for_log(rf"detections on frame {node.stamp(frame)}:", WAIT, since)
+    assert removed_at is not None and removed_at > 20, removed_at  # not before 2 s
+    assert f"removed objects [{rectangle}]: no matching detection" in node.process.log(mark)
+    assert [o.label for o in objects.objects] == ["circle"]
 
 
 def test_objects_come_from_detections_and_keep_their_ids(node: Client) -> None:
