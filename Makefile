@@ -19,17 +19,13 @@ test: setup train-deps
 train: setup train-deps
 	bash -c '. tools/env.sh && PYTHONPATH=$(CURDIR)/.train-site:$$PYTHONPATH sam2_ros train $(TRAIN_ARGS)'
 
-# The shipped demo model: the default recipe stopped at step 8,800, then a fine-tune stage
-# from its weights (full difficulty, more occlusions, heavier object-score and IoU losses,
-# then 600 steps on the IoU and object-score heads). 2.3 to 3 hours on 2 CPU cores; each
-# part resumes when run again. TRAIN_ARGS=--install installs the result.
-SHIPPED_BASE = out/train/sam2_ros_demo
-FINETUNE_ARGS = --out out/train/sam2_ros_demo_finetune --init-from $(SHIPPED_BASE)/sam2_ros_demo.pt \
-	--image-steps 0 --steps 2200 --lr 1e-4 --curriculum 0 --occlusion 0.9 \
-	--class-weight 5 --iou-weight 5 --iou-loss mse \
-	--iou-head-steps 600 --head-phase iou+object --head-object-alpha 0.3 --keep-every 500
+# The shipped demo model: two named presets (sam2_ros/train/presets.py, one line of why per
+# value): shipped-base, the default recipe stopped at step 8,800, then shipped-finetune from
+# its weights (full difficulty, more occlusions, heavier object-score and IoU losses, then
+# 600 steps on the IoU and object-score heads). 2.3 to 3 hours on 2 CPU cores; each part
+# resumes when run again. TRAIN_ARGS=--install installs the result.
 train-shipped: setup train-deps
-	bash -c '. tools/env.sh && export PYTHONPATH=$(CURDIR)/.train-site:$$PYTHONPATH && sam2_ros train --out $(SHIPPED_BASE) --stop-at 8800 --keep-every 500 --eval-scenes 0 && sam2_ros train $(FINETUNE_ARGS) $(TRAIN_ARGS)'
+	bash -c '. tools/env.sh && export PYTHONPATH=$(CURDIR)/.train-site:$$PYTHONPATH && sam2_ros train --preset shipped-base && sam2_ros train --preset shipped-finetune $(TRAIN_ARGS)'
 
 demo: setup
 	bash -c '. tools/env.sh && sam2_ros demo $(DEMO_ARGS)'

@@ -80,3 +80,36 @@ def test_runs_saved_before_a_new_option_still_resume() -> None:
     assert _with_defaults(old) == current
     assert _with_defaults({**old, "lr": 1.0}) != current
     assert _with_defaults(old) != _settings_dict(TrainSettings(iou_loss="mse"))
+
+
+def test_shipped_presets_are_the_recipe_the_bundled_model_was_trained_with() -> None:
+    """`make train-shipped` runs two presets; each must give exactly the settings of the
+    options the bundled model's two runs were started with, and an option beside a preset
+    wins over it."""
+    from sam2_ros.cli.main import parse_args
+    from sam2_ros.train.command import settings_from_args
+    from sam2_ros.train.presets import PRESETS
+
+    def settings(*argv: str) -> TrainSettings:
+        return settings_from_args(parse_args(["train", *argv]))
+
+    base = "--out out/train/sam2_ros_demo --stop-at 8800 --keep-every 500 --eval-scenes 0"
+    finetune = (
+        "--out out/train/sam2_ros_demo_finetune "
+        "--init-from out/train/sam2_ros_demo/sam2_ros_demo.pt --image-steps 0 --steps 2200 "
+        "--lr 1e-4 --curriculum 0 --occlusion 0.9 --class-weight 5 --iou-weight 5 "
+        "--iou-loss mse --iou-head-steps 600 --head-phase iou+object --head-object-alpha 0.3 "
+        "--keep-every 500"
+    )
+    for name, flags in (("shipped-base", base), ("shipped-finetune", finetune)):
+        assert settings("--preset", name) == settings(*flags.split()), name
+        args, plain = parse_args(["train", "--preset", name]), parse_args(["train"])
+        assert (args.stop_at, args.eval_scenes) == (
+            (8800, 0) if name == "shipped-base" else (plain.stop_at, plain.eval_scenes)
+        )
+    assert settings("--preset", "shipped-finetune") != settings()
+    assert settings("--preset", "shipped-finetune", "--lr", "3e-5").lr == 3e-5
+    assert finetune.count("--") == len(PRESETS["shipped-finetune"].values)
+    for preset in PRESETS.values():  # one line of why per value
+        assert set(preset.why) == set(preset.values)
+        assert all(why.strip() for why in preset.why.values())

@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--lr", type=float, default=defaults.lr)
     train.add_argument("--dice-weight", type=float, default=defaults.loss_weights["loss_dice"],
-                       help="weight of the dice loss (Meta's 1; 20 was tried, see README)")
+                       help="weight of the dice loss (Meta's 1; 20 was tried, see "
+                            "docs/demo_model.md)")
     train.add_argument("--class-weight", type=float,
                        default=defaults.loss_weights["loss_class"],
                        help="weight of the object-score (occlusion head) loss (Meta's 1)")
@@ -233,17 +234,36 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-scenes", type=int, default=HELDOUT_SCENES,
                        help="held-out scenes for the final report (0: none)")
     train.add_argument("--eval-frames", type=int, default=HELDOUT_FRAMES)
+    from sam2_ros.train.presets import PRESETS
+
+    train.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help="start from a named recipe (sam2_ros/train/presets.py: "
+                            + "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
+                            + "); options given beside it win")
     train.add_argument("--install", action="store_true",
                        help="copy the result over the bundled sam2_ros/models/sam2_ros_demo.pt")
 
+    parser.set_defaults(train_parser=train)  # parse_args applies a preset's values to it
     params = sub.add_parser("params", help="print the node's parameters (generated docs)")
     params.add_argument("--format", choices=("yaml", "markdown"), default="yaml")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; for `train --preset NAME`, parsed again with the preset's values as
+    the defaults, so that options given beside it win."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "preset", None):
+        from sam2_ros.train.presets import preset_defaults
+
+        args.train_parser.set_defaults(**preset_defaults(args.preset))
+        args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -8,20 +8,13 @@ import sys
 from dataclasses import replace
 
 from sam2_ros.engine.model_loading import BUNDLED_CHECKPOINTS, DEMO_MODEL
+from sam2_ros.train.trainer import TrainSettings
 
 
-def run_training(args: argparse.Namespace) -> int:
-    """Train (or resume), export, evaluate on held-out scenes and write the report."""
-    try:
-        import training.loss_fns  # noqa: F401  (Meta's training package and its extra needs)
-
-        from sam2_ros.train.trainer import Trainer, TrainSettings
-    except ImportError as exc:
-        print(f"sam2_ros train needs the training dependencies ({exc}); run `make train`, "
-              "which installs requirements/train.txt into .train-site/", file=sys.stderr)
-        return 2
+def settings_from_args(args: argparse.Namespace) -> TrainSettings:
+    """The run's TrainSettings from `sam2_ros train`'s options (a preset's included)."""
     defaults = TrainSettings()
-    settings = TrainSettings(
+    return TrainSettings(
         out_dir=str(args.out), image_steps=args.image_steps, image_share=args.image_share,
         steps=args.steps, iou_head_steps=args.iou_head_steps,
         curriculum=args.curriculum, iou_loss=args.iou_loss,
@@ -35,7 +28,20 @@ def run_training(args: argparse.Namespace) -> int:
                      min_objects=args.min_objects, p_occlusion=args.occlusion),
         loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight,
                       "loss_class": args.class_weight, "loss_iou": args.iou_weight},
-    )
+    )  # fmt: skip
+
+
+def run_training(args: argparse.Namespace) -> int:
+    """Train (or resume), export, evaluate on held-out scenes and write the report."""
+    try:
+        import training.loss_fns  # noqa: F401  (Meta's training package and its extra needs)
+
+        from sam2_ros.train.trainer import Trainer
+    except ImportError as exc:
+        print(f"sam2_ros train needs the training dependencies ({exc}); run `make train`, "
+              "which installs requirements/train.txt into .train-site/", file=sys.stderr)
+        return 2
+    settings = settings_from_args(args)
     if settings.keep_every % settings.checkpoint_every:
         raise ValueError(f"--keep-every {settings.keep_every} must be a multiple of "
                          f"--checkpoint-every {settings.checkpoint_every}")

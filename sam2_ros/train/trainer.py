@@ -51,13 +51,9 @@ SAM2_TRAIN_OPTIONS = {
     "num_correction_pt_per_frame": 7,
 }
 
-#: Loss weights: Meta's (sam2.1 training config: mask 20, dice 1, IoU 1, class 1), with which
-#: the bundled demo model's first part was trained (its fine-tune weighs the object-score
-#: and IoU losses 5, README). Tried (``--dice-weight 20``): in 250-step runs from
-#: scratch it lifted tracked frames' J on 12 held-out clips from 0.05 to 0.31 (with lr 5e-4),
-#: but the full run (2,000 steps, lr 5e-4, then the IoU-head phase) reached held-out J&F
-#: 0.260 against the then shipped model's 0.293: not adopted. That model still tended to
-#: predict empty masks on tracked frames (tracked J 0.19 from a ground-truth mask).
+#: Loss weights: Meta's (sam2.1 training config: mask 20, dice 1, IoU 1, class 1). The
+#: bundled model's fine-tune weighs the object-score and IoU losses 5 (presets.py); a dice
+#: weight of 20 was tried and not adopted (docs/demo_model.md).
 LOSS_WEIGHTS = {"loss_mask": 20.0, "loss_dice": 1.0, "loss_iou": 1.0, "loss_class": 1.0}
 
 #: Parameters the phase after the schedule trains (``TrainSettings.head_phase``).
@@ -69,70 +65,58 @@ HEAD_PHASE_PARAMS = {
 
 @dataclass
 class TrainSettings:
-    """Everything that determines a training run (saved beside its checkpoints)."""
+    """Everything that determines a training run (saved beside its checkpoints).
+
+    The defaults are the default recipe (``make train``), which is also part 1 of the
+    bundled model's (``presets.py`` names both parts). One line of why per field; what was
+    measured for each: docs/demo_model.md.
+    """
 
     out_dir: str = "out/train/sam2_ros_demo"
-    model: str = "sam2_ros_demo"
-    # Single-frame steps before the video steps. Why: trained on video only, the model learned
-    # to mask every object whatever was clicked (frame-0 click on held-out scenes: J 0.24
-    # with the object, 0.40 with the union of all objects); 3,000 single-frame steps from
-    # scratch (12 min) gave J 0.35 with the object and 0.15 with the union.
+    model: str = "sam2_ros_demo"  # the config trained: sam2_ros/models/sam2_ros_demo.yaml
+    # Single-frame steps first: trained on video alone the model masked every object,
+    # whatever was clicked.
     image_steps: int = 6000
-    # Share of the video stage's steps that are single-frame clips, as SAM 2 trains on images
-    # and videos together, so the prompt-following of the image stage is kept.
+    # Single-frame clips within the video stage, as SAM 2 trains on both, to keep the
+    # prompt-following the image stage taught.
     image_share: float = 0.25
-    steps: int = 4000
-    seed: int = 0
-    lr: float = 2e-4
-    min_lr_ratio: float = 0.05
-    warmup_steps: int = 100
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
-    # Curriculum: clip difficulty rises linearly from 0 (one object, no occlusion, exit,
-    # distractor, shake or brightness change) to 1 (the full held-out distribution) over
-    # this share of the steps. Measured: on the full distribution from the first step,
-    # 1300 steps (lr 3e-4) and 500 steps (lr 1e-4) learned no tracking at all.
+    steps: int = 4000  # video steps: the second stage's schedule
+    seed: int = 0  # clip i comes from (seed, i) alone: a resumed run draws the same clips
+    lr: float = 2e-4  # peak learning rate of each stage (AdamW)
+    min_lr_ratio: float = 0.05  # cosine decay ends at this share of the peak
+    warmup_steps: int = 100  # linear warm-up at the start of each stage
+    weight_decay: float = 0.05  # AdamW's, as in Meta's SAM 2.1 training config
+    grad_clip: float = 1.0  # gradient norm clip, as in Meta's config
+    # Share of each stage over which clips go from easy (one object, nothing hidden) to the
+    # held-out distribution: from full difficulty at once the model learned no tracking.
     curriculum: float = 0.4
-    # Meta's IoU loss is L1 ("l1"); "mse" regresses the mean IoU instead of its median.
-    # Why it matters: the IoU head picks one of the decoder's three candidates for a click
-    # and on every tracked frame; with L1 the shipped model picked a mask of J 0.57 on
-    # frame 0 where the best candidate had 0.71 (20 held-out scenes; the step-8,800 model).
+    # IoU loss: Meta's "l1", or "mse", which regresses the mean IoU rather than its
+    # median, so the IoU head tells the decoder's three candidates apart.
     iou_loss: str = "l1"
     clips: int = 0  # 0: a new clip every step; n: cycle through n clips (smoke tests)
-    # Start from these weights (a {"model": state_dict} checkpoint) instead of random ones;
-    # with steps 0 only the IoU-head phase runs on them.
+    # Start from these weights ({"model": state_dict}) instead of random ones (a fine-tune);
+    # with steps 0 only the head phase runs on them.
     init_from: str = ""
     val_clips: int = 4  # held-out clips whose loss is measured at every checkpoint
-    precision: str = "fp32"  # measured: bf16 autocast gave no speed-up at this model size
+    precision: str = "fp32"  # bf16 autocast was measured no faster at this model size
     threads: int = 0  # 0: every core
-    checkpoint_every: int = 50
-    # Keep a copy of the exported weights every this many steps (OUT/checkpoints/), for
-    # judging the run along the way (`sam2_ros evaluate`, `python -m
-    # sam2_ros.train.history`); 0: only the newest. A multiple of checkpoint_every.
+    checkpoint_every: int = 50  # steps between resumable checkpoints
+    # Also keep the weights every this many steps (OUT/checkpoints/), to judge a run along
+    # the way; 0: only the newest. A multiple of checkpoint_every.
     keep_every: int = 0
-    # After the schedule, optionally: train only the IoU head (which picks one of the
-    # decoder's three candidate masks) with an MSE IoU loss. Why it was tried: on a
-    # 1,250-step model Meta's L1 IoU loss left the head predicting ~0 for every candidate:
-    # tracked J 0.21 with the chosen mask against 0.54 for the best of the three (12
-    # held-out clips). Measured: 300 such steps on the then shipped model lowered its held-out
-    # J&F from 0.293 to 0.158, so it is off by default (--iou-head-steps); on the step-8,800
-    # model it gained 0.017, and the bundled model's fine-tune ends with it (README).
+    # Steps after the schedule that train only the heads head_phase names (IoU loss MSE):
+    # they pick among the decoder's candidates and decide "visible". Off by default: alone
+    # on the video-only model they lowered held-out J&F.
     iou_head_steps: int = 0
-    iou_head_lr: float = 1e-3
-    # "constant" (the bundled model's) or "cosine": decay to min_lr_ratio over the phase.
-    # Why try it: with one clip a step at a constant rate the heads end wherever the last
-    # clips pushed them; the rerun of the shipped recipe reported 59% of hidden frames as
-    # hidden after 300 head steps and 23% after 600. Measured from the bundled model's
-    # part-2 weights, two seeds each: cosine ended alike (27% and 30%) but with the object
-    # score ranking hidden frames no better than before the phase (AUC 0.66 against 0.69;
-    # constant: 0.75-0.84), so the shipped recipe keeps the constant rate (README).
+    iou_head_lr: float = 1e-3  # that phase's learning rate
+    # That phase's rate: "constant" (the bundled model's) or "cosine" decay, which was
+    # measured to leave the object score ranking hidden frames no better.
     head_lr_schedule: str = "constant"
-    # Which heads that phase trains: "iou", or "iou+object" (the object-score head too, the
-    # occlusion head behind ``visible``). Why: after the full schedule the object score
-    # ranks hidden frames lower than frames in view but stays above 0 on most of them.
+    # Heads that phase trains: "iou", or "iou+object", which adds the object-score
+    # (occlusion) head behind ``visible``.
     head_phase: str = "iou"
-    # Focal alpha of that phase's object-score loss: in-view frames weigh alpha, hidden
-    # frames 1 - alpha (Meta's -1: plain BCE, where hidden frames are a few percent).
+    # Focal alpha of that phase's object-score loss: in-view frames weigh alpha, hidden ones
+    # 1 - alpha, since hidden frames are few (-1: plain BCE, Meta's).
     head_object_alpha: float = -1.0
     clip: ClipSettings = field(default_factory=ClipSettings)
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(LOSS_WEIGHTS))
