@@ -16,7 +16,7 @@ pytest.importorskip("rclpy", reason="the demo needs rclpy: source tools/env.sh")
 from ros_processes import unique_domain_and_namespace
 
 from sam2_ros.bags import bag_io
-from sam2_ros.bags.replay import MASKS_TOPIC, OBJECTS_TOPIC
+from sam2_ros.bags.replay import DETECTIONS_OUT_TOPIC, MASKS_TOPIC, OBJECTS_TOPIC
 from sam2_ros.messages import stamp_to_ns
 
 
@@ -74,7 +74,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 def test_demo_with_the_detector_needs_no_prompt(tmp_path: Path) -> None:
     """`sam2_ros demo --detector` with the bundled model: no click at all, every object made
     from the synthetic detector's late, jittered, missing messages, with its class label,
-    under one id to the end."""
+    under one id to the end; ~/detections recorded beside ~/objects."""
     domain, _ = unique_domain_and_namespace("demo_det")
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     out = tmp_path / "demo"
@@ -91,3 +91,5 @@ def test_demo_with_the_detector_needs_no_prompt(tmp_path: Path) -> None:
     assert log.count("from a detection on frame") == len(labels)
     info = bag_io.inspect_bag(out / "input_bag")
     assert info.topics[bag_io.DETECTIONS_TOPIC].count >= 10
+    recorded = bag_io.inspect_bag(out / "output_bag").topics
+    assert recorded[DETECTIONS_OUT_TOPIC].count == recorded[OBJECTS_TOPIC].count

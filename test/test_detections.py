@@ -114,23 +114,24 @@ def test_forget_after_counts_from_the_last_match() -> None:
         assert never.plan(t * SEC, [det_a], [a, b]).forget == []
 
 
-def test_identity_never_jumps_when_objects_cross_under_jitter_and_misses() -> None:
+@pytest.mark.parametrize("label", ["", "cup"])
+def test_identity_never_jumps_when_objects_cross_under_jitter_and_misses(label: str) -> None:
     """Two objects pass each other; the detector jitters its boxes and misses a third of
     them; tracks follow their own object. No detection of one object may ever prompt the
-    other's track."""
+    other's track, also when both are of one class (the nearness stage is in play)."""
     rng = np.random.default_rng(0)
     matcher = DetectionMatcher(min_score=0.3, refresh_iou=0.7, forget_after_s=0.0)
     for step in range(200):
         t = step % 50
         truth = {1: (10.0 + 2 * t, 20.0), 2: (110.0 - 2 * t, 24.0)}  # top-left corners
-        tracks = [TrackView(i, (x, y, x + 30, y + 30), (x, y, x + 30, y + 30))
+        tracks = [TrackView(i, (x, y, x + 30, y + 30), (x, y, x + 30, y + 30), label)
                   for i, (x, y) in truth.items()]
         dets, owner = [], {}
         for i, (x, y) in truth.items():
             if rng.random() < 1 / 3:
                 continue
             jx, jy, jw, jh = rng.normal(0, 3, size=4)
-            det = Detection((x + jx, y + jy, x + 30 + jw, y + 30 + jh), 0.9)
+            det = Detection((x + jx, y + jy, x + 30 + jw, y + 30 + jh), 0.9, label)
             owner[id(det)] = i
             dets.append(det)
         plan = matcher.plan(step * SEC, dets, tracks)
@@ -252,3 +253,23 @@ def test_an_object_made_while_a_frame_was_tracked_is_not_forgotten() -> None:
     prompter.on_frame(20, (100, 200), [], [])  # tracked before object 1 was made
     again = prompter.apply(tracker, 20, [Detection((2, 0, 22, 20), 0.9, "cup")])
     assert again.created == [] and sorted(again.plan.matched) == [1]
+
+
+def test_a_track_displaced_onto_another_class_is_matched_to_its_own_class_anywhere() -> None:
+    """SAM's memory moved the triangle's track onto the circle while the triangle was out of
+    view; the triangle comes back far away: its detection goes to the triangle's track (and
+    re-prompts it), not to a new object, and the circle keeps its own track."""
+    matcher = DetectionMatcher(min_score=0.5, refresh_iou=0.5, forget_after_s=0.0)
+    tracks = [
+        TrackView(1, (100, 100, 140, 140), (100, 100, 140, 140), "circle"),
+        TrackView(3, (102, 101, 141, 139), (102, 101, 141, 139), "triangle"),  # on the circle
+    ]
+    circle = Detection((101, 100, 141, 140), 0.9, "circle")
+    triangle = Detection((280, 20, 310, 60), 0.9, "triangle")  # 200 px away
+    plan = matcher.plan(SEC, [circle, triangle], tracks)
+    assert plan.matched == {1: circle, 3: triangle} and plan.create == []
+    assert [i for i, _ in plan.refresh] == [3]
+    # Without the circle's detection nothing says the triangle's track is displaced: the
+    # far triangle is a new object (ids never move on distance alone).
+    alone = matcher.plan(SEC, [triangle], tracks)
+    assert alone.create == [triangle] and alone.matched == {}

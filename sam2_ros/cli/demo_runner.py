@@ -31,6 +31,7 @@ import numpy as np
 from sam2_ros import names
 from sam2_ros.bags import bag_io
 from sam2_ros.bags.replay import (
+    DETECTIONS_OUT_TOPIC,
     MASKS_TOPIC,
     OBJECTS_TOPIC,
     OVERLAY_TOPIC,
@@ -333,6 +334,19 @@ class _Player:
         self.node.create_subscription(
             Image, OVERLAY_TOPIC, self._on_overlay, qos, callback_group=group, raw=True
         )
+        self.vision_recorded = False
+        if bag_io.rosbags_vision_types() is not None:  # ~/detections into the output bag too
+            try:
+                from vision_msgs.msg import Detection2DArray
+            except ImportError:
+                pass
+            else:
+                self.vision_recorded = True
+                self.node.create_subscription(
+                    Detection2DArray, DETECTIONS_OUT_TOPIC,
+                    lambda raw: self._record(DETECTIONS_OUT_TOPIC, raw, Detection2DArray),
+                    qos, callback_group=group, raw=True,
+                )
         try:
             from diagnostic_msgs.msg import DiagnosticArray
         except ImportError:
@@ -567,6 +581,8 @@ class _Player:
             MASKS_TOPIC: bag_io.IMAGE_TYPE,
             OVERLAY_TOPIC: bag_io.IMAGE_TYPE,
         }
+        if self.vision_recorded:
+            topics[DETECTIONS_OUT_TOPIC] = bag_io.DETECTION_ARRAY_TYPE
         with self._bag_lock:
             recorded = sorted(self.recorded, key=lambda item: item[1])
         with bag_io.BagWriter(self.output_bag, topics) as bag:

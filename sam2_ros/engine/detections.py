@@ -46,6 +46,9 @@ MATCH_IOU = 0.1
 #: Farthest a same-class detection may lie from a track that overlaps nothing, in
 #: detection box diagonals, to be matched to it (centre to centre).
 REACQUIRE_DISTANCE = 1.5
+#: Least IoU between a track's box and a detection of another class, matched to another
+#: track, for the track to count as displaced onto that object.
+DISPLACED_IOU = 0.5
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
@@ -144,20 +147,22 @@ def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[
     label conflict; the total IoU is maximised. Then, among what is left, by nearness: a
     detection and a track of the same (non-empty) class whose centres lie within
     REACQUIRE_DISTANCE detection diagonals (a track that drifted off its object, or a lost
-    one that comes back elsewhere); the total distance is minimised.
+    one that comes back elsewhere); the total distance is minimised. A track whose box lies
+    on an object of another class (IoU >= DISPLACED_IOU with a detection matched to another
+    track) has left its own object: it may be matched to a detection of its class anywhere.
     """
     if not detections or not tracks:
         return {}
     det_boxes = np.array([d.box for d in detections], dtype=np.float64)
     refs = [t.box if t.box is not None else t.last_box for t in tracks]
-    iou = np.zeros((len(detections), len(tracks)))
+    raw = np.zeros((len(detections), len(tracks)))
+    conflict = np.zeros_like(raw, dtype=bool)
     for j, (track, ref) in enumerate(zip(tracks, refs, strict=True)):
-        if ref is None:
-            continue
-        iou[:, j] = box_iou(det_boxes, np.array([ref]))[:, 0]
+        if ref is not None:
+            raw[:, j] = box_iou(det_boxes, np.array([ref]))[:, 0]
         for i, det in enumerate(detections):
-            if det.label and track.label and det.label != track.label:
-                iou[i, j] = 0.0
+            conflict[i, j] = bool(det.label and track.label and det.label != track.label)
+    iou = np.where(conflict, 0.0, raw)
     allowed = iou >= MATCH_IOU
     rows, cols = linear_sum_assignment(np.where(allowed, -iou, 0.0))
     pairs = {int(i): int(j) for i, j in zip(rows, cols, strict=True) if allowed[i, j]}
@@ -166,6 +171,11 @@ def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[
     left_tracks = [j for j in range(len(tracks)) if j not in taken and refs[j] is not None]
     if not left_dets or not left_tracks:
         return pairs
+    # A track sitting on an object of another class that a detection matched to another
+    # track has lost its own object (SAM's memory jumped): no distance limit for it.
+    matched_dets = list(pairs)
+    displaced = {j for j in left_tracks
+                 if any(conflict[i, j] and raw[i, j] >= DISPLACED_IOU for i in matched_dets)}
     dist = np.full((len(left_dets), len(left_tracks)), np.inf)
     for a, i in enumerate(left_dets):
         x0, y0, x1, y1 = detections[i].box
@@ -175,7 +185,7 @@ def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[
                 continue
             rx0, ry0, rx1, ry1 = refs[j]
             gap = np.hypot((x0 + x1 - rx0 - rx1) / 2, (y0 + y1 - ry0 - ry1) / 2)
-            if gap <= REACQUIRE_DISTANCE * diagonal:
+            if gap <= REACQUIRE_DISTANCE * diagonal or j in displaced:
                 dist[a, b] = gap
     near = np.isfinite(dist)
     rows, cols = linear_sum_assignment(np.where(near, dist, 1e12))
@@ -457,6 +467,7 @@ class DetectionPrompter:
 
 
 __all__ = [
+    "DISPLACED_IOU",
     "MATCH_IOU",
     "REACQUIRE_DISTANCE",
     "Applied",
