@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sam2_ros import names
+
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
 RVIZ_FILE = REPO / "config" / "tracker.rviz"
@@ -91,17 +93,19 @@ def test_launch_file_starts_tracker_node_with_remappings():
     assert executables == {"tracker_node", "tracker_lifecycle_node", "rviz2"}
     assert remapped == {"image", "image/compressed", "camera_info", "depth"}
     source = LAUNCH_FILE.read_text()
-    assert '"name": "sam2_tracker"' in source and "autostart=True" in source
+    assert f'"name": "{names.NODE_NAME}"' in source and "autostart=True" in source
     # RViz follows the namespace: the rviz config's topics are rewritten with it.
-    assert 'namespace=namespace' in source and "Value: /sam2_tracker/" in source
+    assert 'namespace=namespace' in source and f"Value: /{names.NODE_NAME}/" in source
     assert "PackageNotFoundError" in source  # rviz2 is optional
 
 
 def test_rviz_config_shows_overlay_and_markers():
     config = yaml.safe_load(RVIZ_FILE.read_text())
     displays = {d["Class"]: d for d in config["Visualization Manager"]["Displays"]}
-    assert displays["rviz_default_plugins/Image"]["Topic"]["Value"] == "/sam2_tracker/overlay"
+    # The node's names come from sam2_ros/names.py; the config must name the same topics.
+    overlay = displays["rviz_default_plugins/Image"]["Topic"]["Value"]
+    assert overlay == names.resolved(names.OVERLAY)
     markers = displays["rviz_default_plugins/MarkerArray"]
-    assert markers["Topic"]["Value"] == "/sam2_tracker/markers"
+    assert markers["Topic"]["Value"] == names.resolved(names.MARKERS)
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"]
     assert {p["Class"] for p in config["Panels"]} >= {"rviz_common/Displays"}
