@@ -41,13 +41,15 @@ ARGUMENTS = (
         "Depth image registered to the colour image (16UC1 mm or 32FC1 m)",
     ),
     ("use_depth", "", "true: 3D positions and ~/markers from depth (empty: params_file's)"),
+    ("tracking_mode", "", "sam2 (Meta's) or motion (keeps identities where look-alikes "
+     "cross; empty: params_file's)"),
     ("namespace", "", "Namespace of the node (and its RViz), so instances do not collide"),
     ("params_file", None, "Parameters YAML (default: share/sam2_ros/config/tracker.yaml)"),
     ("use_rviz", "false", "Also open RViz2 with share/sam2_ros/config/tracker.rviz"),
     ("use_sim_time", "false", "Use /clock (rosbag play --clock, simulators)"),
     ("lifecycle", "false", "true: the managed node tracker_lifecycle_node, with autostart"),
 )
-OVERRIDABLE = ("model", "checkpoint", "device", "use_depth")
+OVERRIDABLE = ("model", "checkpoint", "device", "use_depth", "tracking_mode")
 
 
 def _truthy(text: str) -> bool:

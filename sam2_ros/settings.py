@@ -193,6 +193,40 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         bounds=(2, 64),
     ),
     ParameterSpec(
+        "tracking_mode",
+        "sam2",
+        "sam2: Meta's SAM 2 (each object on its own, memory of the last frames); motion: a "
+        "Kalman filter on each object's box helps pick among SAM 2's candidate masks, only "
+        "confident frames enter memory, and of two objects claiming one region the weaker is "
+        "reported hidden (keeps identities where look-alikes cross; docs/identity.md)",
+        choices=("sam2", "motion"),
+    ),
+    ParameterSpec(
+        "motion_weight",
+        0.25,
+        "tracking_mode motion: share of the motion agreement (IoU with the predicted box) "
+        "beside the predicted IoU when choosing among candidate masks",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "motion_admit_iou",
+        0.3,
+        "tracking_mode motion: predicted IoU a frame needs to enter an object's memory",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "motion_admit_object_score",
+        0.0,
+        "tracking_mode motion: object-score logit a frame needs to enter memory",
+        bounds=(-32.0, 32.0),
+    ),
+    ParameterSpec(
+        "motion_admit_overlap",
+        0.3,
+        "tracking_mode motion: IoU with the predicted box a frame needs to enter memory",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
         "image_transport",
         "raw",
         "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed' "
@@ -361,6 +395,11 @@ class TrackerSettings:
     max_prompt_frames: int = default("max_prompt_frames")
     mask_threshold: float = default("mask_threshold")
     time_jump_reset: float = default("time_jump_reset")
+    tracking_mode: str = default("tracking_mode")
+    motion_weight: float = default("motion_weight")
+    motion_admit_iou: float = default("motion_admit_iou")
+    motion_admit_object_score: float = default("motion_admit_object_score")
+    motion_admit_overlap: float = default("motion_admit_overlap")
     cpu_threads: int = -1  # the node passes its parameter; offline runs use torch's default
 
     @classmethod
@@ -390,6 +429,7 @@ class TrackerSettings:
 
         Passing a loaded model lets an evaluation start a fresh tracker per scene without
         reading the checkpoint again."""
+        from sam2_ros.engine.identity.policy import MotionSettings
         from sam2_ros.engine.stamp_policy import StampPolicy
         from sam2_ros.engine.streaming_tracker import StreamingTracker
 
@@ -402,6 +442,13 @@ class TrackerSettings:
             max_prompt_frames=self.max_prompt_frames,
             mask_threshold=self.mask_threshold,
             stamps=StampPolicy.with_threshold(self.time_jump_reset),
+            tracking_mode=self.tracking_mode,
+            motion=MotionSettings(
+                weight=self.motion_weight,
+                admit_iou=self.motion_admit_iou,
+                admit_object_score=self.motion_admit_object_score,
+                admit_motion=self.motion_admit_overlap,
+            ),
         )
 
 

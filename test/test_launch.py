@@ -27,6 +27,7 @@ EXPECTED_ARGUMENTS = {
     "camera_info_topic",
     "depth_topic",
     "use_depth",
+    "tracking_mode",
     "namespace",
     "params_file",
     "use_rviz",

@@ -41,6 +41,7 @@ class FrameOutput:
     point_inputs: dict[str, torch.Tensor] | None = None  # clicks given on this frame
     prompted: bool = False  # the output came from a prompt on this frame
     refined: bool = False  # clicks on top of the tracked mask: depends on the memory
+    admitted: bool = True  # may be attended to by a selective memory (tracking_mode motion)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class ObjectMemory:
     cond: dict[int, FrameOutput] = field(default_factory=dict)
     non_cond: dict[int, FrameOutput] = field(default_factory=dict)
     last_prompt_frame: int | None = None
+    # Per-frame state of the tracking policy (the motion filter's belief after each frame).
+    motion: dict[int, object] = field(default_factory=dict)
 
     @property
     def is_tracked(self) -> bool:
@@ -86,14 +89,21 @@ class ObjectMemory:
     def clear(self) -> None:
         self.cond.clear()
         self.non_cond.clear()
+        self.motion.clear()
         self.last_prompt_frame = None
 
-    def prune(self, keep_ptr_from: int, keep_mem_from: int, keep_mask_from: int) -> None:
-        """Release what no future frame and no prompt on a ring frame can attend to."""
-        for index in [i for i in self.non_cond if i < keep_ptr_from]:
+    def prune(self, keep_ptr_from: int, keep_mem_from: int, keep_mask_from: int,
+              keep_admitted: int = 0) -> None:
+        """Release what no future frame and no prompt on a ring frame can attend to.
+
+        ``keep_admitted``: a selective memory attends to the newest admitted frames however
+        old, so that many admitted frames before the window are kept whole (bounded)."""
+        admitted = sorted(i for i, o in self.non_cond.items() if o.admitted)
+        kept = set(admitted[-keep_admitted:]) if keep_admitted > 0 else set()
+        for index in [i for i in self.non_cond if i < keep_ptr_from and i not in kept]:
             del self.non_cond[index]
         for index, out in self.non_cond.items():
-            if index < keep_mem_from:
+            if index < keep_mem_from and index not in kept:
                 out.maskmem_features = None
             if index < keep_mask_from:
                 out.pred_masks = None
@@ -101,6 +111,9 @@ class ObjectMemory:
         for index, out in self.cond.items():
             if index < keep_mask_from:
                 out.point_inputs = None
+        older = [i for i in self.motion if i < keep_mask_from]
+        for index in older[:-1] if older else []:  # the newest before the ring stays
+            del self.motion[index]
 
 
 @dataclass
@@ -127,14 +140,22 @@ class Memory:
 
 
 def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
-                    device: torch.device) -> Memory:
+                    device: torch.device, selective: bool = False) -> Memory:
     """The memory frames (with their temporal slots) and object pointers one object attends
     to on a frame: same frames, order and encodings as SAM2Base._prepare_memory_conditioned_
-    features for forward tracking in eval mode with an unbounded video length."""
+    features for forward tracking in eval mode with an unbounded video length.
+
+    ``selective`` (tracking_mode motion): instead of the frames at fixed distances, the
+    newest admitted frames before this one, the nearest in the nearest temporal slot, and
+    object pointers of admitted frames only (at their true distance, capped at SAM 2's
+    range), so a frame where the object was hidden or taken by another is never attended.
+    """
     num_maskmem = model.num_maskmem
     selected, unselected = select_closest_cond_frames(
         frame_index, obj.cond, model.max_cond_frames_in_attn
     )
+    if selective:
+        return _assemble_selective(model, obj, frame_index, device, selected, unselected)
     t_pos_and_prevs: list[tuple[int, FrameOutput | None]] = [(0, o) for o in selected.values()]
     stride = model.memory_temporal_stride_for_eval
     for t_pos in range(1, num_maskmem):
@@ -171,6 +192,44 @@ def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
             out = obj.non_cond.get(t, unselected.get(t))
             if out is not None:
                 pos_and_ptrs.append((t_diff, out.obj_ptr))
+        ptrs, ptr_pos = _pointer_tokens(model, pos_and_ptrs, device)
+    return Memory(spatial, ptrs, ptr_pos)
+
+
+def _assemble_selective(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
+                        device: torch.device, selected: dict, unselected: dict) -> Memory:
+    """``assemble_memory`` from the newest admitted frames (see there)."""
+    num_maskmem = model.num_maskmem
+    spatial = [(o, num_maskmem - 1) for o in selected.values()]
+    pool = {**unselected, **obj.non_cond}
+    admitted = sorted((i for i, o in pool.items()
+                       if i < frame_index and o.admitted and o.maskmem_features is not None),
+                      reverse=True)
+    for rank, index in enumerate(admitted[: num_maskmem - 1]):
+        spatial.append((pool[index], rank))  # slot 0: the nearest, as t_rel 1 in SAM 2
+    ptrs = ptr_pos = None
+    if model.use_obj_ptrs_in_encoder:
+        max_ptrs = model.max_obj_ptrs_in_encoder
+        signed = model.use_signed_tpos_enc_to_obj_ptrs
+        ptr_cond = selected
+        if model.only_obj_ptrs_in_the_past_for_eval:
+            ptr_cond = {t: o for t, o in selected.items() if t <= frame_index}
+        pos_and_ptrs = [
+            ((frame_index - t) if signed else abs(frame_index - t), o.obj_ptr)
+            for t, o in ptr_cond.items()
+        ]
+        recent = [i for i, o in sorted(pool.items(), reverse=True)
+                  if i < frame_index and o.admitted][: max_ptrs - 1]
+        pos_and_ptrs += [(min(frame_index - i, max_ptrs - 1), pool[i].obj_ptr) for i in recent]
+        ptrs, ptr_pos = _pointer_tokens(model, pos_and_ptrs, device)
+    return Memory(spatial, ptrs, ptr_pos)
+
+
+def _pointer_tokens(model: torch.nn.Module, pos_and_ptrs: list, device: torch.device):
+    """Object-pointer tokens and their temporal encodings, as SAM 2 builds them."""
+    ptrs = ptr_pos = None
+    if model.use_obj_ptrs_in_encoder:
+        max_ptrs = model.max_obj_ptrs_in_encoder
         if pos_and_ptrs:
             pos_list, ptrs_list = zip(*pos_and_ptrs, strict=True)
             ptrs = torch.stack(ptrs_list, dim=0)
@@ -188,4 +247,4 @@ def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
                 ptrs = ptrs.reshape(-1, 1, hidden // mem_dim, mem_dim)
                 ptrs = ptrs.permute(0, 2, 1, 3).flatten(0, 1)
                 ptr_pos = ptr_pos.repeat_interleave(hidden // mem_dim, dim=0)
-    return Memory(spatial, ptrs, ptr_pos)
+    return ptrs, ptr_pos

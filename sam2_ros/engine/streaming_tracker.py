@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
+from sam2_ros.engine.identity.policy import MotionSettings, make_policy
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.engine.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
 from sam2_ros.engine.prompts import (
@@ -98,6 +99,8 @@ class StreamingTracker:
         add_all_frames_to_correct_as_cond: bool = False,
         stamps: StampPolicy | None = None,
         profile_stages: bool = False,
+        tracking_mode: str = "sam2",
+        motion: MotionSettings | None = None,
     ) -> None:
         """``profile_stages``: wait for the device around each stage so StageTiming holds
         each stage's device time (a GPU then stalls several times a frame; on a CPU the
@@ -121,6 +124,9 @@ class StreamingTracker:
         self._objects: dict[int, ObjectMemory] = {}
         self._ring = FrameRing(prompt_history)
         self._steps = Sam2Steps(loaded, profile_stages)
+        # How identities are kept (``identity.policy``): "sam2" is Meta's behaviour.
+        self.tracking_mode = tracking_mode
+        self._policy = make_policy(tracking_mode, self.model, motion)
         self._next_id = 1
         self._next_index = 0
         # The last tracked stamp and what an earlier one means (shared with the node).
@@ -241,6 +247,7 @@ class StreamingTracker:
             clicks, mask_in = self._merge_prompts(prompt, previous, clear_previous, ring_frame)
             out = self._prompt_output(ring_frame, obj, clicks, mask_in, previous, is_init, timing)
             self._commit_prompt(obj, new_object, label, index, out, is_init)
+            self._policy.on_prompt(obj, index, out)
             retracked = self._retrack_forward(obj, index, timing)
             self._prune()
             on_frame = self._prompt_results(obj, ring_frame, out, timing)
@@ -488,16 +495,23 @@ class StreamingTracker:
         self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming
     ) -> list[FrameOutput]:
         """Track objects on a frame, batching those whose memories share a layout."""
-        steps = self._steps
-        memories = [steps.memory(obj, ring_frame.index) for obj in objects]
+        steps, policy, index = self._steps, self._policy, ring_frame.index
+        memories = [steps.memory(obj, index, policy.selective_memory) for obj in objects]
         outputs: list[FrameOutput | None] = [None] * len(objects)
+        groups = []
         for members in group_by_layout(memories):
-            decoded = steps.decode(ring_frame, [memories[i] for i in members], timing)
+            decoded = steps.decode(ring_frame, [memories[i] for i in members], timing,
+                                   candidates=policy.wants_candidates)
+            policy.select([objects[i] for i in members], index, decoded)
+            groups.append((members, decoded))
+        policy.resolve([([objects[i] for i in members], d) for members, d in groups])
+        for members, decoded in groups:
             maskmem = steps.encode_memory(
                 ring_frame, decoded.high_res_masks, decoded.object_score_logits, False, timing
             )
             pred_masks = self._fill_holes(decoded.pred_masks.float(), timing)
             for i, out in zip(members, split_outputs(decoded, pred_masks, maskmem), strict=True):
+                policy.commit(objects[i], index, out)
                 outputs[i] = out
         return outputs  # type: ignore[return-value]
 
@@ -516,7 +530,8 @@ class StreamingTracker:
         prev_logits = None
         if points is not None and previous is not None and previous.pred_masks is not None:
             prev_logits = torch.clamp(previous.pred_masks.to(self.device), -32.0, 32.0)
-        memories = None if is_init else [self._steps.memory(obj, ring_frame.index)]
+        memories = None if is_init else [
+            self._steps.memory(obj, ring_frame.index, self._policy.selective_memory)]
         decoded = self._steps.decode(ring_frame, memories, timing, points, mask_in, prev_logits)
         pred_masks = self._fill_holes(decoded.pred_masks.float(), timing)
         # SAM 2 encodes a prompted frame's memory from the (hole-filled) low-res mask
@@ -544,6 +559,7 @@ class StreamingTracker:
         would have been had the earlier prompt come in time.
         """
         count = 0
+        self._policy.rewind(obj, from_index)
         for ring_frame in self._ring:
             index = ring_frame.index
             if index <= from_index or index in obj.cond:
@@ -568,7 +584,7 @@ class StreamingTracker:
         keep_ptr_from = oldest - (model.max_obj_ptrs_in_encoder - 1)
         keep_mem_from = oldest - (model.num_maskmem - 1) * model.memory_temporal_stride_for_eval - 1
         for obj in self._objects.values():
-            obj.prune(keep_ptr_from, keep_mem_from, oldest)
+            obj.prune(keep_ptr_from, keep_mem_from, oldest, self._policy.keep_admitted)
 
     def _results_of_all_objects(
         self, ring_frame: RingFrame, timing: StageTiming

@@ -42,6 +42,11 @@ class NodeParameters:
     prompt_history: int
     received_frames_mb: int
     max_prompt_frames: int
+    tracking_mode: str
+    motion_weight: float
+    motion_admit_iou: float
+    motion_admit_object_score: float
+    motion_admit_overlap: float
     image_transport: str
     input_bit_depth: int
     qos_reliability: str

@@ -32,6 +32,10 @@ class Decoded:
     ious: torch.Tensor  # [B]
     obj_ptr: torch.Tensor  # [B, C]
     object_score_logits: torch.Tensor  # [B, 1]
+    # Every multimask candidate (``decode(candidates=True)``), for a policy to choose from:
+    multi_low_res: torch.Tensor | None = None  # [B, K, S/4, S/4] logits
+    multi_ious: torch.Tensor | None = None  # [B, K] predicted IoUs
+    tokens: torch.Tensor | None = None  # [B, K, C] the decoder's output tokens
 
 
 class Sam2Steps:
@@ -81,9 +85,10 @@ class Sam2Steps:
             ]
         return vision_feats, vision_pos, feat_sizes, high_res
 
-    def memory(self, obj: ObjectMemory, frame_index: int) -> Memory:
-        """The memory tokens SAM 2 would attend to for this object on this frame."""
-        return assemble_memory(self.model, obj, frame_index, self.device)
+    def memory(self, obj: ObjectMemory, frame_index: int, selective: bool = False) -> Memory:
+        """The memory tokens SAM 2 would attend to for this object on this frame (the newest
+        admitted frames instead of fixed distances when ``selective``)."""
+        return assemble_memory(self.model, obj, frame_index, self.device, selective)
 
     def decode(
         self,
@@ -93,9 +98,14 @@ class Sam2Steps:
         points: dict[str, torch.Tensor] | None = None,
         mask_in: torch.Tensor | None = None,
         prev_logits: torch.Tensor | None = None,
+        candidates: bool = False,
     ) -> Decoded:
         """SAM 2's track step on one frame for B objects with memories of one layout, or
-        (memories None) for one object on its initial prompted frame."""
+        (memories None) for one object on its initial prompted frame.
+
+        ``candidates``: also return every multimask candidate with its predicted IoU and
+        the decoder's output token, so a tracking policy can choose another candidate than
+        SAM 2's best predicted IoU and build the object pointer from that candidate."""
         model = self.model
         is_init = memories is None
         batch = 1 if is_init else len(memories)
@@ -103,6 +113,7 @@ class Sam2Steps:
         hidden = model.hidden_dim
         h, w = feat_sizes[-1]
         t0 = self.sync(timing)
+        captured: list[torch.Tensor] = []
         if mask_in is not None and model.use_mask_input_as_output_without_sam:
             pix_feat = vision_feats[-1].permute(1, 2, 0).view(-1, hidden, h, w)
             outs = model._use_mask_as_output(pix_feat, high_res, mask_in)
@@ -125,17 +136,29 @@ class Sam2Steps:
             t1 = self.sync(timing)
             timing.memory_attention += t1 - t0
             t0 = t1
-            outs = model._forward_sam_heads(
-                backbone_features=pix_feat,
-                point_inputs=points,
-                mask_inputs=prev_logits if prev_logits is not None else mask_in,
-                high_res_features=high_res,
-                multimask_output=model._use_multimask(is_init, points),
-            )
-        _, _, ious, low_res, high_res_masks, obj_ptr, score_logits = outs
+            hook = None
+            if candidates:  # the decoder's output tokens, which _forward_sam_heads drops
+                hook = model.sam_mask_decoder.register_forward_hook(
+                    lambda _m, _i, out: captured.append(out[2]))
+            try:
+                outs = model._forward_sam_heads(
+                    backbone_features=pix_feat,
+                    point_inputs=points,
+                    mask_inputs=prev_logits if prev_logits is not None else mask_in,
+                    high_res_features=high_res,
+                    multimask_output=model._use_multimask(is_init, points),
+                )
+            finally:
+                if hook is not None:
+                    hook.remove()
+        multi_low, _, ious, low_res, high_res_masks, obj_ptr, score_logits = outs
         timing.decoder += self.sync(timing) - t0
         best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
-        return Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
+        decoded = Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
+        if candidates and captured and captured[0].size(1) == multi_low.size(1):
+            decoded.multi_low_res, decoded.multi_ious, decoded.tokens = (
+                multi_low, ious, captured[0])
+        return decoded
 
     def encode_memory(
         self,

@@ -1,0 +1,68 @@
+"""Objects that know about each other on one frame.
+
+``exclusive_logits`` is SAM 2's non-overlap constraint (the semantics of Meta's
+``SAM2VideoPredictor._apply_non_overlapping_constraints``): on every pixel only the object
+with the highest logit keeps its score; the others' logits there are clamped to at most
+-10, so no pixel ends up in two masks. ``claim_losers`` decides whole-object conflicts
+first: when two visible objects claim one region (the overlap covers most of the smaller
+mask), the one with the weaker claim (predicted IoU and motion agreement) is judged hidden
+behind the other, rather than given the other's mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+#: Share of the smaller mask two masks must share to claim one region.
+CLAIM_OVERLAP = 0.5
+#: Share of a mask inside another's that makes it the hidden one of the two.
+CONTAINED = 0.8
+
+
+def exclusive_logits(logits: torch.Tensor) -> torch.Tensor:
+    """[N, 1, H, W] mask logits of the objects of one frame, each pixel left to the object
+    with the highest logit (others clamped to <= -10)."""
+    if logits.size(0) <= 1:
+        return logits
+    winner = torch.argmax(logits, dim=0, keepdim=True)
+    mine = winner == torch.arange(logits.size(0), device=logits.device)[:, None, None, None]
+    return torch.where(mine, logits, torch.clamp(logits, max=-10.0))
+
+
+def claim_losers(masks: Sequence[np.ndarray], exclusive: Sequence[np.ndarray],
+                 visible: Sequence[bool], claims: Sequence[float],
+                 overlap: float = CLAIM_OVERLAP) -> set[int]:
+    """Indices of objects that lose a region to another and are to be reported hidden.
+
+    ``masks`` are the objects' masks as decoded, ``exclusive`` the same after the per-pixel
+    constraint. Two visible masks sharing more than ``overlap`` of the smaller one claim
+    one region. A mask lying almost wholly inside the other's while the other is not
+    inside it (``CONTAINED`` against ``overlap``) is an object hidden behind the other that
+    the decoder drew on the occluder's visible part: it loses. Otherwise, when the
+    per-pixel split leaves each at least ``overlap`` of its own mask (two look-alikes drawn
+    together), the split stands; failing that the lower claim loses (first on ties keeps
+    it). Strongest claims are served first and a loser loses once.
+    """
+    order = sorted(range(len(masks)), key=lambda i: -claims[i])
+    areas = [int(m.sum()) for m in masks]
+    kept = [int(e.sum()) / a if a else 0.0 for e, a in zip(exclusive, areas, strict=True)]
+    losers: set[int] = set()
+    for rank, a in enumerate(order):
+        if a in losers or not visible[a] or not areas[a]:
+            continue
+        for b in order[rank + 1:]:
+            if b in losers or not visible[b] or not areas[b]:
+                continue
+            shared = int(np.logical_and(masks[a], masks[b]).sum())
+            if shared <= overlap * min(areas[a], areas[b]):
+                continue
+            inside_a, inside_b = shared / areas[a], shared / areas[b]
+            if inside_a >= CONTAINED and inside_b < overlap:
+                losers.add(a)
+                break
+            if (inside_b >= CONTAINED and inside_a < overlap) or min(kept[a], kept[b]) < overlap:
+                losers.add(b)
+    return losers

@@ -1,0 +1,233 @@
+"""How the tracker keeps identities: SAM 2's own way, or with motion (``tracking_mode``).
+
+``StreamingTracker`` calls its policy at fixed points of a frame and never branches on the
+mode itself:
+
+* ``select``: after the mask decoder, which candidate mask each object takes;
+* ``resolve``: across all objects of the frame, before memory encoding;
+* ``commit``: an object's output on a tracked frame is final (admission to memory, motion);
+* ``on_prompt``: a prompt set an object's output on a frame (motion restarts from it);
+* ``rewind``: an object is about to be re-tracked after a frame (a prompt in the past).
+
+``Sam2Policy`` does nothing at any of them: Meta's behaviour, pinned by the parity tests.
+``MotionPolicy`` is SAMURAI's recipe (Yang et al. 2024) plus SAM 2's non-overlap
+constraint: a Kalman filter per object on its box, the multimask candidate chosen by
+predicted IoU and agreement with the predicted box, a frame admitted to memory only when
+its mask score, object score and motion agreement pass thresholds (the bank then attends
+to the newest admitted frames, ``memory_bank``), and an object that loses its region to
+another reported hidden instead of taking the other's mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sam2_ros.engine.identity.candidates import box_iou, choose_candidate, mask_box
+from sam2_ros.engine.identity.motion_filter import BoxState
+from sam2_ros.engine.identity.overlap import claim_losers, exclusive_logits
+from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
+
+TRACKING_MODES = ("sam2", "motion")
+#: SAM 2's logit for "no object here" (sam2.modeling.sam2_base.NO_OBJ_SCORE).
+NO_OBJ_SCORE = -1024.0
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    """Weights and thresholds of ``MotionPolicy`` (node parameters ``motion_*``)."""
+
+    weight: float = 0.25  # motion's share in choosing a candidate
+    admit_iou: float = 0.3  # predicted IoU a frame needs to enter memory
+    admit_object_score: float = 0.0  # object-score logit it needs
+    admit_motion: float = 0.3  # IoU with the predicted box it needs (once motion is known)
+    warmup: int = 2  # measurements before the filter's prediction is trusted
+
+
+@dataclass
+class _Pending:
+    """What ``select``/``resolve`` learnt about one object on the frame being tracked."""
+
+    box: np.ndarray | None
+    motion: float
+    predicted: BoxState | None
+    occluded: bool = False
+
+
+class Sam2Policy:
+    """Meta's SAM 2: the decoder's best candidate, every frame in memory by position."""
+
+    wants_candidates = False
+    selective_memory = False
+    keep_admitted = 0
+
+    def select(self, objects: Sequence[ObjectMemory], frame_index: int, decoded) -> None:
+        """Choose each object's candidate mask in ``decoded`` (in place)."""
+
+    def resolve(self, groups: Sequence[tuple[Sequence[ObjectMemory], object]]) -> None:
+        """Settle conflicts between the objects of a frame (``decoded`` of each group)."""
+
+    def commit(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
+        """An object's tracked output on a frame is final."""
+
+    def on_prompt(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
+        """A prompt set an object's output on a frame."""
+
+    def rewind(self, obj: ObjectMemory, frame_index: int) -> None:
+        """Forget what was learnt after ``frame_index`` (it will be tracked again)."""
+
+
+class MotionPolicy(Sam2Policy):
+    """SAMURAI-style motion-aware choice and memory, with objects excluding each other."""
+
+    wants_candidates = True
+    selective_memory = True
+
+    def __init__(self, model: torch.nn.Module, settings: MotionSettings | None = None) -> None:
+        self.model = model
+        self.settings = settings or MotionSettings()
+        # Admitted frames kept beyond SAM 2's window: enough for its memory and pointers.
+        self.keep_admitted = max(model.num_maskmem - 1, model.max_obj_ptrs_in_encoder - 1)
+        self._pending: dict[int, _Pending] = {}
+
+    # ------------------------------------------------------------------ motion state
+    @staticmethod
+    def _state_before(obj: ObjectMemory, frame_index: int) -> tuple[int, BoxState] | None:
+        earlier = [i for i in obj.motion if i < frame_index]
+        if not earlier:
+            return None
+        i = max(earlier)
+        return i, obj.motion[i]
+
+    def _prediction(self, obj: ObjectMemory, frame_index: int) -> BoxState | None:
+        found = self._state_before(obj, frame_index)
+        if found is None:
+            return None
+        i, state = found
+        return state.predict(frame_index - i)
+
+    # ------------------------------------------------------------------ frame steps
+    def select(self, objects: Sequence[ObjectMemory], frame_index: int, decoded) -> None:
+        multi = decoded.multi_low_res
+        if multi is None:
+            return
+        masks = (multi > 0).cpu().numpy()
+        ious = decoded.multi_ious.float().cpu().numpy()
+        for b, obj in enumerate(objects):
+            predicted = self._prediction(obj, frame_index)
+            trusted = predicted is not None and predicted.updates >= self.settings.warmup
+            boxes = [mask_box(m) for m in masks[b]]
+            pick, motion = choose_candidate(
+                ious[b], boxes, predicted.box if trusted else None, self.settings.weight)
+            self._pending[obj.object_id] = _Pending(boxes[pick], motion, predicted)
+            if pick == int(np.argmax(ious[b])):
+                continue  # SAM 2's own choice: its outputs stand
+            low = multi[b : b + 1, pick : pick + 1].float()
+            decoded.pred_masks[b : b + 1] = low.to(decoded.pred_masks.dtype)
+            decoded.high_res_masks[b : b + 1] = F.interpolate(
+                low, size=decoded.high_res_masks.shape[-2:], mode="bilinear",
+                align_corners=False).to(decoded.high_res_masks.dtype)
+            decoded.ious[b] = decoded.multi_ious[b, pick].float()
+            decoded.obj_ptr[b : b + 1] = self._pointer(
+                decoded.tokens[b : b + 1, pick], decoded.object_score_logits[b : b + 1]
+            ).to(decoded.obj_ptr.dtype)
+
+    def _pointer(self, token: torch.Tensor, score_logits: torch.Tensor) -> torch.Tensor:
+        """The object pointer SAM 2 builds from a candidate's output token."""
+        model = self.model
+        ptr = model.obj_ptr_proj(token)
+        if model.pred_obj_scores:
+            appearing = (score_logits.sigmoid() if model.soft_no_obj_ptr
+                         else (score_logits > 0).float())
+            if model.fixed_no_obj_ptr:
+                ptr = appearing * ptr
+            ptr = ptr + (1 - appearing) * model.no_obj_ptr
+        return ptr
+
+    def resolve(self, groups: Sequence[tuple[Sequence[ObjectMemory], object]]) -> None:
+        entries = [(obj, decoded, b) for objs, decoded in groups
+                   for b, obj in enumerate(objs)]
+        if len(entries) < 2:
+            return
+        w = self.settings.weight
+        masks, visible, claims = [], [], []
+        for obj, decoded, b in entries:
+            masks.append((decoded.pred_masks[b, 0] > 0).cpu().numpy())
+            visible.append(bool(decoded.object_score_logits[b, 0] > 0))
+            pending = self._pending.get(obj.object_id)
+            motion = pending.motion if pending is not None else 1.0
+            claims.append((1 - w) * float(decoded.ious[b]) + w * motion)
+        joined = torch.cat([d.pred_masks[b : b + 1] for _, d, b in entries]).float()
+        exclusive = (exclusive_logits(joined)[:, 0] > 0).cpu().numpy()
+        for k in claim_losers(masks, list(exclusive), visible, claims):
+            obj, decoded, b = entries[k]
+            decoded.pred_masks[b] = NO_OBJ_SCORE
+            decoded.high_res_masks[b] = NO_OBJ_SCORE
+            decoded.object_score_logits[b] = torch.clamp(
+                decoded.object_score_logits[b], max=-1.0)
+            if self.model.pred_obj_scores:
+                decoded.obj_ptr[b] = self.model.no_obj_ptr[0].to(decoded.obj_ptr.dtype)
+            if obj.object_id in self._pending:
+                self._pending[obj.object_id].occluded = True
+        for attr in ("pred_masks", "high_res_masks"):
+            joined = torch.cat([getattr(d, attr)[b : b + 1] for _, d, b in entries])
+            joined = exclusive_logits(joined.float())
+            for k, (_, decoded, b) in enumerate(entries):
+                tensor = getattr(decoded, attr)
+                tensor[b : b + 1] = joined[k : k + 1].to(tensor.dtype)
+
+    def commit(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
+        s = self.settings
+        pending = self._pending.pop(obj.object_id, None)
+        box = pending.box if pending is not None else _box_of(out)
+        motion = pending.motion if pending is not None else 1.0
+        confident = (float(out.object_score_logits) > s.admit_object_score
+                     and float(out.iou) >= s.admit_iou
+                     and not (pending is not None and pending.occluded))
+        out.admitted = confident and motion >= s.admit_motion
+        predicted = pending.predicted if pending is not None else self._prediction(
+            obj, frame_index)
+        if predicted is None:
+            if box is not None and confident:
+                obj.motion[frame_index] = BoxState.start(box)
+            return
+        agrees = box is not None and (predicted.updates < s.warmup
+                                      or box_iou(box, predicted.box) >= s.admit_motion)
+        if box is not None and (out.admitted or (confident and agrees)):
+            obj.motion[frame_index] = predicted.update(box)
+        else:
+            obj.motion[frame_index] = predicted  # coast on the prediction
+
+    def on_prompt(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
+        out.admitted = True
+        self._pending.pop(obj.object_id, None)
+        box = _box_of(out)
+        if box is None:
+            return
+        # The prompt is the truth about where the object is: the filter starts again there.
+        obj.motion[frame_index] = BoxState.start(box)
+        self.rewind(obj, frame_index)
+
+    def rewind(self, obj: ObjectMemory, frame_index: int) -> None:
+        for index in [i for i in obj.motion if i > frame_index]:
+            del obj.motion[index]
+
+
+def _box_of(out: FrameOutput) -> np.ndarray | None:
+    if out.pred_masks is None:
+        return None
+    return mask_box((out.pred_masks[0, 0] > 0).cpu().numpy())
+
+
+def make_policy(mode: str, model: torch.nn.Module,
+                settings: MotionSettings | None = None) -> Sam2Policy:
+    """The policy of a ``tracking_mode``."""
+    if mode == "sam2":
+        return Sam2Policy()
+    if mode == "motion":
+        return MotionPolicy(model, settings)
+    raise ValueError(f"tracking_mode must be one of {', '.join(TRACKING_MODES)}, got {mode!r}")

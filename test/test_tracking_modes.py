@@ -1,0 +1,92 @@
+"""tracking_mode: the selective memory of mode motion, and the motion policy in the tracker
+(bounded memory, motion replayed after a prompt on a past frame). Meta's mode is pinned by
+test_engine_parity.py."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory, assemble_memory
+from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig
+from sam2_ros.evaluation.scene_eval import click_objects
+
+
+def _out(admitted: bool = True) -> FrameOutput:
+    return FrameOutput(obj_ptr=torch.zeros(1, 4), object_score_logits=torch.ones(1, 1),
+                       pred_masks=None, maskmem_features=torch.zeros(1, 2, 2, 2),
+                       iou=torch.ones(1), admitted=admitted)
+
+
+def test_selective_memory_attends_to_the_newest_admitted_frames() -> None:
+    model = SimpleNamespace(num_maskmem=4, max_cond_frames_in_attn=-1,
+                            memory_temporal_stride_for_eval=1, use_obj_ptrs_in_encoder=False)
+    obj = ObjectMemory(1)
+    obj.cond[0] = _out()
+    for index in range(1, 10):
+        obj.non_cond[index] = _out(admitted=index not in (7, 8, 9))  # hidden at 7-9
+    positional = assemble_memory(model, obj, 10, torch.device("cpu"))
+    selective = assemble_memory(model, obj, 10, torch.device("cpu"), selective=True)
+    by_frame = {id(o): i for i, o in {**obj.cond, **obj.non_cond}.items()}
+    # SAM 2: the prompted frame and the last three frames, hidden ones included.
+    assert [(by_frame[id(o)], slot) for o, slot in positional.spatial] == [
+        (0, 3), (7, 2), (8, 1), (9, 0)]
+    # Motion: the prompted frame and the three newest admitted, the nearest in slot 0.
+    assert [(by_frame[id(o)], slot) for o, slot in selective.spatial] == [
+        (0, 3), (6, 0), (5, 1), (4, 2)]
+
+
+def test_pruning_keeps_admitted_frames_for_a_selective_memory() -> None:
+    obj = ObjectMemory(1)
+    for index in range(20):
+        obj.non_cond[index] = _out(admitted=index < 5)
+    obj.prune(keep_ptr_from=15, keep_mem_from=17, keep_mask_from=18, keep_admitted=3)
+    assert sorted(obj.non_cond) == [2, 3, 4, *range(15, 20)]
+    assert all(obj.non_cond[i].maskmem_features is not None for i in (2, 3, 4, 17))
+    assert obj.non_cond[16].maskmem_features is None
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    from sam2_ros.engine.model_loading import DEMO_MODEL, build_model
+
+    torch.set_num_threads(2)
+    return build_model(DEMO_MODEL, device="cpu", precision="fp32")
+
+
+def test_motion_mode_tracks_with_bounded_state_and_replays_motion_after_a_past_prompt(
+        demo_model) -> None:
+    from sam2_ros.engine.streaming_tracker import StreamingTracker
+
+    tracker = StreamingTracker(demo_model, prompt_history=4, tracking_mode="motion")
+    scene = RandomScene(RandomSceneConfig(num_frames=14, seed=1, split="train",
+                                          family="crossing"))
+    frames = list(scene.frames())
+    for i, frame in enumerate(frames):
+        tracker.track(frame.rgb, frame.stamp_ns)
+        if i == 0:
+            ids = click_objects(tracker, frame.rgb, frame.labels, frame.stamp_ns, 120)
+    assert len(ids) == 2
+    newest = len(frames) - 1
+    model = demo_model.model
+    for object_id in ids:
+        obj = tracker._objects[object_id]
+        # Motion known up to the newest frame, none kept from before the ring but one.
+        assert max(obj.motion) == newest
+        assert len(obj.motion) <= tracker.prompt_history + 1
+        bound = tracker._policy.keep_admitted + model.max_obj_ptrs_in_encoder
+        assert len(obj.non_cond) <= bound
+    # A click on a past ring frame: motion restarts there and is re-tracked forward.
+    past = frames[-3]
+    object_id = next(iter(ids))
+    x, y = np.argwhere(past.labels == ids[object_id]).mean(axis=0)[::-1]
+    result = tracker.add_prompt(object_id, points=[[float(x), float(y)]], labels=[1],
+                                stamp=past.stamp_ns)
+    assert result.retracked_frames == 2
+    obj = tracker._objects[object_id]
+    assert obj.output_at(newest - 2).admitted
+    assert obj.motion[newest - 2].updates == 1  # the filter starts again at the click
+    assert {newest - 1, newest} <= set(obj.motion)
