@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                                f"(default: standard:{HELDOUT_SCENES})")
     evaluate.add_argument("--frames", type=int, default=HELDOUT_FRAMES,
                           help="frames per scene")
+    evaluate.add_argument("--compare-modes", action="store_true",
+                          help="score every tracking_mode (sam2, motion) on the same scenes "
+                               "and print them side by side (the JSON then holds each mode)")
     evaluate.add_argument("--json", type=Path, default=None, metavar="PATH",
                           help="also write the totals and per-scene scores as JSON")
     _add_model_options(evaluate)
@@ -404,16 +407,44 @@ def _evaluate(args: argparse.Namespace) -> int:
     loaded = settings.load()
     if loaded.random_weights:
         print("NOTE: RANDOM weights (no --checkpoint): expect scores near 0.")
-    report = evaluate_model(settings, list(range(count)), args.frames,
-                            progress=sys.stderr.isatty(), loaded=loaded, family=family)
+    from dataclasses import replace
+
+    from sam2_ros.settings import PARAMETERS
+
+    modes = PARAMETERS["tracking_mode"].choices if args.compare_modes else (
+        settings.tracking_mode,)
+    reports = {
+        mode: evaluate_model(replace(settings, tracking_mode=mode), list(range(count)),
+                             args.frames, progress=sys.stderr.isatty(), loaded=loaded,
+                             family=family)
+        for mode in modes
+    }
     weights = settings.checkpoint or ("random" if loaded.random_weights else "bundled")
     print(f"{settings.model} (weights: {weights}; precision {settings.precision}): "
-          f"{len(report.scenes)} held-out scenes, {args.frames} frames each ({family} family)")
-    print("\n".join(report.markdown()))
+          f"{count} held-out scenes, {args.frames} frames each ({family} family)")
+    for mode, report in reports.items():
+        print(f"\ntracking_mode {mode}:")
+        print("\n".join(report.markdown()))
+    if len(reports) > 1:
+        print("\n" + "\n".join(modes_table(reports)))
     if args.json:
-        args.json.write_text(json.dumps(report.as_dict(), indent=2))
+        data = (next(iter(reports.values())).as_dict() if len(reports) == 1
+                else {mode: r.as_dict() for mode, r in reports.items()})
+        args.json.write_text(json.dumps(data, indent=2))
         print(f"scores: {args.json}")
     return 0
+
+
+def modes_table(reports: dict) -> list[str]:
+    """Tracking modes side by side: J&F, identity and visibility on the same scenes."""
+    rows = ["| tracking_mode | J&F | identity switches | scenes with a switch | identity kept "
+            "| IDF1 | in view reported visible | hidden reported invisible |",
+            "|---|---|---|---|---|---|---|---|"]
+    for mode, r in reports.items():
+        rows.append(f"| {mode} | {r.jf:.3f} | {r.id_switches} | {r.scenes_with_switch} of "
+                    f"{len(r.scenes)} | {r.identity_kept:.1%} | {r.idf1:.3f} "
+                    f"| {r.shown_visible_rate:.1%} | {r.hidden_invisible_rate:.1%} |")
+    return rows
 
 
 def _demo(args: argparse.Namespace) -> int:
