@@ -194,7 +194,7 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ),
     ParameterSpec(
         "tracking_mode",
-        "sam2",
+        "motion",
         "sam2: Meta's SAM 2 (each object on its own, memory of the last frames); motion: a "
         "Kalman filter on each object's box helps pick among SAM 2's candidate masks, only "
         "confident frames enter memory, and of two objects claiming one region the weaker is "
@@ -210,7 +210,7 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ),
     ParameterSpec(
         "motion_admit_iou",
-        0.3,
+        0.1,
         "tracking_mode motion: predicted IoU a frame needs to enter an object's memory",
         bounds=(0.0, 1.0),
     ),
@@ -222,7 +222,7 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ),
     ParameterSpec(
         "motion_admit_overlap",
-        0.3,
+        0.1,
         "tracking_mode motion: IoU with the predicted box a frame needs to enter memory",
         bounds=(0.0, 1.0),
     ),

@@ -90,7 +90,7 @@ def test_engine_matches_official_predictor(jpeg_frames) -> None:
     official = _official_logits(loaded, folder)
     # sam2's hole filling needs its CUDA extension, which this CPU install lacks, so the
     # official predictor skips it here; the engine is compared with it off as well.
-    tracker = StreamingTracker(loaded, fill_hole_area=0, max_objects=4)
+    tracker = StreamingTracker(loaded, fill_hole_area=0, max_objects=4, tracking_mode="sam2")
 
     compared = 0
     worst = 0.0

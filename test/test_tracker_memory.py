@@ -35,8 +35,11 @@ def test_memory_is_bounded_on_a_long_stream(
     tiny_model: LoadedModel, frames: list[np.ndarray]
 ) -> None:
     prompt_history, max_prompt_frames = 8, 4
+    # SAM 2's window (tracking_mode motion keeps admitted frames beyond it, bounded too:
+    # test_tracking_modes.py).
     tracker = StreamingTracker(
-        tiny_model, prompt_history=prompt_history, max_prompt_frames=max_prompt_frames
+        tiny_model, prompt_history=prompt_history, max_prompt_frames=max_prompt_frames,
+        tracking_mode="sam2",
     )
     model = tiny_model.model
     max_non_cond = prompt_history + model.max_obj_ptrs_in_encoder

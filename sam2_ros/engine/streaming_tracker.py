@@ -99,7 +99,7 @@ class StreamingTracker:
         add_all_frames_to_correct_as_cond: bool = False,
         stamps: StampPolicy | None = None,
         profile_stages: bool = False,
-        tracking_mode: str = "sam2",
+        tracking_mode: str = default("tracking_mode"),
         motion: MotionSettings | None = None,
     ) -> None:
         """``profile_stages``: wait for the device around each stage so StageTiming holds

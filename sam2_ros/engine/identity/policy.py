@@ -31,6 +31,7 @@ from sam2_ros.engine.identity.candidates import box_iou, choose_candidate, mask_
 from sam2_ros.engine.identity.motion_filter import BoxState
 from sam2_ros.engine.identity.overlap import claim_losers, exclusive_logits
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
+from sam2_ros.settings import default
 
 TRACKING_MODES = ("sam2", "motion")
 #: SAM 2's logit for "no object here" (sam2.modeling.sam2_base.NO_OBJ_SCORE).
@@ -39,12 +40,13 @@ NO_OBJ_SCORE = -1024.0
 
 @dataclass(frozen=True)
 class MotionSettings:
-    """Weights and thresholds of ``MotionPolicy`` (node parameters ``motion_*``)."""
+    """Weights and thresholds of ``MotionPolicy`` (node parameters ``motion_*``; defaults
+    from ``settings.PARAMETERS``, measured: docs/identity.md)."""
 
-    weight: float = 0.25  # motion's share in choosing a candidate
-    admit_iou: float = 0.3  # predicted IoU a frame needs to enter memory
-    admit_object_score: float = 0.0  # object-score logit it needs
-    admit_motion: float = 0.3  # IoU with the predicted box it needs (once motion is known)
+    weight: float = default("motion_weight")  # motion's share in choosing a candidate
+    admit_iou: float = default("motion_admit_iou")  # predicted IoU to enter memory
+    admit_object_score: float = default("motion_admit_object_score")  # object-score logit
+    admit_motion: float = default("motion_admit_overlap")  # IoU with the predicted box
     warmup: int = 2  # measurements before the filter's prediction is trusted
 
 
