@@ -37,6 +37,13 @@ def _image_size_rule(value: int) -> str | None:
     return None
 
 
+def _bit_depth_rule(value: int) -> str | None:
+    """16-bit images carry 10, 12, 14 or 16 significant bits; other depths are a typo."""
+    if value not in (0, 10, 12, 14, 16):
+        return "must be 0 (automatic), 10, 12, 14 or 16"
+    return None
+
+
 @dataclass(frozen=True)
 class ParameterSpec:
     """One node parameter: its default, what it means, and which values it accepts.
@@ -240,6 +247,7 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         "14 or 16; 0 = automatic: the most any frame of the stream needed so far (from its "
         "largest value), judged again after a reset of all objects",
         bounds=(0, 16),
+        rule=_bit_depth_rule,
     ),
     ParameterSpec(
         "qos_reliability",

@@ -173,6 +173,9 @@ def test_parameter_rules_live_in_the_table():
     assert isinstance(PARAMETERS["overlay_alpha"].coerce(1), float)
     assert PARAMETERS["qos_depth"].coerce(True) is True  # no silent bool -> number
     assert PARAMETERS["precision"].check("bfloat16") is None
+    depth = PARAMETERS["input_bit_depth"]
+    assert depth.check(0) is None and depth.check(12) is None
+    assert "10, 12, 14 or 16" in depth.check(9)
     assert set(RUNTIME_PARAMETERS) == {
         "mask_threshold", "publish_overlay", "overlay_alpha", "depth_scale"}
 
