@@ -69,8 +69,12 @@ def build_tracked_object(
 ) -> Any:
     """TrackedObject: the mask is cropped to the box and left empty when not visible.
     ``track`` is (state, seconds since seen) from ``track_state``; None: judged from this
-    frame alone (tracking when visible, occluded otherwise)."""
+    frame alone (tracking when visible, occluded otherwise). An occluded object with a
+    predicted box (motion mode) carries that box, flagged ``box_predicted``."""
     visible = result.shown
+    state = int(track[0]) if track else (TRACKING if result.visible else OCCLUDED)
+    predicted = result.predicted_box if not visible and state == OCCLUDED else None
+    box = result.bbox if visible else (predicted or (0, 0, 0, 0))
     if visible:
         mask = build_image(types, header, crop_mask(result.mask, result.bbox), "mono8")
     else:
@@ -83,7 +87,7 @@ def build_tracked_object(
         visible=bool(result.visible),
         presence=float(result.presence),
         score=float(result.score),
-        bbox=build_roi(types, result.bbox if visible else (0, 0, 0, 0)),
+        bbox=build_roi(types, box),
         centroid_x=float(result.centroid[0]) if visible else 0.0,
         centroid_y=float(result.centroid[1]) if visible else 0.0,
         area=int(result.area) if visible else 0,
@@ -91,8 +95,9 @@ def build_tracked_object(
         frames_since_prompt=int(result.frames_since_prompt),
         has_position=bool(has_position),
         position=types.Point(x=x, y=y, z=z),
-        state=int(track[0]) if track else (TRACKING if result.visible else OCCLUDED),
+        state=state,
         seconds_since_seen=float(track[1]) if track else 0.0,
+        box_predicted=predicted is not None,
     )
 
 
@@ -155,7 +160,8 @@ def frame_messages(
     """One frame's outputs: the track states (``tracks`` is updated), the label image, the
     object array and, when ``overlay_alpha`` is given, the overlay. An object is shown (in
     the label image, its mask and box, the overlay) by one rule, ``ObjectResult.shown``."""
-    states = tracks.update(stamp_ns, {r.object_id: r.visible for r in results}, generation)
+    states = tracks.update(stamp_ns, {r.object_id: r.visible for r in results}, generation,
+                           covered={r.object_id for r in results if r.covered})
     out = FrameMessages(
         labels=build_label_image(types, stamp_ns, frame_id, results, rgb.shape[:2], threshold),
         objects=build_object_array(types, stamp_ns, frame_id, results, positions, states),

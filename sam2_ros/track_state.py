@@ -7,6 +7,7 @@ or gone (lost), and for how long it has not been seen. Shared by the node and ba
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 TRACKING, OCCLUDED, LOST = 0, 1, 2
@@ -19,7 +20,7 @@ class ObjectTrack:
 
     first_ns: int  # the first frame it was reported on
     last_seen_ns: int | None = None  # None: never visible yet
-    unseen_frames: int = 0
+    unseen_frames: int = 0  # unseen frames not explained by an occluder (see update)
 
 
 @dataclass
@@ -31,10 +32,16 @@ class TrackStates:
     generation: int = 0  # the tracker's full resets: ids of an older one name other objects
 
     def update(
-        self, stamp_ns: int, visible: dict[int, bool], generation: int = 0
+        self, stamp_ns: int, visible: dict[int, bool], generation: int = 0,
+        covered: Collection[int] = (),
     ) -> dict[int, tuple[int, float]]:
         """Record one frame (object id -> visible); returns id -> (state, seconds since
         seen; an object never visible counts from its first frame).
+
+        ``covered``: ids the identity policy judges hidden behind other objects (their
+        predicted box is covered, ``ObjectResult.covered``). Such an object is occluded
+        however long it stays behind them; only its unseen frames without an occluder
+        count towards ``occluded_frames``.
 
         Objects missing from ``visible`` are forgotten (removed or reset); after a full
         reset of the tracker (``generation`` changed) all are, as ids start again at 1.
@@ -47,16 +54,17 @@ class TrackStates:
         out = {}
         for object_id, seen in visible.items():
             track = self.tracks.setdefault(object_id, ObjectTrack(first_ns=stamp_ns))
+            behind = not seen and object_id in covered
             if seen:
                 track.last_seen_ns, track.unseen_frames = stamp_ns, 0
-            else:
+            elif not behind:
                 track.unseen_frames += 1
             since_ns = stamp_ns - (
                 track.first_ns if track.last_seen_ns is None else track.last_seen_ns
             )
             if seen:
                 state = TRACKING
-            elif track.unseen_frames <= self.occluded_frames:
+            elif behind or track.unseen_frames <= self.occluded_frames:
                 state = OCCLUDED
             else:
                 state = LOST

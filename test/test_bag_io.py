@@ -189,7 +189,7 @@ def _tracker_messages(stamp_ns: int):
         mask=numpy_to_image(crop, "mono8", stamp_ns),
         frames_since_prompt=3, has_position=True,
         position=types["geometry_msgs/msg/Point"](x=0.1, y=-0.2, z=1.5),
-        state=1, seconds_since_seen=0.4,
+        state=1, seconds_since_seen=0.4, box_predicted=False,
     )
     arr = types["sam2_ros/msg/TrackedObjectArray"](header=make_header(stamp_ns), objects=[obj])
     return mask, arr

@@ -117,3 +117,74 @@ def test_modes() -> None:
     assert not make_policy("sam2", None).wants_candidates
     with pytest.raises(ValueError, match="tracking_mode"):
         make_policy("fast", None)
+
+
+def _hidden_behind_occluder(mode: str, occluder_box: tuple[int, int, int, int]):
+    """Frame 3 of two objects on a 16x16 decoder grid: object 1 moved right for frames 0-2
+    and is not seen now; object 2 is seen over ``occluder_box`` (y0, y1, x0, x1). Returns
+    both objects' committed outputs after the policy's frame steps."""
+    from types import SimpleNamespace
+
+    from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
+    from sam2_ros.engine.steps.sam2_steps import Decoded
+
+    model = SimpleNamespace(num_maskmem=7, max_obj_ptrs_in_encoder=16, pred_obj_scores=False)
+    policy = make_policy(mode, model)
+    mover, occluder = ObjectMemory(1), ObjectMemory(2)
+    state = None
+    for t, box in enumerate(_moving_boxes(3, start=(1.0, 4.0), velocity=(2.0, 0.0),
+                                          size=(4.0, 4.0))):
+        state = BoxState.start(box) if state is None else state.predict().update(box)
+        mover.motion[t] = state
+    occluder.motion[2] = BoxState.start(np.array([5.0, 3.0, 14.0, 11.0]))
+    logits = torch.full((2, 1, 16, 16), -8.0)
+    y0, y1, x0, x1 = occluder_box
+    logits[1, 0, y0:y1, x0:x1] = 8.0
+    scores = torch.tensor([[-3.0], [4.0]])
+    decoded = Decoded(
+        pred_masks=logits.clone(), high_res_masks=logits.clone(), ious=torch.tensor([0.2, 0.9]),
+        obj_ptr=torch.zeros(2, 4), object_score_logits=scores.clone(),
+        multi_low_res=logits.repeat(1, 3, 1, 1), multi_ious=torch.tensor([[0.2] * 3, [0.9] * 3]),
+        tokens=torch.zeros(2, 3, 4),
+    )
+    objects = [mover, occluder]
+    policy.select(objects, 3, decoded)
+    policy.resolve([(objects, decoded)])
+    outs = []
+    for b, obj in enumerate(objects):
+        out = FrameOutput(decoded.obj_ptr[b : b + 1], decoded.object_score_logits[b : b + 1],
+                          decoded.pred_masks[b : b + 1], None, decoded.ious[b : b + 1])
+        policy.commit(obj, 3, out)
+        outs.append(out)
+    return objects, outs
+
+
+def test_a_hidden_object_carries_its_predicted_box_covered_or_not() -> None:
+    """Motion mode: the unseen mover gets the filter's box for this frame, judged covered
+    when the seen object lies over it; the seen object gets none. sam2 mode: none at all."""
+    from sam2_ros.engine.identity.overlap import box_covered
+    from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, frame_results
+
+    (mover, _), (hidden, seen) = _hidden_behind_occluder("motion", (3, 11, 5, 15))
+    expected = mover.motion[2].predict().box
+    assert hidden.predicted_box == pytest.approx(tuple(expected))
+    assert 6.0 < (expected[0] + expected[2]) / 2 < 11.0  # moved on from x centre 7 at t=2
+    assert hidden.covered
+    assert seen.predicted_box is None and not seen.covered
+    # The same mover with the seen object elsewhere: predicted, but nothing hides it.
+    _, (hidden, _) = _hidden_behind_occluder("motion", (12, 16, 0, 4))
+    assert hidden.predicted_box is not None and not hidden.covered
+    _, outs = _hidden_behind_occluder("sam2", (3, 11, 5, 15))
+    assert all(o.predicted_box is None and not o.covered for o in outs)
+
+    # At camera size (32 x 64 pixels: x scales by 4, y by 2), clipped to the image.
+    objects, outs = _hidden_behind_occluder("motion", (3, 11, 5, 15))
+    items = [ObjectOnFrame(o, out, 3) for o, out in zip(objects, outs, strict=True)]
+    results, _ = frame_results(items, (32, 64), 0.0, torch.device("cpu"))
+    x0, y0, x1, y1 = expected
+    assert results[0].predicted_box == (round(x0 * 4), round(y0 * 2),
+                                        round(x1 * 4) - round(x0 * 4),
+                                        round(y1 * 2) - round(y0 * 2))
+    assert results[0].covered and not results[0].visible
+    assert results[1].predicted_box is None and results[1].visible
+    assert box_covered((-4.0, -4.0, -1.0, -1.0), np.ones((4, 4), bool)) is False

@@ -764,6 +764,55 @@ def test_frame_messages_are_the_node_and_replays_one_output_with_one_visible_rul
     assert without.overlay is None and without.overlay_bgr is None  # nobody asked for it
 
 
+def test_an_object_hidden_behind_others_is_occluded_with_its_predicted_box_flagged():
+    """Motion mode's predicted box of an unseen object reaches ~/objects flagged
+    box_predicted while it is OCCLUDED, for the node's and replay's classes alike; covered
+    by other objects it stays OCCLUDED past occluded_frames, uncovered it turns LOST and
+    its box goes. Without a prediction (sam2 mode) the box is zeros, as always."""
+    from sam2_ros.bags.bag_io import rosbags_message_types
+    from sam2_ros.messages import frame_messages
+    from sam2_ros.ros.tracker_shell import message_types
+    from sam2_ros.track_state import LOST, OCCLUDED, TRACKING, TrackStates
+
+    h, w = 48, 64
+    rgb = np.zeros((h, w, 3), np.uint8)
+    seen_mask = np.zeros((h, w), bool)
+    seen_mask[10:30, 20:50] = True
+
+    def frame(covered: bool, predicted: bool) -> list[ObjectResult]:
+        seen = ObjectResult(1, "box", True, 0.9, 0.8, seen_mask, (20, 10, 30, 20),
+                            (34.5, 19.5), 600, 3)
+        hidden = ObjectResult(2, "mug", False, 0.1, 0.3, np.zeros((h, w), bool), (0, 0, 0, 0),
+                              (0.0, 0.0), 0, 3,
+                              predicted_box=(24, 12, 10, 8) if predicted else None,
+                              covered=covered)
+        return [seen, hidden]
+
+    for types in (message_types(), rosbags_message_types()):
+        tracks = TrackStates(occluded_frames=1)
+        got = []
+        for covered in (False, True, True, True, False, False):
+            out = frame_messages(types, 7 + len(got), "cam", rgb, frame(covered, True),
+                                 tracks, 0)
+            got.append(out.objects.objects)
+        states = [hidden.state for _, hidden in got]
+        assert states == [OCCLUDED, OCCLUDED, OCCLUDED, OCCLUDED, LOST, LOST]
+        for seen, hidden in got:
+            assert seen.state == TRACKING and not seen.box_predicted
+            assert (seen.bbox.x_offset, seen.bbox.width) == (20, 30)
+            box = (hidden.bbox.x_offset, hidden.bbox.y_offset, hidden.bbox.width,
+                   hidden.bbox.height)
+            if hidden.state == OCCLUDED:
+                assert hidden.box_predicted and box == (24, 12, 10, 8)
+            else:
+                assert not hidden.box_predicted and box == (0, 0, 0, 0)
+            assert hidden.area == 0 and hidden.mask.width == 0 and not hidden.visible
+        sam2 = frame_messages(types, 7, "cam", rgb, frame(False, False), TrackStates(), 0)
+        hidden = sam2.objects.objects[1]
+        assert hidden.state == OCCLUDED and not hidden.box_predicted
+        assert (hidden.bbox.width, hidden.bbox.height) == (0, 0)
+
+
 # ---------------------------------------------------------------------- lost objects
 def test_lost_objects_are_removed_even_if_never_seen_or_removed_meanwhile(context):
     """remove_lost_after: an object never visible is removed once lost for that long, and

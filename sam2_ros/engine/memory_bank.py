@@ -42,6 +42,10 @@ class FrameOutput:
     prompted: bool = False  # the output came from a prompt on this frame
     refined: bool = False  # clicks on top of the tracked mask: depends on the memory
     admitted: bool = True  # may be attended to by a selective memory (tracking_mode motion)
+    # Hidden on this frame: the tracking policy's predicted box (x0, y0, x1, y1, low-res
+    # grid) when it has one, and whether that box lies behind other objects of the frame.
+    predicted_box: tuple[float, float, float, float] | None = None
+    covered: bool = False
 
 
 @dataclass

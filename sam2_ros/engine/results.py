@@ -87,6 +87,10 @@ class ObjectResult:
     area: int
     frames_since_prompt: int
     tracked: bool = True  # False while the object waits for a prompt after a reset
+    # Not visible: where the identity policy's motion filter predicts the object (x, y,
+    # width, height in pixels, clipped to the image); None without a prediction (sam2 mode).
+    predicted_box: tuple[int, int, int, int] | None = None
+    covered: bool = False  # the policy judges the predicted box hidden behind other objects
     # The HxW float32 logits are copied to the host only when asked for (``logits``): the
     # node publishes masks and the label index, which come in the frame's one uint8 copy.
     logits_source: Callable[[], np.ndarray] | None = field(

@@ -20,6 +20,11 @@ import torch
 CLAIM_OVERLAP = 0.5
 #: Share of a mask inside another's that makes it the hidden one of the two.
 CONTAINED = 0.8
+#: Share of a hidden object's predicted box under other objects' masks that explains why
+#: it is unseen: it is behind them (occluded), not gone. Below a half because the box the
+#: filter coasts on grows while the object is unseen: measured on a training crossing scene
+#: (crossing seed 4), a wholly hidden object's predicted box lay 43-49% under its occluder.
+COVERED = 0.35
 
 
 def exclusive_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -66,3 +71,15 @@ def claim_losers(masks: Sequence[np.ndarray], exclusive: Sequence[np.ndarray],
             if (inside_b >= CONTAINED and inside_a < overlap) or min(kept[a], kept[b]) < overlap:
                 losers.add(b)
     return losers
+
+
+def box_covered(box: Sequence[float], others: np.ndarray, share: float = COVERED) -> bool:
+    """Whether at least ``share`` of the pixels of ``box`` (x0, y0, x1, y1, pixel edges, in
+    the grid of ``others``) are covered by ``others``, the union of the other objects'
+    masks; a box wholly outside the grid is not covered."""
+    height, width = others.shape
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if x1 <= x0 or y1 <= y0:
+        return False
+    return float(others[y0:y1, x0:x1].mean()) >= share

@@ -14,8 +14,9 @@ mode itself:
 constraint: a Kalman filter per object on its box, the multimask candidate chosen by
 predicted IoU and agreement with the predicted box, a frame admitted to memory only when
 its mask score, object score and motion agreement pass thresholds (the bank then attends
-to the newest admitted frames, ``memory_bank``), and an object that loses its region to
-another reported hidden instead of taking the other's mask.
+to the newest admitted frames, ``memory_bank``), an object that loses its region to
+another reported hidden instead of taking the other's mask, and a hidden object's output
+given its predicted box, judged covered or not by the other objects (its track state).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from sam2_ros.engine.identity.candidates import box_iou, choose_candidate, mask_box
 from sam2_ros.engine.identity.motion_filter import BoxState
-from sam2_ros.engine.identity.overlap import claim_losers, exclusive_logits
+from sam2_ros.engine.identity.overlap import box_covered, claim_losers, exclusive_logits
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.settings import default
 
@@ -57,7 +58,8 @@ class _Pending:
     box: np.ndarray | None
     motion: float
     predicted: BoxState | None
-    occluded: bool = False
+    occluded: bool = False  # lost its region to another object
+    covered: bool = False  # hidden, and its predicted box lies behind other objects
 
 
 class Sam2Policy:
@@ -121,7 +123,7 @@ class MotionPolicy(Sam2Policy):
         ious = decoded.multi_ious.float().cpu().numpy()
         for b, obj in enumerate(objects):
             predicted = self._prediction(obj, frame_index)
-            trusted = predicted is not None and predicted.updates >= self.settings.warmup
+            trusted = self._trusted(predicted)
             boxes = [mask_box(m) for m in masks[b]]
             pick, motion = choose_candidate(
                 ious[b], boxes, predicted.box if trusted else None, self.settings.weight)
@@ -181,6 +183,30 @@ class MotionPolicy(Sam2Policy):
             for k, (_, decoded, b) in enumerate(entries):
                 tensor = getattr(decoded, attr)
                 tensor[b : b + 1] = joined[k : k + 1].to(tensor.dtype)
+        self._judge_covered(entries)
+
+    def _judge_covered(self, entries: list) -> None:
+        """Mark each hidden object whose trusted predicted box lies behind the other
+        objects' final masks of the frame: it is occluded by them, not gone."""
+        hidden = []
+        for k, (obj, decoded, b) in enumerate(entries):
+            pending = self._pending.get(obj.object_id)
+            if (pending is not None and self._trusted(pending.predicted)
+                    and not bool(decoded.object_score_logits[b, 0] > 0)):
+                hidden.append((k, pending))
+        if not hidden:
+            return
+        shown = [(decoded.pred_masks[b, 0] > 0).cpu().numpy()
+                 if bool(decoded.object_score_logits[b, 0] > 0) else None
+                 for _, decoded, b in entries]
+        for k, pending in hidden:
+            others = [m for j, m in enumerate(shown) if j != k and m is not None]
+            if others:
+                pending.covered = box_covered(pending.predicted.box,
+                                              np.logical_or.reduce(others))
+
+    def _trusted(self, predicted: BoxState | None) -> bool:
+        return predicted is not None and predicted.updates >= self.settings.warmup
 
     def commit(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
         s = self.settings
@@ -193,6 +219,9 @@ class MotionPolicy(Sam2Policy):
         out.admitted = confident and motion >= s.admit_motion
         predicted = pending.predicted if pending is not None else self._prediction(
             obj, frame_index)
+        if float(out.object_score_logits) <= 0 and self._trusted(predicted):
+            out.predicted_box = tuple(float(v) for v in predicted.box)
+            out.covered = pending is not None and pending.covered
         if predicted is None:
             if box is not None and confident:
                 obj.motion[frame_index] = BoxState.start(box)

@@ -107,6 +107,9 @@ def frame_results(
                 area=area,
                 frames_since_prompt=it.frames_since_prompt,
                 tracked=it.obj.is_tracked,
+                predicted_box=None if score_logit > 0 else _camera_box(
+                    it.out.predicted_box, it.out.pred_masks.shape[-2:], image_hw),
+                covered=score_logit <= 0 and it.out.covered,
                 logits_source=_LazyLogits(it.out.pred_masks, image_hw, device),
                 frame_maps=maps,
             )
@@ -190,6 +193,25 @@ class _LazyLogits:
             self._host = _upsample(self._low, self._image_hw, self._device)[0].cpu().numpy()
             self._low = None
         return self._host
+
+
+def _camera_box(
+    box: Sequence[float] | None, grid_hw: Sequence[int], image_hw: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """A box (x0, y0, x1, y1) of the decoder's low-resolution grid as (x, y, width,
+    height) camera pixels, clipped to the image (SAM 2 stretches the image to its square
+    input, so each axis scales on its own); None when none or nothing of it is inside."""
+    if box is None:
+        return None
+    height, width = image_hw
+    sx, sy = width / int(grid_hw[1]), height / int(grid_hw[0])
+    x0 = min(max(round(box[0] * sx), 0), width)
+    y0 = min(max(round(box[1] * sy), 0), height)
+    x1 = min(max(round(box[2] * sx), 0), width)
+    y1 = min(max(round(box[3] * sy), 0), height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def _empty_result(item: ObjectOnFrame, image_hw: tuple[int, int]) -> ObjectResult:
