@@ -632,6 +632,7 @@ def _as_result(obj, labels: np.ndarray | None) -> ObjectResult:
     """The parts of a TrackedObject the summary needs, with its mask from ~/masks."""
     mask = (labels == obj.id) if labels is not None else np.zeros((0, 0), dtype=bool)
     bbox = (obj.bbox.x_offset, obj.bbox.y_offset, obj.bbox.width, obj.bbox.height)
+    predicted = bool(obj.box_predicted)  # bbox is then the motion filter's, not a mask's
     return ObjectResult(
         object_id=obj.id,
         label=obj.label,
@@ -639,8 +640,9 @@ def _as_result(obj, labels: np.ndarray | None) -> ObjectResult:
         presence=obj.presence,
         score=obj.score,
         mask=mask,
-        bbox=bbox,
+        bbox=(0, 0, 0, 0) if predicted else bbox,
         centroid=(obj.centroid_x, obj.centroid_y),
         area=obj.area,
         frames_since_prompt=obj.frames_since_prompt,
+        predicted_box=bbox if predicted else None,
     )

@@ -213,13 +213,14 @@ class MotionPolicy(Sam2Policy):
         pending = self._pending.pop(obj.object_id, None)
         box = pending.box if pending is not None else _box_of(out)
         motion = pending.motion if pending is not None else 1.0
-        confident = (float(out.object_score_logits) > s.admit_object_score
+        score_logit = float(out.object_score_logits)
+        confident = (score_logit > s.admit_object_score
                      and float(out.iou) >= s.admit_iou
                      and not (pending is not None and pending.occluded))
         out.admitted = confident and motion >= s.admit_motion
         predicted = pending.predicted if pending is not None else self._prediction(
             obj, frame_index)
-        if float(out.object_score_logits) <= 0 and self._trusted(predicted):
+        if score_logit <= 0 and self._trusted(predicted):  # hidden: where motion puts it
             out.predicted_box = tuple(float(v) for v in predicted.box)
             out.covered = pending is not None and pending.covered
         if predicted is None:
