@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
 from sam2_ros.engine.memory_bank import FrameOutput, Memory, ObjectMemory
-from sam2_ros.engine.steps.batching import group_by_layout, split_outputs
+from sam2_ros.engine.steps.batching import split_outputs
+from sam2_ros.engine.steps.memory_attention import group_by_layout
 from sam2_ros.engine.steps.postprocessing import (
     ObjectOnFrame,
     fill_holes,

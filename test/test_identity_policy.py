@@ -113,6 +113,20 @@ def test_exclusive_logits_leave_each_pixel_to_one_object() -> None:
     assert exclusive_logits(single) is single
 
 
+def test_exclusive_logits_equal_metas_constraint_ties_included() -> None:
+    """The semantics of Meta's ``_apply_non_overlapping_constraints`` (argmax over the
+    objects, the first object winning a tie), on random logits with planted ties."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 1, 32, 32, generator=generator) * 8
+    logits[1, 0, :8] = logits[0, 0, :8]  # ties between objects 0 and 1
+    logits[3, 0, 4:16] = logits[2, 0, 4:16]
+    logits[:, 0, 20:, :4] = -1024.0  # every object hidden there (SAM 2's no-object score)
+    winner = torch.argmax(logits, dim=0, keepdim=True)
+    mine = winner == torch.arange(4)[:, None, None, None]
+    expected = torch.where(mine, logits, torch.clamp(logits, max=-10.0))
+    assert torch.equal(exclusive_logits(logits), expected)
+
+
 def test_modes() -> None:
     assert not make_policy("sam2", None).wants_candidates
     with pytest.raises(ValueError, match="tracking_mode"):

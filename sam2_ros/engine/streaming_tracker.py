@@ -6,8 +6,8 @@ The engine drives Meta's SAM2Base step by step (``forward_image``,
 same prompts, the official SAM2VideoPredictor's masks. What differs is the bookkeeping:
 
 - frames arrive one by one; the image encoder runs once per frame for all objects, and
-  memory attention, mask decoding and memory encoding run batched across objects whose
-  memories have the same length;
+  memory attention (grouped by memory length), mask decoding and memory encoding run
+  batched across objects;
 - memory is bounded (see ``memory_bank``): prompted frames up to a cap, the recent frames
   SAM 2 attends to, and a ring of the last ``prompt_history`` frames' image features;
 - a prompt may name any frame of that ring: it is applied there and the object is
@@ -65,7 +65,7 @@ from sam2_ros.engine.results import (
     StageTiming,
 )
 from sam2_ros.engine.stamp_policy import StampPolicy, Verdict
-from sam2_ros.engine.steps.batching import group_by_layout, split_outputs
+from sam2_ros.engine.steps.batching import split_outputs
 from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, fill_holes, frame_results
 from sam2_ros.engine.steps.preprocessing import validate_frame
 from sam2_ros.engine.steps.sam2_steps import Sam2Steps
@@ -494,26 +494,23 @@ class StreamingTracker:
     def _track_objects(
         self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming
     ) -> list[FrameOutput]:
-        """Track objects on a frame, batching those whose memories share a layout."""
+        """Track objects on a frame in one batch (memory attention grouped by memory
+        layout inside it)."""
+        if not objects:
+            return []
         steps, policy, index = self._steps, self._policy, ring_frame.index
         memories = [steps.memory(obj, index, policy.selective_memory) for obj in objects]
-        outputs: list[FrameOutput | None] = [None] * len(objects)
-        groups = []
-        for members in group_by_layout(memories):
-            decoded = steps.decode(ring_frame, [memories[i] for i in members], timing,
-                                   candidates=policy.wants_candidates)
-            policy.select([objects[i] for i in members], index, decoded)
-            groups.append((members, decoded))
-        policy.resolve([([objects[i] for i in members], d) for members, d in groups])
-        for members, decoded in groups:
-            maskmem = steps.encode_memory(
-                ring_frame, decoded.high_res_masks, decoded.object_score_logits, False, timing
-            )
-            pred_masks = self._fill_holes(decoded.pred_masks.float(), timing)
-            for i, out in zip(members, split_outputs(decoded, pred_masks, maskmem), strict=True):
-                policy.commit(objects[i], index, out)
-                outputs[i] = out
-        return outputs  # type: ignore[return-value]
+        decoded = steps.decode(ring_frame, memories, timing, candidates=policy.wants_candidates)
+        policy.select(objects, index, decoded)
+        policy.resolve([(objects, decoded)])
+        maskmem = steps.encode_memory(
+            ring_frame, decoded.high_res_masks, decoded.object_score_logits, False, timing
+        )
+        pred_masks = self._fill_holes(decoded.pred_masks.float(), timing)
+        outputs = split_outputs(decoded, pred_masks, maskmem)
+        for obj, out in zip(objects, outputs, strict=True):
+            policy.commit(obj, index, out)
+        return outputs
 
     def _prompt_output(
         self,

@@ -165,9 +165,9 @@ class MotionPolicy(Sam2Policy):
             pending = self._pending.get(obj.object_id)
             motion = pending.motion if pending is not None else 1.0
             claims.append((1 - w) * float(decoded.ious[b]) + w * motion)
-        joined = torch.cat([d.pred_masks[b : b + 1] for _, d, b in entries]).float()
-        exclusive = (exclusive_logits(joined)[:, 0] > 0).cpu().numpy()
-        for k in claim_losers(masks, list(exclusive), visible, claims):
+        exclusive = exclusive_logits(self._joined(entries, "pred_masks"))
+        losers = claim_losers(masks, list((exclusive[:, 0] > 0).cpu().numpy()), visible, claims)
+        for k in losers:
             obj, decoded, b = entries[k]
             decoded.pred_masks[b] = NO_OBJ_SCORE
             decoded.high_res_masks[b] = NO_OBJ_SCORE
@@ -177,12 +177,11 @@ class MotionPolicy(Sam2Policy):
                 decoded.obj_ptr[b] = self.model.no_obj_ptr[0].to(decoded.obj_ptr.dtype)
             if obj.object_id in self._pending:
                 self._pending[obj.object_id].occluded = True
-        for attr in ("pred_masks", "high_res_masks"):
-            joined = torch.cat([getattr(d, attr)[b : b + 1] for _, d, b in entries])
-            joined = exclusive_logits(joined.float())
-            for k, (_, decoded, b) in enumerate(entries):
-                tensor = getattr(decoded, attr)
-                tensor[b : b + 1] = joined[k : k + 1].to(tensor.dtype)
+        if losers:  # a loser may have held pixels: the constraint again without it
+            exclusive = exclusive_logits(self._joined(entries, "pred_masks"))
+        self._write_back(entries, "pred_masks", exclusive)
+        self._write_back(entries, "high_res_masks",
+                         exclusive_logits(self._joined(entries, "high_res_masks")))
         self._judge_covered(entries)
 
     def _judge_covered(self, entries: list) -> None:
@@ -207,6 +206,25 @@ class MotionPolicy(Sam2Policy):
 
     def _trusted(self, predicted: BoxState | None) -> bool:
         return predicted is not None and predicted.updates >= self.settings.warmup
+
+    @staticmethod
+    def _joined(entries: Sequence[tuple], attr: str) -> torch.Tensor:
+        """One mask tensor [N, 1, H, W] of every object of the frame, in float (the batch's
+        own tensor when the frame is one batch, as the tracker decodes it: no copy)."""
+        if _one_batch(entries):
+            return getattr(entries[0][1], attr).float()
+        return torch.cat([getattr(d, attr)[b : b + 1] for _, d, b in entries]).float()
+
+    @staticmethod
+    def _write_back(entries: Sequence[tuple], attr: str, joined: torch.Tensor) -> None:
+        """Each object's part of ``joined`` into its batch."""
+        if _one_batch(entries):
+            decoded = entries[0][1]
+            setattr(decoded, attr, joined.to(getattr(decoded, attr).dtype))
+            return
+        for k, (_, decoded, b) in enumerate(entries):
+            tensor = getattr(decoded, attr)
+            tensor[b : b + 1] = joined[k : k + 1].to(tensor.dtype)
 
     def commit(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
         s = self.settings
@@ -247,6 +265,13 @@ class MotionPolicy(Sam2Policy):
     def rewind(self, obj: ObjectMemory, frame_index: int) -> None:
         for index in [i for i in obj.motion if i > frame_index]:
             del obj.motion[index]
+
+
+def _one_batch(entries: Sequence[tuple]) -> bool:
+    """Whether the frame's objects are one whole batch, in its order."""
+    decoded = entries[0][1]
+    return (all(d is decoded and b == k for k, (_, d, b) in enumerate(entries))
+            and len(entries) == decoded.pred_masks.size(0))
 
 
 def _box_of(out: FrameOutput) -> np.ndarray | None:

@@ -1,25 +1,15 @@
-"""Which objects share one batched SAM 2 call, and how a batch's outputs come apart.
+"""How a batch of objects' SAM 2 outputs come apart into one FrameOutput per object.
 
-Objects are batched when their assembled memories have the same layout (memory-frame count
-and object-pointer count): SAM 2's memory attention then runs once for all of them on a
-concatenated memory. Grouping by the memory actually assembled keeps SAM 2's frame
-selection in one place (``memory_bank``).
+All tracked objects of a frame share one batched decode and memory-encoder call; memory
+attention inside it groups them by memory layout (``memory_attention.group_by_layout``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from sam2_ros.engine.memory_bank import FrameOutput, Memory
+from sam2_ros.engine.memory_bank import FrameOutput
 from sam2_ros.engine.steps.sam2_steps import Decoded
-
-
-def group_by_layout(memories: list[Memory]) -> list[list[int]]:
-    """Indices of the memories, grouped by (memory frames, object-pointer tokens)."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, memory in enumerate(memories):
-        groups.setdefault(memory.layout, []).append(i)
-    return list(groups.values())
 
 
 def split_outputs(

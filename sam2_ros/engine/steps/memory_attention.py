@@ -81,6 +81,15 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0
     return out
 
 
+def group_by_layout(memories: list[Memory]) -> list[list[int]]:
+    """Indices of the memories, grouped by layout (memory frames, object-pointer tokens):
+    objects of one layout can attend in one batched call on a concatenated memory."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, memory in enumerate(memories):
+        groups.setdefault(memory.layout, []).append(i)
+    return list(groups.values())
+
+
 def attention_chunk(memory_tokens: int, budget: int) -> int:
     """How many objects share one memory-attention call: as many as keep the batch's memory
     tokens within ``budget`` (at least one; budget <= 0: no limit)."""
@@ -106,10 +115,24 @@ class MemoryAttentionRunner:
 
     def __call__(self, memories: list[Memory], curr: torch.Tensor, curr_pos: torch.Tensor,
                  spatial_pos: torch.Tensor) -> torch.Tensor:
-        """Memory-conditioned features [L, B, C] for B objects whose memories share one
-        layout, in chunks of at most ``attention_chunk`` objects per call."""
-        layouts = {m.layout for m in memories}
-        assert len(layouts) == 1, "objects in one batch need the same memory layout"
+        """Memory-conditioned features [L, B, C] for B objects, in their order. Objects
+        whose memories share a layout attend in one call (in chunks of at most
+        ``attention_chunk`` objects); each layout gets its own calls, so objects with
+        different memories (a selective memory) still share the rest of the frame's
+        batched steps."""
+        groups = group_by_layout(memories)
+        if len(groups) == 1:
+            return self._attend_layout(memories, curr, curr_pos, spatial_pos)
+        out = curr.new_empty(curr.shape)
+        for members in groups:
+            index = torch.tensor(members, device=curr.device)
+            out[:, index] = self._attend_layout(
+                [memories[i] for i in members], curr[:, index], curr_pos[:, index], spatial_pos)
+        return out
+
+    def _attend_layout(self, memories: list[Memory], curr: torch.Tensor, curr_pos: torch.Tensor,
+                       spatial_pos: torch.Tensor) -> torch.Tensor:
+        """``__call__`` for objects whose memories share one layout."""
         tokens = len(memories[0].spatial) * spatial_pos.shape[0] + memories[0].num_ptr_tokens
         step = attention_chunk(tokens, self.attention_tokens)
         parts = []

@@ -100,7 +100,8 @@ class Sam2Steps:
         prev_logits: torch.Tensor | None = None,
         candidates: bool = False,
     ) -> Decoded:
-        """SAM 2's track step on one frame for B objects with memories of one layout, or
+        """SAM 2's track step on one frame for B objects (memory attention batched per
+        memory layout, the heads once for all), or
         (memories None) for one object on its initial prompted frame.
 
         ``candidates``: also return every multimask candidate with its predicted IoU and
