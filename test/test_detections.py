@@ -196,6 +196,7 @@ def test_a_track_made_after_the_named_frame_is_placed_between_its_sightings() ->
 
 
 def test_a_drifted_or_moved_track_is_matched_by_class_and_nearness() -> None:
+    """Near tracks of the class match; an unseen (hidden or lost) one matches at any distance."""
     matcher = DetectionMatcher(min_score=0.5, refresh_iou=0.5, forget_after_s=0.0)
     tracks = [
         TrackView(1, (0, 0, 10, 10), (0, 0, 10, 10), "cup"),
@@ -204,8 +205,11 @@ def test_a_drifted_or_moved_track_is_matched_by_class_and_nearness() -> None:
     near = Detection((14, 0, 24, 10), 0.9, "cup")  # no overlap, 14 px away: track 1
     plan = matcher.plan(SEC, [near], tracks)
     assert [i for i, _ in plan.refresh] == [1] and plan.create == []
-    far = Detection((60, 0, 70, 10), 0.9, "cup")  # 40 px from either: a new object
-    assert matcher.plan(SEC, [far], tracks).create == [far]
+    far = Detection((60, 0, 70, 10), 0.9, "cup")  # 40 px from either: the unseen cup
+    plan = matcher.plan(SEC, [far], tracks)
+    assert [i for i, _ in plan.refresh] == [2] and plan.create == []
+    seen = [tracks[0], TrackView(2, (100, 0, 110, 10), (100, 0, 110, 10), "cup")]
+    assert matcher.plan(SEC, [far], seen).create == [far]  # both cups in view: a third
     other = Detection((14, 0, 24, 10), 0.9, "bowl")  # near, but another class: new
     assert matcher.plan(SEC, [other], tracks).create == [other]
     unlabelled = Detection((14, 0, 24, 10), 0.9, "")  # no class: overlap only

@@ -149,7 +149,9 @@ def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[
     REACQUIRE_DISTANCE detection diagonals (a track that drifted off its object, or a lost
     one that comes back elsewhere); the total distance is minimised. A track whose box lies
     on an object of another class (IoU >= DISPLACED_IOU with a detection matched to another
-    track) has left its own object: it may be matched to a detection of its class anywhere.
+    track) has left its own object, and a track not visible on the frame (hidden, gone out
+    of view, lost) is nowhere to be compared: either may be matched to a detection of its
+    class anywhere, so an object that comes back keeps its id instead of getting a new one.
     """
     if not detections or not tracks:
         return {}
@@ -185,7 +187,8 @@ def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[
                 continue
             rx0, ry0, rx1, ry1 = refs[j]
             gap = np.hypot((x0 + x1 - rx0 - rx1) / 2, (y0 + y1 - ry0 - ry1) / 2)
-            if gap <= REACQUIRE_DISTANCE * diagonal or j in displaced:
+            unseen = tracks[j].box is None or tracks[j].lost
+            if gap <= REACQUIRE_DISTANCE * diagonal or j in displaced or unseen:
                 dist[a, b] = gap
     near = np.isfinite(dist)
     rows, cols = linear_sum_assignment(np.where(near, dist, 1e12))
