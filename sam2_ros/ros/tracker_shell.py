@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 import traceback
 
@@ -148,6 +149,9 @@ class TrackerShell:
         self._image_topic_rel = "image/compressed" if compressed else "image"
         self.image_topic = node.resolve_topic_name(self._image_topic_rel)
         self._jump_ns = round(params.time_jump_reset * 1e9)
+        # Held while a frame's stamp is judged (and the stream restarted) and while a clock
+        # jump restarts it: the two see one stream, so one jump back resets once.
+        self._restart_lock = threading.Lock()
         # A ROS clock going back (bag played with --loop --clock, a simulation reset).
         self._clock_jump = node.get_clock().create_jump_callback(
             JumpThreshold(
@@ -377,17 +381,22 @@ class TrackerShell:
         frames after it would restart the stream anyway; this does it before the first).
         Runs on the thread that received /clock: it must not wait."""
         self._last_substitute = 0
-        tracker = self.tracker
-        last = tracker.stamps.last if tracker is not None else None
-        now = self.node.get_clock().now().nanoseconds
-        if last is None or last - now < self._jump_ns:
-            return  # the frames already restarted the stream
-        self._restart_stream(
-            tracker,
-            f"the ROS clock jumped back {-jump.delta.nanoseconds / 1e9:.3f} s, to {now} "
-            f"(last frame {last})",
-            wait=False,
-        )
+        if not self._restart_lock.acquire(blocking=False):
+            return  # a frame is being judged: if it is from before the jump, it restarts
+        try:
+            tracker = self.tracker
+            last = tracker.stamps.last if tracker is not None else None
+            now = self.node.get_clock().now().nanoseconds
+            if last is None or last - now < self._jump_ns:
+                return  # the frames already restarted the stream
+            self._restart_stream(
+                tracker,
+                f"the ROS clock jumped back {-jump.delta.nanoseconds / 1e9:.3f} s, to {now} "
+                f"(last frame {last})",
+                wait=False,
+            )
+        finally:
+            self._restart_lock.release()
 
     def _restart_stream(self, tracker: StreamingTracker, why: str, wait: bool) -> None:
         self._stats.time_reset()
@@ -403,13 +412,14 @@ class TrackerShell:
         """Whether to track a frame now, by the tracker's stamp policy: a late or repeated
         frame is dropped (counted, one throttled warning); a jump back restarts first."""
         policy = tracker.stamps
-        verdict = policy.judge(stamp)
-        if verdict is Verdict.NEW:
-            return True
-        if verdict is Verdict.JUMP_BACK:
-            self._restart_stream(tracker, policy.explain(stamp, verdict), wait=True)
-            self._received.add(stamp, msg)
-            return True
+        with self._restart_lock:
+            verdict = policy.judge(stamp)
+            if verdict is Verdict.NEW:
+                return True
+            if verdict is Verdict.JUMP_BACK:
+                self._restart_stream(tracker, policy.explain(stamp, verdict), wait=True)
+                self._received.add(stamp, msg)
+                return True
         if verdict is Verdict.LATE:
             policy.note_late()
         self._stats.late_frame()
