@@ -94,20 +94,23 @@ class EvalReport:
     def f(self) -> float:
         return float(np.mean([s.f for s in self.scenes])) if self.scenes else 0.0
 
+    def _pooled(self, part: str, whole: str) -> float:
+        """A rate over all scenes' frames pooled (not a mean of per-scene rates, which
+        would weigh a scene with one hidden frame like one with fifty); 1.0 when none."""
+        total = sum(getattr(s, whole) for s in self.scenes)
+        return sum(getattr(s, part) for s in self.scenes) / total if total else 1.0
+
     @property
     def hidden_invisible_rate(self) -> float:
-        hidden = sum(s.hidden_frames for s in self.scenes)
-        return sum(s.hidden_reported_invisible for s in self.scenes) / hidden if hidden else 1.0
+        return self._pooled("hidden_reported_invisible", "hidden_frames")
 
     @property
     def shown_visible_rate(self) -> float:
-        shown = sum(s.shown_frames for s in self.scenes)
-        return sum(s.shown_reported_visible for s in self.scenes) / shown if shown else 1.0
+        return self._pooled("shown_reported_visible", "shown_frames")
 
     @property
     def refound_rate(self) -> float:
-        back = sum(s.reappearances for s in self.scenes)
-        return sum(s.refound for s in self.scenes) / back if back else 1.0
+        return self._pooled("refound", "reappearances")
 
     @property
     def visibility_auc(self) -> float | None:
@@ -123,8 +126,7 @@ class EvalReport:
     @property
     def identity_kept(self) -> float:
         """Share of scored object-frames whose mask was not on another object."""
-        frames = sum(s.id_frames for s in self.scenes)
-        return sum(s.id_kept for s in self.scenes) / frames if frames else 1.0
+        return self._pooled("id_kept", "id_frames")
 
     @property
     def idf1(self) -> float:
