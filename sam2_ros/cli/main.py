@@ -223,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--occlusion", type=float, default=None, metavar="P",
                        help="chance of an occluder in a training scene (default: the "
                             "held-out scenes' 0.5); held-out scenes never change")
+    train.add_argument("--crossing-share", type=float, default=defaults.clip.crossing_share,
+                       metavar="FRACTION",
+                       help="share of video clips drawn from the crossing family (look-alikes "
+                            "that cross, swap, hide and return; train split only, at least "
+                            "12 frames); 0: none, as before")
     train.add_argument("--threads", type=int, default=defaults.threads, help="0: every core")
     train.add_argument("--clip-frames", type=int, default=defaults.clip.num_frames)
     train.add_argument("--min-objects", type=int, default=defaults.clip.min_objects,

@@ -4,7 +4,10 @@ One clip is one random scene (``evaluation.random_scenes``), rendered at a rando
 size and resized to the model's square input exactly as the engine resizes camera frames
 (``engine.preprocessing.frame_to_tensor``), so the model trains on the pixels it will see.
 Targets are 1 to ``max_targets`` objects visible on the clip's first frame; the other
-objects stay in the picture as distractors.
+objects stay in the picture as distractors. A ``crossing_share`` of the clips come from the
+crossing family (look-alikes that cross, swap, hide and return), always of the split the
+caller names: training passes the train split, whose crossing seeds never meet the held-out
+ones (the family and the split each have their own entropy tag).
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ import numpy as np
 import torch
 
 from sam2_ros.engine.steps.preprocessing import frame_to_tensor
-from sam2_ros.evaluation.random_scenes import RandomScene, RandomSceneConfig, visible_ids
+from sam2_ros.evaluation.random_scenes import (
+    CROSSING_KINDS,
+    RandomFrame,
+    RandomScene,
+    RandomSceneConfig,
+    visible_ids,
+)
 
 #: Camera sizes a clip is rendered at (width, height): the demo's 4:3, square and portrait.
 CAMERA_SIZES = ((320, 240), (256, 256), (240, 320), (384, 216))
@@ -39,6 +48,18 @@ class ClipSettings:
     # target is the only frame where the occlusion head learns to answer "not visible", and
     # at 0.5 those are a few percent of the target frames.
     p_occlusion: float | None = None
+    # Share of clips drawn from the crossing family (look-alikes crossing, swapping, hiding
+    # and coming back: where identities get confused). 0 keeps every clip of a run as it was
+    # before the option existed. Crossing clips have at least CROSSING_MIN_FRAMES frames.
+    crossing_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.crossing_share <= 1.0:
+            raise ValueError(f"crossing_share must be in [0, 1], got {self.crossing_share}")
+
+
+#: The crossing family plans its events over at least this many frames (RandomSceneConfig).
+CROSSING_MIN_FRAMES = 12
 
 
 def scene_config(difficulty: float, min_objects: int = 1, p_occlusion: float | None = None,
@@ -59,20 +80,33 @@ def scene_config(difficulty: float, min_objects: int = 1, p_occlusion: float | N
     )
 
 
-def sample_clip(settings: ClipSettings, seed: int, split: str = "train",
-                difficulty: float = 1.0):
-    """The clip of ``seed`` as a BatchedVideoDatapoint (imported lazily: training deps)."""
-    from training.utils.data_utils import BatchedVideoDatapoint, BatchedVideoMetaData
+def is_crossing_clip(settings: ClipSettings, seed: int) -> bool:
+    """Whether clip ``seed`` comes from the crossing family (never a single-frame clip: an
+    image has no crossing). Its own generator, so that a share of 0 leaves every other draw
+    of the clip (size, scene seed, targets) as it was."""
+    share = settings.crossing_share
+    return (share > 0 and settings.num_frames > 1
+            and np.random.default_rng([0xC055, seed]).random() < share)
 
+
+def draw_scene(settings: ClipSettings, seed: int, split: str = "train",
+               difficulty: float = 1.0) -> tuple[RandomScene, list[RandomFrame], list[int]]:
+    """Clip ``seed``'s scene, its rendered frames and the target ids (no training deps)."""
     rng = np.random.default_rng([0xC11B, seed])
-    scene = None
-    targets: list[int] = []
+    crossing = is_crossing_clip(settings, seed)
+    family = "crossing" if crossing else "standard"
+    num_frames = settings.num_frames
+    if crossing:
+        num_frames = max(num_frames, CROSSING_MIN_FRAMES)
     # A scene whose first frame shows no large enough object is redrawn (rare).
     for attempt in range(20):
         w, h = CAMERA_SIZES[int(rng.integers(len(CAMERA_SIZES)))]
+        scene_seed = seed * 32 + attempt
+        if crossing:  # the scene seed picks the kind (seed % 4): every kind, in turn by seed
+            scene_seed = scene_seed * len(CROSSING_KINDS) + seed % len(CROSSING_KINDS)
         cfg = scene_config(difficulty, settings.min_objects, settings.p_occlusion, width=w,
-                           height=h, num_frames=settings.num_frames, seed=seed * 32 + attempt,
-                           split=split)
+                           height=h, num_frames=num_frames, seed=scene_seed,
+                           split=split, family=family)
         scene = RandomScene(cfg)
         frames = list(scene.frames())
         candidates = visible_ids(frames[0].labels, settings.min_target_area)
@@ -80,9 +114,17 @@ def sample_clip(settings: ClipSettings, seed: int, split: str = "train",
             most = 1 + round((settings.max_targets - 1) * min(1.0, difficulty))
             k = int(rng.integers(1, min(most, len(candidates)) + 1))
             targets = sorted(int(i) for i in rng.choice(candidates, k, replace=False))
-            break
-    if not targets:
-        raise RuntimeError(f"no usable clip for seed {seed}")
+            return scene, frames, targets
+    raise RuntimeError(f"no usable clip for seed {seed}")
+
+
+def sample_clip(settings: ClipSettings, seed: int, split: str = "train",
+                difficulty: float = 1.0):
+    """The clip of ``seed`` as a BatchedVideoDatapoint (imported lazily: training deps)."""
+    from training.utils.data_utils import BatchedVideoDatapoint, BatchedVideoMetaData
+
+    scene, frames, targets = draw_scene(settings, seed, split, difficulty)
+    h, w = scene.cfg.height, scene.cfg.width
     size = settings.image_size
     images = torch.cat([frame_to_tensor(f.rgb, size, torch.device("cpu")) for f in frames])
     masks = torch.stack([

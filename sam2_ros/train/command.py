@@ -25,7 +25,8 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         keep_every=args.keep_every,
         warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
         clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size,
-                     min_objects=args.min_objects, p_occlusion=args.occlusion),
+                     min_objects=args.min_objects, p_occlusion=args.occlusion,
+                     crossing_share=args.crossing_share),
         loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight,
                       "loss_class": args.class_weight, "loss_iou": args.iou_weight},
     )  # fmt: skip

@@ -317,7 +317,8 @@ class Trainer:
         values = []
         try:
             with torch.no_grad():
-                heldout = replace(self.settings.clip, p_occlusion=None)  # judged as shipped
+                # judged as shipped: the held-out distribution, whatever the run trains on
+                heldout = replace(self.settings.clip, p_occlusion=None, crossing_share=0.0)
                 for k in range(self.settings.val_clips):
                     batch = sample_clip(heldout, seed=k, split="heldout")
                     losses = self.loss_fn(self.model(batch), batch.masks)
