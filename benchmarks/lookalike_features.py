@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.checkpoint or 'bundled ' + DEMO_MODEL}; training-split seeds "
           f"0..{args.scenes - 1} of each family, {args.frames} frames")
     print("\ncosine similarity, median (10th-90th percentile)\n")
-    print("| pairs | object-frames | object pointer | memory features | image features |")
+    print("| pairs | samples (object- or pair-frames) | object pointer | memory features "
+          "| image features |")
     print("|---|---|---|---|---|")
     for n in names:
         print(groups[n].row(n))
