@@ -234,6 +234,20 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         bounds=(0.0, 1.0),
     ),
     ParameterSpec(
+        "motion_admit_area",
+        0.6,
+        "tracking_mode motion: share of the median mask area of an object's newest admitted "
+        "frames a frame needs to enter memory (0: off)",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "motion_admit_appearance",
+        0.5,
+        "tracking_mode motion: cosine similarity of the mask's image features to the prompted "
+        "ones a frame needs to enter memory, or a lost object to be found again (0: off)",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
         "image_transport",
         "raw",
         "raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed' "
@@ -408,6 +422,8 @@ class TrackerSettings:
     motion_admit_iou: float = default("motion_admit_iou")
     motion_admit_object_score: float = default("motion_admit_object_score")
     motion_admit_overlap: float = default("motion_admit_overlap")
+    motion_admit_area: float = default("motion_admit_area")
+    motion_admit_appearance: float = default("motion_admit_appearance")
     cpu_threads: int = -1  # the node passes its parameter; offline runs use torch's default
 
     @classmethod
@@ -456,6 +472,8 @@ class TrackerSettings:
                 admit_iou=self.motion_admit_iou,
                 admit_object_score=self.motion_admit_object_score,
                 admit_motion=self.motion_admit_overlap,
+                admit_area=self.motion_admit_area,
+                admit_appearance=self.motion_admit_appearance,
             ),
         )
 

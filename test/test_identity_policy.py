@@ -1,5 +1,5 @@
 """The parts of tracking_mode motion on hand-made data: the box filter, the choice among
-candidate masks, objects claiming one region, and SAM 2's non-overlap constraint."""
+candidate masks, objects claiming one region, SAM 2's non-overlap constraint, and looks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from sam2_ros.engine.identity.appearance import pooled, similarity
 from sam2_ros.engine.identity.candidates import box_iou, choose_candidate, mask_box
 from sam2_ros.engine.identity.motion_filter import BoxState
 from sam2_ros.engine.identity.overlap import claim_losers, exclusive_logits
@@ -202,3 +203,31 @@ def test_a_hidden_object_carries_its_predicted_box_covered_or_not() -> None:
     assert results[0].covered and not results[0].visible
     assert results[1].predicted_box is None and results[1].visible
     assert box_covered((-4.0, -4.0, -1.0, -1.0), np.ones((4, 4), bool)) is False
+
+
+def test_a_mask_on_another_colour_does_not_look_like_the_object() -> None:
+    """Features of two regions with different looks: a mask on either region looks like
+    itself over time (noise aside), not like the other; an empty mask has no look."""
+    gen = torch.Generator().manual_seed(0)
+    red, green = torch.randn(16, generator=gen), torch.randn(16, generator=gen)
+
+    def frame() -> torch.Tensor:
+        feats = 0.05 * torch.randn(1, 16, 32, 32, generator=gen)
+        feats[0, :, 4:12, 4:12] += red[:, None, None]
+        feats[0, :, 18:28, 16:30] += green[:, None, None]
+        return feats
+
+    def logits(y0: int, y1: int, x0: int, x1: int, size: int = 32) -> torch.Tensor:
+        out = torch.full((1, 1, size, size), -5.0)
+        out[..., y0:y1, x0:x1] = 5.0
+        return out
+
+    circle = pooled(frame(), logits(4, 12, 4, 12))
+    later = pooled(frame(), logits(5, 11, 5, 11))
+    on_rectangle = pooled(frame(), logits(18, 28, 16, 30))
+    assert similarity(circle, later) > 0.95
+    assert similarity(circle, on_rectangle) < 0.5
+    # A mask on a finer grid than the features is averaged down to theirs.
+    assert similarity(circle, pooled(frame(), logits(16, 48, 16, 48, size=128))) > 0.95
+    assert pooled(frame(), torch.full((1, 1, 32, 32), -5.0)) is None
+    assert similarity(circle, None) is None

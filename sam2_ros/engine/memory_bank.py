@@ -46,6 +46,7 @@ class FrameOutput:
     # grid) when it has one, and whether that box lies behind other objects of the frame.
     predicted_box: tuple[float, float, float, float] | None = None
     covered: bool = False
+    area: float | None = None  # mask pixels (low-res grid), when the policy measured it
 
 
 @dataclass
@@ -59,6 +60,8 @@ class ObjectMemory:
     last_prompt_frame: int | None = None
     # Per-frame state of the tracking policy (the motion filter's belief after each frame).
     motion: dict[int, object] = field(default_factory=dict)
+    # The tracking policy's record of what the object looks like (from its newest prompt).
+    appearance: torch.Tensor | None = None
 
     @property
     def is_tracked(self) -> bool:
@@ -94,6 +97,7 @@ class ObjectMemory:
         self.cond.clear()
         self.non_cond.clear()
         self.motion.clear()
+        self.appearance = None
         self.last_prompt_frame = None
 
     def prune(self, keep_ptr_from: int, keep_mem_from: int, keep_mask_from: int,

@@ -247,7 +247,7 @@ class StreamingTracker:
             clicks, mask_in = self._merge_prompts(prompt, previous, clear_previous, ring_frame)
             out = self._prompt_output(ring_frame, obj, clicks, mask_in, previous, is_init, timing)
             self._commit_prompt(obj, new_object, label, index, out, is_init)
-            self._policy.on_prompt(obj, index, out)
+            self._policy.on_prompt(obj, index, out, ring_frame.backbone_fpn[0])
             retracked = self._retrack_forward(obj, index, timing)
             self._prune()
             on_frame = self._prompt_results(obj, ring_frame, out, timing)

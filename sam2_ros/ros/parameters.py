@@ -47,6 +47,8 @@ class NodeParameters:
     motion_admit_iou: float
     motion_admit_object_score: float
     motion_admit_overlap: float
+    motion_admit_area: float
+    motion_admit_appearance: float
     image_transport: str
     input_bit_depth: int
     qos_reliability: str

@@ -17,6 +17,11 @@ its mask score, object score and motion agreement pass thresholds (the bank then
 to the newest admitted frames, ``memory_bank``), an object that loses its region to
 another reported hidden instead of taking the other's mask, and a hidden object's output
 given its predicted box, judged covered or not by the other objects (its track state).
+Two guards keep a mask that moved onto something else out of memory and out of the filter:
+its area must stay near the object's recent admitted areas (a half-hidden object is not
+written in), and its look must stay near the prompted one (``appearance``). An object lost
+on a frame while its predicted box lies in view, not behind the others, is prompted there
+with that box; a mask that passes ``reacquire.accept`` and looks like it finds it again.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sam2_ros.engine.identity.appearance import pooled, similarity
 from sam2_ros.engine.identity.candidates import box_iou, choose_candidate, mask_box
 from sam2_ros.engine.identity.motion_filter import BoxState
 from sam2_ros.engine.identity.overlap import box_covered, claim_losers, exclusive_logits
+from sam2_ros.engine.identity.reacquire import MIN_INSIDE, accept, box_prompt_heads, inside_share
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.settings import default
 
@@ -48,7 +55,11 @@ class MotionSettings:
     admit_iou: float = default("motion_admit_iou")  # predicted IoU to enter memory
     admit_object_score: float = default("motion_admit_object_score")  # object-score logit
     admit_motion: float = default("motion_admit_overlap")  # IoU with the predicted box
+    admit_area: float = default("motion_admit_area")  # share of its recent admitted area
+    admit_appearance: float = default("motion_admit_appearance")  # look vs the prompted one
     warmup: int = 2  # measurements before the filter's prediction is trusted
+    area_frames: int = 6  # admitted frames whose median area the next mask is held to
+    reacquire_iou: float = 0.5  # predicted IoU a box prompt from motion needs to be kept
 
 
 @dataclass
@@ -78,8 +89,10 @@ class Sam2Policy:
     def commit(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
         """An object's tracked output on a frame is final."""
 
-    def on_prompt(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
-        """A prompt set an object's output on a frame."""
+    def on_prompt(self, obj: ObjectMemory, frame_index: int, out: FrameOutput,
+                  features: torch.Tensor | None = None) -> None:
+        """A prompt set an object's output on a frame (``features``: the frame's finest
+        image-encoder level)."""
 
     def rewind(self, obj: ObjectMemory, frame_index: int) -> None:
         """Forget what was learnt after ``frame_index`` (it will be tracked again)."""
@@ -97,6 +110,7 @@ class MotionPolicy(Sam2Policy):
         # Admitted frames kept beyond SAM 2's window: enough for its memory and pointers.
         self.keep_admitted = max(model.num_maskmem - 1, model.max_obj_ptrs_in_encoder - 1)
         self._pending: dict[int, _Pending] = {}
+        self._fine: torch.Tensor | None = None  # the frame's finest features (looks)
 
     # ------------------------------------------------------------------ motion state
     @staticmethod
@@ -116,6 +130,7 @@ class MotionPolicy(Sam2Policy):
 
     # ------------------------------------------------------------------ frame steps
     def select(self, objects: Sequence[ObjectMemory], frame_index: int, decoded) -> None:
+        self._fine = decoded.fine_feat
         multi = decoded.multi_low_res
         if multi is None:
             return
@@ -167,7 +182,8 @@ class MotionPolicy(Sam2Policy):
             claims.append((1 - w) * float(decoded.ious[b]) + w * motion)
         exclusive = exclusive_logits(self._joined(entries, "pred_masks"))
         losers = claim_losers(masks, list((exclusive[:, 0] > 0).cpu().numpy()), visible, claims)
-        for k in losers:
+        found = self._find_again(entries, masks, visible, losers)
+        for k in losers - found:
             obj, decoded, b = entries[k]
             decoded.pred_masks[b] = NO_OBJ_SCORE
             decoded.high_res_masks[b] = NO_OBJ_SCORE
@@ -177,12 +193,73 @@ class MotionPolicy(Sam2Policy):
                 decoded.obj_ptr[b] = self.model.no_obj_ptr[0].to(decoded.obj_ptr.dtype)
             if obj.object_id in self._pending:
                 self._pending[obj.object_id].occluded = True
-        if losers:  # a loser may have held pixels: the constraint again without it
+        if losers or found:  # masks changed: the constraint again
             exclusive = exclusive_logits(self._joined(entries, "pred_masks"))
         self._write_back(entries, "pred_masks", exclusive)
         self._write_back(entries, "high_res_masks",
                          exclusive_logits(self._joined(entries, "high_res_masks")))
         self._judge_covered(entries)
+
+    def _find_again(self, entries: list, masks: list[np.ndarray], visible: list[bool],
+                    losers: set[int]) -> set[int]:
+        """Objects lost on this frame (hidden, beaten to their region, or drawn away from
+        where their motion puts them) whose predicted box lies in view and not behind the
+        other objects: SAM 2's heads again with that box as a prompt; where the mask is the
+        object (``reacquire.accept``, and it looks like it) it replaces the decoded output.
+        Returns the entries found again (``masks``/``visible`` updated for them)."""
+        s, found = self.settings, set()
+        for k, (obj, decoded, b) in enumerate(entries):
+            pending = self._pending.get(obj.object_id)
+            if (pending is None or decoded.plain_feat is None
+                    or not self._trusted(pending.predicted)):
+                continue
+            lost = k in losers or not visible[k] or pending.motion < s.admit_motion
+            box = pending.predicted.box
+            if not lost or inside_share(box, masks[k].shape[-1]) < MIN_INSIDE:
+                continue
+            shown = [m for j, m in enumerate(masks)
+                     if j != k and visible[j] and j not in losers - found]
+            others = np.logical_or.reduce(shown) if shown else None
+            if others is not None and box_covered(box, others):
+                continue  # behind the other objects: hidden, not lost
+            out = box_prompt_heads(self.model, decoded, box, self.model.image_size)
+            if not accept(out, box, others, s.reacquire_iou, s.admit_motion):
+                continue
+            if not self._looks_like(obj, out.low_res):
+                continue
+            decoded.pred_masks[b] = out.low_res[0].to(decoded.pred_masks.dtype)
+            decoded.high_res_masks[b] = out.high_res[0].to(decoded.high_res_masks.dtype)
+            decoded.ious[b] = out.iou[0]
+            decoded.obj_ptr[b] = out.obj_ptr[0].to(decoded.obj_ptr.dtype)
+            decoded.object_score_logits[b] = out.object_score_logits[0].to(
+                decoded.object_score_logits.dtype)
+            pending.box, pending.motion = out.box, box_iou(out.box, box)
+            masks[k], visible[k] = (out.low_res[0, 0] > 0).cpu().numpy(), True
+            found.add(k)
+        return found
+
+    def _looks_like(self, obj: ObjectMemory, mask_logits: torch.Tensor | None) -> bool:
+        """Whether a mask's look on this frame is near the object's prompted look (true when
+        the check is off or either look is unknown)."""
+        threshold = self.settings.admit_appearance
+        if threshold <= 0 or mask_logits is None or self._fine is None:
+            return True
+        sim = similarity(obj.appearance, pooled(self._fine, mask_logits))
+        return sim is None or sim >= threshold
+
+    def _area_holds(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> bool:
+        """Whether the mask keeps at least ``admit_area`` of the median area of the object's
+        newest admitted frames (a shrinking mask is an object going behind another)."""
+        s = self.settings
+        if s.admit_area <= 0 or out.area is None:
+            return True
+        pool = {**obj.non_cond, **obj.cond}
+        recent = sorted((i for i, o in pool.items()
+                         if i < frame_index and o.admitted and o.area is not None),
+                        reverse=True)[: s.area_frames]
+        if not recent:
+            return True
+        return out.area >= s.admit_area * float(np.median([pool[i].area for i in recent]))
 
     def _judge_covered(self, entries: list) -> None:
         """Mark each hidden object whose trusted predicted box lies behind the other
@@ -232,9 +309,15 @@ class MotionPolicy(Sam2Policy):
         box = pending.box if pending is not None else _box_of(out)
         motion = pending.motion if pending is not None else 1.0
         score_logit = float(out.object_score_logits)
+        out.area = _area_of(out)
+        # Confident frames feed memory and filter; a mask shrinking while the object goes
+        # behind another is not (the filter would learn the shrink: measured, it then loses
+        # the object behind the occluder).
         confident = (score_logit > s.admit_object_score
                      and float(out.iou) >= s.admit_iou
-                     and not (pending is not None and pending.occluded))
+                     and not (pending is not None and pending.occluded)
+                     and self._area_holds(obj, frame_index, out)
+                     and self._looks_like(obj, out.pred_masks))
         out.admitted = confident and motion >= s.admit_motion
         predicted = pending.predicted if pending is not None else self._prediction(
             obj, frame_index)
@@ -252,9 +335,15 @@ class MotionPolicy(Sam2Policy):
         else:
             obj.motion[frame_index] = predicted  # coast on the prediction
 
-    def on_prompt(self, obj: ObjectMemory, frame_index: int, out: FrameOutput) -> None:
+    def on_prompt(self, obj: ObjectMemory, frame_index: int, out: FrameOutput,
+                  features: torch.Tensor | None = None) -> None:
         out.admitted = True
+        out.area = _area_of(out)
         self._pending.pop(obj.object_id, None)
+        if features is not None and out.pred_masks is not None:
+            look = pooled(features, out.pred_masks)
+            if look is not None:  # the prompt says what the object looks like
+                obj.appearance = look
         box = _box_of(out)
         if box is None:
             return
@@ -272,6 +361,11 @@ def _one_batch(entries: Sequence[tuple]) -> bool:
     decoded = entries[0][1]
     return (all(d is decoded and b == k for k, (_, d, b) in enumerate(entries))
             and len(entries) == decoded.pred_masks.size(0))
+
+
+def _area_of(out: FrameOutput) -> float | None:
+    """Pixels of the output's mask in the low-res grid."""
+    return None if out.pred_masks is None else float((out.pred_masks > 0).sum())
 
 
 def _box_of(out: FrameOutput) -> np.ndarray | None:

@@ -10,6 +10,7 @@ beyond two positional encodings that never change for a model and image size.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,13 @@ class Decoded:
     multi_low_res: torch.Tensor | None = None  # [B, K, S/4, S/4] logits
     multi_ious: torch.Tensor | None = None  # [B, K] predicted IoUs
     tokens: torch.Tensor | None = None  # [B, K, C] the decoder's output tokens
+    # With the candidates: the frame's features without memory ([1, C, H/16, W/16], made
+    # when called) and SAM 2's high-res skip features, so a policy can run the heads again
+    # for one object with a box prompt, as on a first prompted frame (finding it again);
+    # and the image encoder's finest level [1, C, S/4, S/4] (the masks' grid), for looks.
+    plain_feat: Callable[[], torch.Tensor] | None = None
+    high_res_feats: list[torch.Tensor] | None = None
+    fine_feat: torch.Tensor | None = None
 
 
 class Sam2Steps:
@@ -159,6 +167,15 @@ class Sam2Steps:
         if candidates and captured and captured[0].size(1) == multi_low.size(1):
             decoded.multi_low_res, decoded.multi_ious, decoded.tokens = (
                 multi_low, ious, captured[0])
+            decoded.high_res_feats = high_res
+            decoded.fine_feat = ring_frame.backbone_fpn[0]
+            decoded.plain_feat = lambda: model._prepare_memory_conditioned_features(
+                frame_idx=ring_frame.index, is_init_cond_frame=True,
+                current_vision_feats=[vision_feats[-1][:, :1]],
+                current_vision_pos_embeds=[vision_pos[-1][:, :1]],
+                feat_sizes=feat_sizes[-1:],
+                output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+                num_frames=None)
         return decoded
 
     def encode_memory(
