@@ -506,9 +506,13 @@ def test_the_node_scales_16_bit_frames_by_the_stream_depth_until_a_reset(context
 class _Logger:
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        self.errors: list[str] = []
 
     def warning(self, text: str) -> None:
         self.warnings.append(text)
+
+    def error(self, text: str) -> None:
+        self.errors.append(text)
 
 
 def test_warnings_are_throttled_by_the_kind_of_failure_not_its_text():
@@ -532,6 +536,20 @@ def test_warnings_are_throttled_by_the_kind_of_failure_not_its_text():
     throttle.warn("image: data too short", "bad image again")
     assert logger.warnings[-1] == "bad image again (9 more like it since the last warning)"
     assert failure_kind(ValueError("same stamp 123")) == "ValueError"
+
+
+def test_a_lasting_processing_fault_logs_its_error_once_per_period():
+    """The worker's failures go through the throttle at error level: a fault that fails
+    every frame logs its traceback once per period, then how many frames it failed."""
+    now = [0.0]
+    logger = _Logger()
+    throttle = WarnThrottle(logger, period_s=5.0, clock=lambda: now[0])
+    for frame in range(30):
+        throttle.warn("frame processing: RuntimeError", f"failed on frame {frame}", level="error")
+    assert logger.errors == ["failed on frame 0"] and not logger.warnings
+    now[0] = 6.0
+    throttle.warn("frame processing: RuntimeError", "failed on frame 30", level="error")
+    assert logger.errors[-1] == "failed on frame 30 (29 more like it since the last warning)"
 
 
 def test_the_warning_throttle_forgets_the_least_recent_kinds():

@@ -118,8 +118,9 @@ class WarnThrottle:
     def __len__(self) -> int:
         return len(self._last)
 
-    def warn(self, kind: str, text: str) -> None:
-        """Log ``text`` unless the same ``kind`` was logged less than a period ago."""
+    def warn(self, kind: str, text: str, level: str = "warning") -> None:
+        """Log ``text`` at ``level`` ("warning" or "error") unless the same
+        ``kind`` was logged less than a period ago."""
         now = self._clock()
         with self._lock:
             last, skipped = self._last.pop(kind, (None, 0))
@@ -130,7 +131,12 @@ class WarnThrottle:
             while len(self._last) > self._max_kinds:
                 self._last.popitem(last=False)
         more = f" ({skipped} more like it since the last warning)" if skipped else ""
-        self._logger.warning(text + more)
+        # One call site per severity: rclpy's logger refuses a call site whose severity
+        # changes between calls.
+        if level == "error":
+            self._logger.error(text + more)
+        else:
+            self._logger.warning(text + more)
 
 
 class NodeStats:

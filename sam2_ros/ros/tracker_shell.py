@@ -430,9 +430,12 @@ class TrackerShell:
         if not self.active:
             return
         self._stats.frame_failed()
-        self.log.error(
+        # A fault that lasts fails every frame: its traceback once per period, then counted.
+        self._throttle.warn(
+            f"frame processing: {failure_kind(exc)}",
             f"frame processing failed: {exc!r}\n"
-            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            level="error",
         )
 
     def _bad_message(self, what: str, stamp_ns: int, exc: Exception) -> None:
