@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="the demo needs rclpy: source tools/env.sh")
@@ -17,6 +18,7 @@ from ros_processes import unique_domain_and_namespace
 
 from sam2_ros.bags import bag_io
 from sam2_ros.bags.replay import DETECTIONS_OUT_TOPIC, MASKS_TOPIC, OBJECTS_TOPIC
+from sam2_ros.imaging.codec import image_msg_to_array
 from sam2_ros.messages import stamp_to_ns
 
 
@@ -93,3 +95,49 @@ def test_demo_with_the_detector_needs_no_prompt(tmp_path: Path) -> None:
     assert info.topics[bag_io.DETECTIONS_TOPIC].count >= 10
     recorded = bag_io.inspect_bag(out / "output_bag").topics
     assert recorded[DETECTIONS_OUT_TOPIC].count == recorded[OBJECTS_TOPIC].count
+
+
+def test_the_demo_scene_ends_with_every_id_on_the_object_it_was_clicked_on(
+        tmp_path: Path) -> None:
+    """`sam2_ros demo` as a user runs it (bundled model, the designed scene, default
+    tracking_mode motion), over real DDS: on the last frame the node processed, after the
+    rectangle has passed in front of the circle, each id's mask lies on the shape it was
+    clicked on (IoU >= 0.5 with it, more than with any other shape). Judged per id at the
+    end, not by an average over objects.
+
+    The scene's 60 frames are played at 5 fps (the same images as the default 6 s at
+    10 fps), so that a slower machine still processes most of them: what is judged is the
+    tracker, not how many frames a machine drops. Measured on 2 Xeon cores: at 10 fps 49-59
+    of 60 processed with every id on its own shape (six runs, one or two at a time); four
+    runs at once processed 16-32 and the circle's id ended hidden or on the rectangle. At
+    5 fps: two runs at once 60/60 processed, both passed; four at once 41-46, three of four
+    passed. Offline, every id ends on its shape with up to 30% of frames dropped, not at
+    50%."""
+    domain, _ = unique_domain_and_namespace("demo_ids")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "sam2_ros.cli.main", "demo", "--out", str(out),
+               "--device", "cpu", "--fps", "5", "--duration", "12"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    print(run.stdout[-1500:])
+    summary = json.loads((out / "summary.json").read_text())
+    truth = {
+        stamp_to_ns(m.header.stamp): image_msg_to_array(m)
+        for _, _, m in bag_io.iter_messages(out / "input_bag", [bag_io.GT_LABELS_TOPIC])
+    }
+    last = [m for _, _, m in bag_io.iter_messages(out / "output_bag", [MASKS_TOPIC])][-1]
+    stamp = stamp_to_ns(last.header.stamp)
+    assert sorted(truth).index(stamp) >= 0.75 * len(truth), "the last frame is before the end"
+    ids = image_msg_to_array(last)
+    shapes = truth[stamp]
+    assert sorted(o["label"] for o in summary["objects"].values()) == [
+        "shape1", "shape2", "shape3"]
+    for object_id, obj in summary["objects"].items():
+        clicked = int(obj["label"].removeprefix("shape"))
+        mask = ids == int(object_id)
+        ious = {int(g): (mask & (shapes == g)).sum() / max(1, (mask | (shapes == g)).sum())
+                for g in np.unique(shapes) if g}
+        best = max(ious, key=ious.get)
+        assert best == clicked and ious[best] >= 0.5, (
+            object_id, obj["label"], ious, f"{summary['frames_processed']}/60 processed")

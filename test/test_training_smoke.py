@@ -95,10 +95,13 @@ def test_training_smoke(tmp_path: Path) -> None:
     changed = {k.split(".")[1] for k in start if not torch.equal(start[k], tuned[k])}
     assert changed == {"iou_prediction_head", "pred_obj_score_head"}, changed
 
-    # Deterministic for a seed: a fresh run with the same settings repeats every step.
+    # Deterministic for a seed: a fresh run with the same settings repeats every step (to
+    # float rounding: with other processes on the cores one step differed by 1e-7 relative).
     again = tmp_path / "again"
     _train(again, 12, "--eval-scenes", "0")
-    assert json.loads((again / "losses.json").read_text()) == losses
+    repeated = json.loads((again / "losses.json").read_text())
+    assert len(repeated) == len(losses)
+    np.testing.assert_allclose(repeated, losses, rtol=1e-5)
 
     # The exported checkpoint is an official-format one the engine loads and tracks with.
     loaded = build_model(DEMO_MODEL, out / "sam2_ros_demo.pt", device="cpu", image_size=128)
