@@ -170,7 +170,6 @@ def test_bad_detection_messages_warn_once_and_change_nothing(node: Client) -> No
     stamp = node.stamp(node.frames[1])
     good = Detection((200, 20, 260, 80), 0.9, "new")  # would make an object on its own
     bad = {
-        "no detections": (stamp, []),
         "NaN": (stamp, [good, Detection((10, math.nan, 30, 40), 0.9, "x")]),
         "outside the 320x240 image": (stamp, [good, Detection((400, 10, 450, 60), 0.9, "x")]),
         "unknown stamp": (stamp - 7_000_000_000, [good]),

@@ -80,10 +80,10 @@ def xywh_to_box(bbox: Sequence[float]) -> Box:
 
 def check_detections(detections: Sequence[Detection], image_hw: tuple[int, int]) -> None:
     """Raise DetectionError naming the first detection that cannot be used on a frame of
-    ``image_hw``: no detections at all, a non-finite value, an empty box, a box that lies
-    outside the image (one that sticks out only in part is fine: detectors pad)."""
-    if not detections:
-        raise DetectionError("the message holds no detections", "no detections")
+    ``image_hw``: a non-finite value, an empty box, a box that lies outside the image (one
+    that sticks out only in part is fine: detectors pad). No detections at all is fine:
+    the detector saw nothing on that frame, and the tracks it does not match count towards
+    ``forget_after``."""
     height, width = image_hw
     for i, det in enumerate(detections):
         values = (*det.box, det.score)

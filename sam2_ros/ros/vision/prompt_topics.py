@@ -10,8 +10,9 @@ AddPrompt's (``TrackerServices.untracked_frame``); zero means the newest frame.
 ``<image>_mouse_left``): a positive click that creates an object on the frame its stamp
 names (zero = the newest).
 
-A message that cannot be used (no detections, a NaN box, a box outside the image, an
-unknown stamp) gets one throttled warning and changes nothing.
+A message that cannot be used (a NaN box, a box outside the image, an unknown stamp) gets
+one throttled warning and changes nothing. An empty message is a frame where the detector
+saw nothing: no warning, and the tracks count it towards ``detection_forget_after``.
 """
 
 from __future__ import annotations
