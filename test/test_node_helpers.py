@@ -444,6 +444,22 @@ def test_diagnostics_describe_the_recent_past():
     assert stats.snapshot(5, 0)["frames_failed"] == 2.0  # the total stays a value
 
 
+def test_latency_from_stamps_of_another_clock_is_left_out():
+    """A bag stamped in 2023 replayed without its clock: its frames' stamp ages are years,
+    not a latency; the summary falls back to receipt-to-publication latency."""
+    now = [100.0]
+    stats = NodeStats(window_s=10.0, clock=lambda: now[0])
+    stats.frame_done(100.0, 100.05, {"total": 0.05}, stamp_age_s=0.08)
+    now[0] = 101.0
+    assert stats.snapshot(1, 0)["latency_from_stamp_ms"] == pytest.approx(80.0)
+    for age in (3.0e7, -0.5):  # a 2023 bag; a stamp from a clock ahead of ours
+        stats.frame_done(now[0], now[0] + 0.05, {"total": 0.05}, stamp_age_s=age)
+        now[0] += 1.0
+        snap = stats.snapshot(2, 0)
+        assert snap["latency_from_stamp_ms"] == 0.0
+        assert snap["latency_ms"] == pytest.approx(50.0)
+
+
 # ---------------------------------------------------------------------- received frames
 def test_received_frames_are_bounded_by_bytes_as_well_as_by_count():
     """Large images fill the byte budget long before the count: the oldest go first, the

@@ -139,6 +139,11 @@ class WarnThrottle:
             self._logger.warning(text + more)
 
 
+#: Largest age (seconds) of a frame's header stamp at publication taken as a latency: a
+#: live camera's frames are far younger; older stamps come from another clock.
+MAX_STAMP_AGE_S = 60.0
+
+
 class NodeStats:
     """Rolling statistics of processed frames for the diagnostics message, and the node's
     recent failures.
@@ -169,9 +174,12 @@ class NodeStats:
         stamp_age_s: float | None = None,
     ) -> None:
         """One processed frame: receive/done monotonic times, stage times and, when the
-        clock allows, its age at publication measured from the header stamp."""
+        clock allows, its age at publication measured from the header stamp. An age outside
+        ``[0, MAX_STAMP_AGE_S]`` was not measured against the stamps' clock (a bag replayed
+        without its /clock, two machines' clocks apart): it is left out, and the latency
+        reported is from receipt to publication."""
         stages = dict(timing)
-        if stamp_age_s is not None:
+        if stamp_age_s is not None and 0.0 <= stamp_age_s <= MAX_STAMP_AGE_S:
             stages["stamp_age"] = stamp_age_s
         with self._lock:
             self._frames.append((done, done - received, stages))
