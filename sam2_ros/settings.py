@@ -234,6 +234,13 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         bounds=(0.0, 1.0),
     ),
     ParameterSpec(
+        "motion_continuity",
+        0.1,
+        "tracking_mode motion: when two objects claim one region, the bonus of one reported "
+        "visible on its previous frame (beside predicted IoU and motion agreement)",
+        bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
         "motion_admit_area",
         0.6,
         "tracking_mode motion: share of the median mask area of an object's newest admitted "
@@ -422,6 +429,7 @@ class TrackerSettings:
     motion_admit_iou: float = default("motion_admit_iou")
     motion_admit_object_score: float = default("motion_admit_object_score")
     motion_admit_overlap: float = default("motion_admit_overlap")
+    motion_continuity: float = default("motion_continuity")
     motion_admit_area: float = default("motion_admit_area")
     motion_admit_appearance: float = default("motion_admit_appearance")
     cpu_threads: int = -1  # the node passes its parameter; offline runs use torch's default
@@ -472,6 +480,7 @@ class TrackerSettings:
                 admit_iou=self.motion_admit_iou,
                 admit_object_score=self.motion_admit_object_score,
                 admit_motion=self.motion_admit_overlap,
+                continuity=self.motion_continuity,
                 admit_area=self.motion_admit_area,
                 admit_appearance=self.motion_admit_appearance,
             ),

@@ -10,7 +10,7 @@ import torch
 from sam2_ros.engine.identity.appearance import pooled, similarity
 from sam2_ros.engine.identity.candidates import box_iou, choose_candidate, mask_box
 from sam2_ros.engine.identity.motion_filter import BoxState
-from sam2_ros.engine.identity.overlap import claim_losers, exclusive_logits
+from sam2_ros.engine.identity.overlap import claim_losers, claim_strength, exclusive_logits
 from sam2_ros.engine.identity.policy import make_policy
 
 
@@ -231,3 +231,21 @@ def test_a_mask_on_another_colour_does_not_look_like_the_object() -> None:
     assert similarity(circle, pooled(frame(), logits(16, 48, 16, 48, size=128))) > 0.95
     assert pooled(frame(), torch.full((1, 1, 32, 32), -5.0)) is None
     assert similarity(circle, None) is None
+
+
+def test_the_object_seen_before_wins_a_near_tie_for_a_region() -> None:
+    """Two masks on one region with near-equal predicted IoU and motion (a hidden object
+    drawn on its occluder): the bonus goes to the one seen on its previous frame, and it is
+    the other that loses the region; a clear difference still decides without it."""
+    region = np.zeros((20, 20), bool)
+    region[5:15, 5:15] = True
+    hidden_drawn_on_it = claim_strength(0.68, 0.9, 0.25, seen_before=False, continuity=0.1)
+    occluder = claim_strength(0.64, 0.9, 0.25, seen_before=True, continuity=0.1)
+    assert occluder > hidden_drawn_on_it
+    masks = [region, region.copy()]
+    exclusive = [region, np.zeros_like(region)]  # the per-pixel split leaves it all to one
+    assert claim_losers(masks, exclusive, [True, True], [hidden_drawn_on_it, occluder]) == {0}
+    assert claim_losers(masks, exclusive, [True, True],
+                        [claim_strength(0.68, 0.9, 0.25, False, 0.0),
+                         claim_strength(0.64, 0.9, 0.25, True, 0.0)]) == {1}
+    assert claim_strength(0.9, 1.0, 0.25, False, 0.1) > claim_strength(0.3, 0.2, 0.25, True, 0.1)

@@ -209,6 +209,33 @@ def test_motion_finds_the_circle_again_after_the_rectangle_passes_over_it(demo_m
     assert unguarded[1] != 1
 
 
+#: A training-split crossing scene (never a held-out seed): two look-alikes cross, the
+#: nearer hiding the farther. Measured with the bundled model (fp32, CPU), motion mode, 30
+#: frames: with the continuity bonus (default 0.1) 0 identity switches, identity kept on 60
+#: of 60 object-frames, J&F 0.451; without it (0) 1 switch, 32 of 60, J&F 0.145: the hidden
+#: object's near-tied claim took the region its occluder held on the frame before.
+CONTESTED_SCENE = RandomSceneConfig(num_frames=30, seed=216, split="train", family="crossing")
+
+
+def test_the_object_seen_on_the_frame_before_keeps_a_contested_region(demo_model) -> None:
+    from sam2_ros.engine.identity.policy import MotionSettings
+    from sam2_ros.engine.streaming_tracker import StreamingTracker
+    from sam2_ros.evaluation.scene_eval import score_run
+
+    def score(continuity: float):
+        tracker = StreamingTracker(demo_model, tracking_mode="motion",
+                                   motion=MotionSettings(continuity=continuity))
+        frames = RandomScene(CONTESTED_SCENE).frames()
+        return score_run(((f.stamp_ns, f.rgb, f.labels) for f in frames), tracker)
+
+    with_bonus, without = score(0.1), score(0.0)
+    for name, s in (("continuity 0.1", with_bonus), ("continuity 0", without)):
+        print(f"{name}: {s.id_switches} switch(es), identity kept {s.id_kept}/{s.id_frames}, "
+              f"J&F {s.jf:.3f}")
+    assert with_bonus.id_switches == 0 and with_bonus.id_kept / with_bonus.id_frames >= 0.9
+    assert without.id_switches >= 1 and without.id_kept < with_bonus.id_kept
+
+
 def test_evaluate_prints_both_modes_side_by_side(tmp_path, capsys) -> None:
     import json
 
@@ -227,12 +254,12 @@ def test_evaluate_prints_both_modes_side_by_side(tmp_path, capsys) -> None:
 
 #: A training-split crossing scene (never a held-out seed), its first 10 of 20 frames:
 #: object 1 passes behind its larger neighbour, wholly hidden on frames 7 to 9. Measured
-#: with the bundled model (fp32, CPU), motion mode without the area and look guards: object
-#: 1 unseen from frame 6, its predicted box 43-49% under the neighbour's mask on frames 6
-#: to 9 (covered from 35%). With the guards (the defaults) its click draws a mask twice its
-#: size over the neighbour, that area becomes the reference, the correctly smaller masks
-#: of frames 4-6 are kept out of the filter and the box it coasts on lies above the
-#: neighbour, under the 35%: hidden, with a predicted box, not judged covered.
+#: with the bundled model (fp32, CPU), motion mode without the area and look guards and the
+#: continuity bonus: object 1 unseen from frame 6, its predicted box 43-49% under the
+#: neighbour's mask on frames 6 to 9 (covered from 35%). With the defaults its click draws
+#: a mask over the neighbour, it loses that region to the neighbour from frame 1 on (the
+#: neighbour, seen on the frame before, has the continuity bonus) and stays hidden with no
+#: box the filter trusts: a cost of the bonus, measured and accepted (docs/identity.md).
 BEHIND_SCENE = RandomSceneConfig(num_frames=20, seed=4, split="train", family="crossing")
 
 
@@ -242,7 +269,7 @@ def test_an_object_hidden_behind_another_carries_its_predicted_box_in_motion_mod
     from sam2_ros.engine.streaming_tracker import StreamingTracker
 
     frames = list(RandomScene(BEHIND_SCENE).frames())[:10]
-    unguarded = MotionSettings(admit_area=0.0, admit_appearance=0.0)
+    unguarded = MotionSettings(admit_area=0.0, admit_appearance=0.0, continuity=0.0)
     for mode, settings in (("motion", unguarded), ("motion", None), ("sam2", None)):
         tracker = StreamingTracker(demo_model, tracking_mode=mode, motion=settings)
         ids = {}
@@ -258,7 +285,7 @@ def test_an_object_hidden_behind_another_carries_its_predicted_box_in_motion_mod
         if mode == "sam2":
             assert hidden.predicted_box is None and not hidden.covered
             continue
-        assert not hidden.visible and hidden.predicted_box is not None
+        assert not hidden.visible
         if settings is None:
             continue
         assert hidden.covered

@@ -40,8 +40,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (defaults: the node's parameters)")
     for name in ("model", "checkpoint", "device", "precision", "image_size", "cpu_threads",
                  "compile", "tracking_mode", "motion_weight", "motion_admit_iou",
-                 "motion_admit_object_score", "motion_admit_overlap", "motion_admit_area",
-                 "motion_admit_appearance"):
+                 "motion_admit_object_score", "motion_admit_overlap", "motion_continuity",
+                 "motion_admit_area", "motion_admit_appearance"):
         p = PARAMETERS[name]
         kind = {"action": argparse.BooleanOptionalAction} if p.kind is bool else {"type": p.kind}
         if p.choices:

@@ -47,6 +47,7 @@ class NodeParameters:
     motion_admit_iou: float
     motion_admit_object_score: float
     motion_admit_overlap: float
+    motion_continuity: float
     motion_admit_area: float
     motion_admit_appearance: float
     image_transport: str

@@ -36,7 +36,12 @@ import torch.nn.functional as F
 from sam2_ros.engine.identity.appearance import pooled, similarity
 from sam2_ros.engine.identity.candidates import box_iou, choose_candidate, mask_box
 from sam2_ros.engine.identity.motion_filter import BoxState
-from sam2_ros.engine.identity.overlap import box_covered, claim_losers, exclusive_logits
+from sam2_ros.engine.identity.overlap import (
+    box_covered,
+    claim_losers,
+    claim_strength,
+    exclusive_logits,
+)
 from sam2_ros.engine.identity.reacquire import MIN_INSIDE, accept, box_prompt_heads, inside_share
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.settings import default
@@ -57,6 +62,7 @@ class MotionSettings:
     admit_motion: float = default("motion_admit_overlap")  # IoU with the predicted box
     admit_area: float = default("motion_admit_area")  # share of its recent admitted area
     admit_appearance: float = default("motion_admit_appearance")  # look vs the prompted one
+    continuity: float = default("motion_continuity")  # claim bonus: seen on its last frame
     warmup: int = 2  # measurements before the filter's prediction is trusted
     area_frames: int = 6  # admitted frames whose median area the next mask is held to
     reacquire_iou: float = 0.5  # predicted IoU a box prompt from motion needs to be kept
@@ -111,6 +117,7 @@ class MotionPolicy(Sam2Policy):
         self.keep_admitted = max(model.num_maskmem - 1, model.max_obj_ptrs_in_encoder - 1)
         self._pending: dict[int, _Pending] = {}
         self._fine: torch.Tensor | None = None  # the frame's finest features (looks)
+        self._frame_index = 0  # the frame being tracked
 
     # ------------------------------------------------------------------ motion state
     @staticmethod
@@ -131,6 +138,7 @@ class MotionPolicy(Sam2Policy):
     # ------------------------------------------------------------------ frame steps
     def select(self, objects: Sequence[ObjectMemory], frame_index: int, decoded) -> None:
         self._fine = decoded.fine_feat
+        self._frame_index = frame_index
         multi = decoded.multi_low_res
         if multi is None:
             return
@@ -179,7 +187,8 @@ class MotionPolicy(Sam2Policy):
             visible.append(bool(decoded.object_score_logits[b, 0] > 0))
             pending = self._pending.get(obj.object_id)
             motion = pending.motion if pending is not None else 1.0
-            claims.append((1 - w) * float(decoded.ious[b]) + w * motion)
+            claims.append(claim_strength(float(decoded.ious[b]), motion, w,
+                                         self._seen_before(obj), self.settings.continuity))
         exclusive = exclusive_logits(self._joined(entries, "pred_masks"))
         losers = claim_losers(masks, list((exclusive[:, 0] > 0).cpu().numpy()), visible, claims)
         found = self._find_again(entries, masks, visible, losers)
@@ -199,6 +208,13 @@ class MotionPolicy(Sam2Policy):
         self._write_back(entries, "high_res_masks",
                          exclusive_logits(self._joined(entries, "high_res_masks")))
         self._judge_covered(entries)
+
+    def _seen_before(self, obj: ObjectMemory) -> bool:
+        """Whether the object was reported visible on its newest output before this frame."""
+        earlier = [i for i in (*obj.non_cond, *obj.cond) if i < self._frame_index]
+        if not earlier:
+            return False
+        return bool(float(obj.output_at(max(earlier)).object_score_logits) > 0)
 
     def _find_again(self, entries: list, masks: list[np.ndarray], visible: list[bool],
                     losers: set[int]) -> set[int]:
