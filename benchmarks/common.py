@@ -327,8 +327,10 @@ class OursEngine:
 
     name = "ours"
 
-    def __init__(self, loaded, scene: Scene, num_objects: int, frames: list | None = None):
+    def __init__(self, loaded, scene: Scene, num_objects: int, frames: list | None = None,
+                 tracking_mode: str | None = None):
         from sam2_ros.engine.streaming_tracker import StreamingTracker
+        from sam2_ros.settings import default
 
         self.loaded = loaded
         self.scene = scene
@@ -338,7 +340,8 @@ class OursEngine:
         # time and add host waits the node does not pay (on a GPU the stage times are
         # then the time to queue each stage; on a CPU they are the same either way).
         self.tracker = StreamingTracker(
-            loaded, max_objects=max(16, num_objects), fill_hole_area=0
+            loaded, max_objects=max(16, num_objects), fill_hole_area=0,
+            tracking_mode=tracking_mode or default("tracking_mode"),
         )
         self.prompt_s = None
         self.last_result = None

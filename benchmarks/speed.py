@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="leave out ours in fp32 when the default is bf16")
     p.add_argument("--no-ours-compiled", action="store_true",
                    help="leave out ours with the image encoder compiled (compile: true)")
+    p.add_argument("--no-ours-sam2", action="store_true",
+                   help="leave out ours in tracking_mode sam2 (Meta's behaviour; the default "
+                        "is motion)")
     p.add_argument("--quiet-wait", type=float, default=120.0,
                    help="seconds in total to wait for other processes to leave the CPU")
     p.add_argument("--seed", type=int, default=0)
@@ -106,7 +109,10 @@ def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
     frames = args.frames
     ours = common.build_ours("cpu", size, None, args.seed)
     engines = [common.OursEngine(ours, scene, n)]
-    names = {"ours": "ours (default: " + _precision(ours) + ")"}
+    from sam2_ros.settings import default
+
+    names = {"ours": f"ours (default: {_precision(ours)}, "
+                     f"tracking_mode {default('tracking_mode')})"}
     if ours.autocast_dtype is not None and not args.no_ours_fp32:
         fp32 = build_model(
             common.MODEL, device="cpu", precision="fp32", image_size=size, seed=args.seed
@@ -116,6 +122,11 @@ def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
         engine.name = "ours_fp32"
         engines.append(engine)
         names["ours_fp32"] = "ours, fp32"
+    if not args.no_ours_sam2:
+        engine = common.OursEngine(ours, scene, n, tracking_mode="sam2")
+        engine.name = "ours_sam2"
+        engines.append(engine)
+        names["ours_sam2"] = f"ours, tracking_mode sam2 ({_precision(ours)})"
     if not args.no_ours_compiled:
         engine = common.OursEngine(_compiled(size, ours), scene, n)
         engine.name = "ours_compiled"

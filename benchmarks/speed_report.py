@@ -6,6 +6,7 @@ from pathlib import Path
 
 ENGINES = (
     ("ours", "ours (default)"),
+    ("ours_sam2", "ours, tracking_mode sam2"),
     ("ours_fp32", "ours fp32"),
     ("ours_compiled", "ours, encoder compiled"),
     ("official", "Meta fp32"),
@@ -56,20 +57,22 @@ def markdown(results: dict) -> str:
         "## Per-frame time",
         "",
         _row("image_size", "objects", *[label for _, label in present], "vos_optimized",
-             "Meta fp32 / ours", "Meta bf16 / ours"),
-        _row(*["---"] * (len(present) + 5)),
+             "Meta fp32 / ours", "Meta bf16 / ours", "ours (default) vs sam2 mode"),
+        _row(*["---"] * (len(present) + 6)),
     ]
     for c in configs:
         ours = _median(c, "ours")
         ratio = {k: (_median(c, k) / ours if ours and _median(c, k) else None)
                  for k in ("official", "meta_bf16")}
+        sam2_mode = _median(c, "ours_sam2")
+        mode_cell = f"{ours / sam2_mode - 1:+.1%}" if ours and sam2_mode else "-"
         vos = c.get("vos")
         vos_cell = (_ms(vos.get("steady_median_s")) if vos and "skipped" not in vos
                     else (vos["skipped"] if vos else "not run"))
         lines.append(_row(c["image_size"], c["objects"],
                           *[_ms(_median(c, k)) for k, _ in present], vos_cell,
                           *[f"{ratio[k]:.2f}x" if ratio[k] else "-"
-                            for k in ("official", "meta_bf16")]))
+                            for k in ("official", "meta_bf16")], mode_cell))
     lines += ["", "## Cost of each extra object", "",
               "(time at the most objects minus time at one object) / (extra objects)", "",
               _row("image_size", *[label for _, label in present], "vos_optimized"),
@@ -98,7 +101,7 @@ def markdown(results: dict) -> str:
         for k in [k for k, _ in present] + ["vos"]:
             t = _median(c, k)
             flop = c["gflop_ours"] if k.startswith("ours") else c["gflop_meta"]
-            bf16 = (k == "meta_bf16") or (k in ("ours", "ours_compiled")
+            bf16 = (k == "meta_bf16") or (k in ("ours", "ours_sam2", "ours_compiled")
                                           and c["ours_precision"] != "fp32")
             pk = peak["bf16_gflops"] if bf16 and peak.get("bf16_gflops") else peak["fp32_gflops"]
             if t:
