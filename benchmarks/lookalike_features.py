@@ -35,6 +35,9 @@ import common
 
 common.use_repo_package()
 
+from sam2_ros.engine.identity.appearance import pooled as pooled_look  # noqa: E402
+from sam2_ros.engine.identity.appearance import similarity  # noqa: E402
+
 MEASURES = ("obj_ptr", "memory", "image")
 LOOKALIKE_RGB = 60.0  # planned colours closer than this (Euclidean, 0-255) are look-alikes
 APART_PX = 6  # the two ground-truth boxes are at least this far apart on both axes' union
@@ -62,21 +65,11 @@ class Group:
 
 
 def pooled(features, mask: np.ndarray):
-    """A C-vector: ``features`` (1 x C x h x w) averaged over ``mask`` resized to h x w."""
-    import cv2
+    """A C-vector: ``features`` (1 x C x h x w) averaged over ``mask`` (area-resized to
+    h x w), as the tracker's look guard pools them."""
     import torch
 
-    h, w = features.shape[-2:]
-    weights = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-    weights = torch.from_numpy(weights)
-    return (features[0].float() * weights).sum((1, 2)) / weights.sum().clamp_min(1e-6)
-
-
-def cosine(a, b) -> float:
-    import torch
-
-    return float(torch.nn.functional.cosine_similarity(a.flatten().float(),
-                                                       b.flatten().float(), dim=0))
+    return pooled_look(features, torch.from_numpy(mask.astype(np.float32)))
 
 
 def apart(a: np.ndarray, b: np.ndarray) -> bool:
@@ -122,14 +115,14 @@ def measure_scene(loaded, scene, groups: dict[str, Group], family: str, min_area
                 first[oid] = feats
             elif oid in first:
                 groups["same object, frame t vs click frame"].add(
-                    {m: cosine(feats[m], first[oid][m]) for m in MEASURES})
+                    {m: similarity(feats[m], first[oid][m]) for m in MEASURES})
         for a, b in itertools.combinations(sorted(good), 2):
             (gt_a, fa), (gt_b, fb) = good[a], good[b]
             if not apart(gt_a, gt_b):
                 continue
             near = np.linalg.norm(colours[ids[a]] - colours[ids[b]]) < LOOKALIKE_RGB
             kind = "look-alike pair" if near else "differently coloured pair"
-            groups[f"{family} scenes, {kind}"].add({m: cosine(fa[m], fb[m]) for m in MEASURES})
+            groups[f"{family} scenes, {kind}"].add({m: similarity(fa[m], fb[m]) for m in MEASURES})
 
 
 def main(argv: list[str] | None = None) -> int:

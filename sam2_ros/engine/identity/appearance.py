@@ -33,7 +33,8 @@ def pooled(features: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor | 
 
 
 def similarity(a: torch.Tensor | None, b: torch.Tensor | None) -> float | None:
-    """Cosine similarity of two pooled looks; None when either is unknown."""
+    """Cosine similarity of two feature vectors (flattened: pooled looks, object pointers);
+    None when either is unknown."""
     if a is None or b is None:
         return None
-    return float(F.cosine_similarity(a.float(), b.float(), dim=0))
+    return float(F.cosine_similarity(a.flatten().float(), b.flatten().float(), dim=0))
