@@ -5,6 +5,55 @@
 # when an imported target names a path that does not exist. A missing Python or NumPy
 # include folder is swapped for this machine's; any other missing path is dropped.
 # On a normal ROS 2 install every path exists, so this function changes nothing.
+
+# Rewrite INTERFACE_INCLUDE_DIRECTORIES of every target the directory property TARGETS lists
+# (IMPORTED_TARGETS or BUILDSYSTEM_TARGETS): FIX is a function(path out_var) that sets out_var
+# to the path's replacement (empty: drop it).
+function(_sam2_ros_rewrite_includes targets fix)
+  get_property(_targets DIRECTORY PROPERTY ${targets})
+  foreach(_target IN LISTS _targets)
+    get_target_property(_incs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
+    if(NOT _incs)
+      continue()
+    endif()
+    set(_fixed "")
+    foreach(_inc IN LISTS _incs)
+      cmake_language(CALL ${fix} "${_inc}" _new)
+      list(APPEND _fixed ${_new})
+    endforeach()
+    list(REMOVE_DUPLICATES _fixed)
+    if(NOT "${_fixed}" STREQUAL "${_incs}")
+      set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_fixed}")
+      message(STATUS "sam2_ros: repointed include paths of ${_target}")
+    endif()
+  endforeach()
+endfunction()
+
+# A wheel's missing Python or NumPy include folder: this machine's; another missing path: none.
+function(_sam2_ros_local_include path out)
+  if(path MATCHES "^\\$<" OR EXISTS "${path}")
+    set(${out} "${path}" PARENT_SCOPE)
+  elseif(path MATCHES "numpy" AND _np_inc)
+    set(${out} "${_np_inc}" PARENT_SCOPE)
+  elseif(path MATCHES "[Pp]ython")
+    set(${out} "${_py_inc}" PARENT_SCOPE)
+  else()
+    set(${out} "" PARENT_SCOPE)
+  endif()
+endfunction()
+
+# With the environment inside the source tree (.venv), our own generated targets carry
+# NumPy's include folder from under the source directory, which CMake will not export.
+# Such a path is only needed while building here, so keep it for the build alone.
+function(_sam2_ros_build_only_include path out)
+  string(FIND "${path}" "${CMAKE_CURRENT_SOURCE_DIR}/" _pos)
+  if(_pos EQUAL 0)
+    set(${out} "$<BUILD_INTERFACE:${path}>" PARENT_SCOPE)
+  else()
+    set(${out} "${path}" PARENT_SCOPE)
+  endif()
+endfunction()
+
 function(sam2_ros_repoint_wheel_includes)
   find_package(Python3 REQUIRED COMPONENTS Interpreter)
   execute_process(
@@ -14,52 +63,6 @@ function(sam2_ros_repoint_wheel_includes)
   execute_process(
     COMMAND "${Python3_EXECUTABLE}" -c "import numpy; print(numpy.get_include())"
     OUTPUT_VARIABLE _np_inc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-  get_property(_targets DIRECTORY PROPERTY IMPORTED_TARGETS)
-  foreach(_target IN LISTS _targets)
-    get_target_property(_incs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
-    if(NOT _incs)
-      continue()
-    endif()
-    set(_fixed "")
-    set(_changed FALSE)
-    foreach(_inc IN LISTS _incs)
-      if(_inc MATCHES "^\\$<" OR EXISTS "${_inc}")
-        list(APPEND _fixed "${_inc}")
-      elseif(_inc MATCHES "numpy" AND _np_inc)
-        list(APPEND _fixed "${_np_inc}")
-        set(_changed TRUE)
-      elseif(_inc MATCHES "[Pp]ython")
-        list(APPEND _fixed "${_py_inc}")
-        set(_changed TRUE)
-      else()
-        set(_changed TRUE)
-      endif()
-    endforeach()
-    if(_changed)
-      list(REMOVE_DUPLICATES _fixed)
-      set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_fixed}")
-      message(STATUS "sam2_ros: repointed missing include paths of ${_target}")
-    endif()
-  endforeach()
-
-  # With the environment inside the source tree (.venv), our own generated targets carry
-  # NumPy's include folder from under the source directory, which CMake will not export.
-  # Such a path is only needed while building here, so keep it for the build alone.
-  get_property(_own DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
-  foreach(_target IN LISTS _own)
-    get_target_property(_incs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
-    if(NOT _incs)
-      continue()
-    endif()
-    set(_fixed "")
-    foreach(_inc IN LISTS _incs)
-      string(FIND "${_inc}" "${CMAKE_CURRENT_SOURCE_DIR}/" _pos)
-      if(_pos EQUAL 0)
-        list(APPEND _fixed "$<BUILD_INTERFACE:${_inc}>")
-      else()
-        list(APPEND _fixed "${_inc}")
-      endif()
-    endforeach()
-    set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_fixed}")
-  endforeach()
+  _sam2_ros_rewrite_includes(IMPORTED_TARGETS _sam2_ros_local_include)
+  _sam2_ros_rewrite_includes(BUILDSYSTEM_TARGETS _sam2_ros_build_only_include)
 endfunction()

@@ -28,6 +28,9 @@ from sam2_ros.messages import stamp_to_ns
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_SCRIPT = REPO / "scripts" / "tracker_node"
+#: The bound on a node process's start (Python, torch, the model) on a machine shared with
+#: other jobs; a process that exits ends a wait on its log at once.
+START_WAIT = 300.0
 RELIABLE = QoSProfile(
     depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
 )
@@ -40,24 +43,42 @@ def unique_domain_and_namespace(prefix: str) -> tuple[int, str]:
 
 
 def wait_until(
-    predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.01
+    predicate: Callable[[], object],
+    timeout: float,
+    what: str,
+    poll: float = 0.01,
+    progress: Callable[[], object] | None = None,
 ) -> object:
-    """Poll ``predicate`` until it is truthy (graph queries have no event to wait on)."""
+    """Poll ``predicate`` until it is truthy (graph queries have no event to wait on).
+
+    With ``progress`` (e.g. how many answers came), ``timeout`` counts from its last
+    change: a long queue on a busy machine may take long, but must keep moving.
+    """
     deadline = time.monotonic() + timeout
+    last = progress() if progress else None
     while True:
         value = predicate()
         if value:
             return value
+        if progress and (now := progress()) != last:
+            last, deadline = now, time.monotonic() + timeout
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            stalled = f" (stalled at {last})" if progress else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{stalled}")
         time.sleep(poll)
 
 
 class NodeProcess:
-    """The tracker node started as ``python scripts/tracker_node --ros-args ...``."""
+    """The tracker node started as ``python scripts/tracker_node --ros-args ...``, or any
+    other ROS command line (``command``, e.g. ``ros2 launch ...``) with the same log waits."""
 
     def __init__(
-        self, ros_args: Sequence[str], domain_id: int, cwd: Path, script: Path = NODE_SCRIPT
+        self,
+        ros_args: Sequence[str],
+        domain_id: int,
+        cwd: Path,
+        script: Path = NODE_SCRIPT,
+        command: Sequence[str] | None = None,
     ) -> None:
         env = dict(os.environ)
         env.update(
@@ -67,7 +88,11 @@ class NodeProcess:
             RCUTILS_COLORIZED_OUTPUT="0",
             OMP_NUM_THREADS="1",  # tiny model and frames: threads only add contention
         )
-        self.command = [sys.executable, str(script), "--ros-args", *ros_args]
+        self.command = (
+            list(command)
+            if command is not None
+            else [sys.executable, str(script), "--ros-args", *ros_args]
+        )
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
@@ -78,6 +103,9 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            # A command (ros2 launch) gets its own process group, which stop() signals as a
+            # terminal's Ctrl-C does: launch expects its nodes to get the SIGINT too.
+            start_new_session=command is not None,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -121,6 +149,10 @@ class NodeProcess:
                     )
                 self._cond.wait(min(left, 0.5))
 
+    def wait_ready(self, timeout: float = START_WAIT) -> str:
+        """Until the tracker node says it tracks (model loaded, topics and services up)."""
+        return self.wait_for_log(r"ready: tracking frames", timeout)
+
     def count(self, pattern: str, since: int = 0) -> int:
         regex = re.compile(pattern)
         with self._cond:
@@ -129,17 +161,26 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGINT, as Ctrl-C would; kill only if it does not exit."""
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGINT, as Ctrl-C would; kill only if it does not exit (releasing the model and
+        leaving Python takes seconds on a busy machine)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self._signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(5)
         self._reader.join(5)
         return self.proc.returncode
+
+
+    def _signal(self, signum: int) -> None:
+        """To the process, or to its whole group when it leads one (no orphan left)."""
+        if os.getpgid(self.proc.pid) == self.proc.pid:
+            os.killpg(self.proc.pid, signum)
+        else:
+            self.proc.send_signal(signum)
 
 
 class Inbox:
@@ -215,28 +256,79 @@ class RosClient:
         return client
 
     @staticmethod
+    def wait_for_matches(publishers: Sequence = (), inboxes: Sequence[Inbox] = (),
+                         timeout: float = 60.0) -> None:
+        """Until our side sees the node's end of each topic: a subscription for each of our
+        publishers, a publisher for each inbox (see publish_until_answered for the rest)."""
+        for pub in publishers:
+            wait_until(lambda p=pub: p.get_subscription_count() > 0, timeout,
+                       f"the node's subscription to {pub.topic_name}")
+        for inbox in inboxes:
+            wait_until(lambda i=inbox: i.subscription.get_publisher_count() > 0, timeout,
+                       f"the node's {inbox.subscription.topic_name} publisher")
+
+    @staticmethod
     def call(client, request, timeout: float = 60.0):
         return RosClient.call_all([(client, request)], timeout)[0]
 
     @staticmethod
     def call_all(calls: Sequence[tuple[object, object]], timeout: float = 60.0) -> list:
-        """Send every (client, request) at once with call_async; wait for all the answers."""
+        """Send every (client, request) at once with call_async; wait for all the answers,
+        each within ``timeout`` of the one before (a busy machine answers a long queue
+        slowly, but it must keep answering)."""
         done = threading.Semaphore(0)
         futures = []
         for client, request in calls:
             future = client.call_async(request)
             future.add_done_callback(lambda _f: done.release())
             futures.append(future)
-        deadline = time.monotonic() + timeout
         for _ in futures:
-            if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            if not done.acquire(timeout=timeout):
                 answered = sum(f.done() for f in futures)
                 names = sorted({c.srv_name for c, _ in calls})
                 raise AssertionError(
-                    f"only {answered} of {len(futures)} calls to {names} "
-                    f"answered within {timeout:.0f} s"
+                    f"only {answered} of {len(futures)} calls to {names} answered, "
+                    f"none more for {timeout:.0f} s"
                 )
         return [f.result() for f in futures]
+
+    @staticmethod
+    def publish_until_answered(
+        publish: Callable[[int], object],
+        inboxes: Sequence[Inbox],
+        first_stamp: int,
+        what: str,
+        timeout: float = 120.0,
+        step_ns: int = 1_000_000,
+    ) -> list:
+        """Publish a frame (``publish(stamp)``), again under a new stamp after a growing pause,
+        until every inbox holds the node's answer to one of them; returns those answers.
+
+        DDS matches the two ends of a topic one side at a time: an answer the node publishes
+        before its publisher has matched our subscription is never delivered, although our
+        side already sees the publisher. The first frame after discovery therefore proves
+        that the path works both ways, and is sent again rather than awaited forever.
+        """
+        sent: list[int] = []
+        deadline = time.monotonic() + timeout
+        patience = 2.0
+        while True:
+            sent.append(first_stamp + len(sent) * step_ns)
+            publish(sent[-1])
+            pause_ends = min(deadline, time.monotonic() + patience)
+            try:
+                return [
+                    inbox.wait_for(lambda m: stamp_of(m.header) in sent,
+                                   max(0.0, pause_ends - time.monotonic()), what)
+                    for inbox in inboxes
+                ]
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    raise AssertionError(
+                        f"timed out after {timeout:.0f} s waiting for {what}: no answer to the "
+                        f"frames stamped {sent}"
+                    ) from None
+            patience *= 2
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=5)

@@ -28,6 +28,7 @@ EXPECTED_ARGUMENTS = {
     "depth_topic",
     "use_depth",
     "tracking_mode",
+    "cameras",
     "namespace",
     "params_file",
     "use_rviz",
@@ -94,7 +95,9 @@ def test_launch_file_starts_tracker_node_with_remappings():
     assert executables == {"tracker_node", "tracker_lifecycle_node", "rviz2"}
     assert remapped == {"image", "image/compressed", "camera_info", "depth"}
     source = LAUNCH_FILE.read_text()
-    assert f'"name": "{names.NODE_NAME}"' in source and "autostart=True" in source
+    assert f'"name": "{names.NODE_NAME}"' in source
+    # lifecycle:=true configures and activates the managed node itself (any launch_ros).
+    assert "TRANSITION_CONFIGURE" in source and "TRANSITION_ACTIVATE" in source
     # RViz follows the namespace: the rviz config's topics are rewritten with it.
     assert 'namespace=namespace' in source and f"Value: /{names.NODE_NAME}/" in source
     assert "PackageNotFoundError" in source  # rviz2 is optional

@@ -22,6 +22,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from ros_processes import (
     REPO,
+    START_WAIT,
     NodeProcess,
     RosClient,
     image_msg,
@@ -47,37 +48,41 @@ WAIT = 60.0  # generous: other jobs may share the CPU
 class Harness:
     """The test side of one node process: publishers, inboxes, service clients, stamps."""
 
-    def __init__(self, node: NodeProcess, client: RosClient, ns: str, compressed: bool = False):
+    def __init__(self, node: NodeProcess, client: RosClient, ns: str, compressed: bool = False,
+                 camera: str = ""):
+        """``camera``: one of the node's ``cameras`` (its topics and services under
+        ``camera/``); empty for a node without."""
         self.node, self.client, self.ns = node, client, ns
+        self.camera = camera
         self.scene = list(render_scene(SCENE))
         self._count = 0
         self._lock = threading.Lock()
         self.compressed = compressed
-        topic = f"{ns}/image/compressed" if compressed else f"{ns}/image"
+        inputs = f"{ns}/{camera}" if camera else ns
+        topic = f"{inputs}/image/compressed" if compressed else f"{inputs}/image"
         self.image_pub = client.publisher(CompressedImage if compressed else Image, topic)
-        self.depth_pub = client.publisher(Image, f"{ns}/depth")
-        self.info_pub = client.publisher(CameraInfo, f"{ns}/camera_info")
+        self.depth_pub = client.publisher(Image, f"{inputs}/depth")
+        self.info_pub = client.publisher(CameraInfo, f"{inputs}/camera_info")
         base = f"{ns}/sam2_tracker"
+        self.set_params = client.client(SetParameters, f"{base}/set_parameters")
+        base = f"{base}/{camera}" if camera else base
         self.masks = client.subscribe(Image, f"{base}/masks")
         self.objects = client.subscribe(TrackedObjectArray, f"{base}/objects")
         self.overlay = client.subscribe(Image, f"{base}/overlay")
         self.diagnostics = client.subscribe(DiagnosticArray, names.DIAGNOSTICS_TOPIC)
-        node.wait_for_log(r"ready: tracking frames", timeout=120)
+        node.wait_ready()
         self.add_prompt = client.client(AddPrompt, f"{base}/add_prompt")
         self.remove = client.client(RemoveObjects, f"{base}/remove_objects")
         self.reset_srv = client.client(ResetTracks, f"{base}/reset")
-        self.set_params = client.client(SetParameters, f"{base}/set_parameters")
-        wait_until(
-            lambda: self.image_pub.get_subscription_count() > 0,
-            WAIT,
-            "the node's image subscription",
+        client.wait_for_matches(
+            [self.image_pub], [self.masks, self.objects, self.overlay, self.diagnostics], WAIT
         )
-        for inbox in (self.masks, self.objects, self.overlay, self.diagnostics):
-            wait_until(
-                lambda i=inbox: i.subscription.get_publisher_count() > 0,
-                WAIT,
-                f"the node's {inbox.subscription.topic_name} publisher",
-            )
+        RosClient.publish_until_answered(
+            lambda stamp: self.publish(0, stamp),
+            (self.masks, self.objects, self.overlay),
+            self.next_stamp(),
+            "the node's first masks, objects and overlay",
+        )
 
     # ------------------------------------------------------------------ frames
     def next_stamp(self) -> int:
@@ -170,7 +175,8 @@ class Harness:
         return response
 
 
-def _start(tmp_path_factory, name: str, overrides: dict, extra_args=(), compressed=False):
+def _start(tmp_path_factory, name: str, overrides: dict, extra_args=(), compressed=False,
+           camera: str = ""):
     domain, ns = unique_domain_and_namespace(name)
     tmp = tmp_path_factory.mktemp(name)
     override_file = tmp / "overrides.yaml"
@@ -196,7 +202,7 @@ def _start(tmp_path_factory, name: str, overrides: dict, extra_args=(), compress
     )
     client = RosClient(domain)
     try:
-        return Harness(node, client, ns, compressed=compressed)
+        return Harness(node, client, ns, compressed=compressed, camera=camera)
     except BaseException:
         client.close()
         node.stop()
@@ -671,7 +677,7 @@ def test_bad_start_parameters_exit_with_a_clear_message(tmp_path, args, needle):
     node = NodeProcess(["-p", "model:=sam2.1_hiera_t", "-p", "image_size:=64", *args,
                         "-r", f"__ns:={ns}"], domain, tmp_path)
     try:
-        line = node.wait_for_log(r"cannot run: ", timeout=WAIT)
+        line = node.wait_for_log(r"cannot run: ", timeout=START_WAIT)
         assert needle in line, node.log()
         assert node.proc.wait(WAIT) == 1
     finally:

@@ -25,9 +25,7 @@ from ros_processes import (
     RosClient,
     image_msg,
     set_stamp,
-    stamp_of,
     unique_domain_and_namespace,
-    wait_until,
 )
 from sam2_ros.msg import TrackedObject, TrackedObjectArray
 from sam2_ros.srv import ResetTracks
@@ -48,6 +46,7 @@ from sam2_ros.evaluation.synthetic_scene import (
     render_scene,
 )
 from sam2_ros.imaging.codec import image_msg_to_array
+from sam2_ros.messages import stamp_to_ns
 
 SCENE = SceneConfig(width=320, height=240, fps=10.0, duration_s=3.0, num_objects=3, seed=0)
 DETECTOR = DetectorConfig(period_frames=3, delay_frames=2, jitter_px=2.0, miss_rate=0.15,
@@ -73,14 +72,18 @@ class Client:
         self.detections = client.subscribe(Detection2DArray, f"{base}/detections")
         self.detections_3d = client.subscribe(Detection3DArray, f"{base}/detections_3d")
         self.reset_srv = client.client(ResetTracks, f"{base}/reset", timeout=WAIT)
-        for pub in (self.image, self.depth, self.info, self.detections_pub, self.click_pub):
-            wait_until(lambda p=pub: p.get_subscription_count() > 0, WAIT,
-                       f"the node's subscription to {pub.topic_name}")
-        for inbox in (self.objects, self.masks, self.detections, self.detections_3d):
-            wait_until(lambda i=inbox: i.subscription.get_publisher_count() > 0, WAIT,
-                       f"the node's {inbox.subscription.topic_name}")
+        client.wait_for_matches(
+            [self.image, self.depth, self.info, self.detections_pub, self.click_pub],
+            [self.objects, self.masks, self.detections, self.detections_3d], WAIT)
         self.frames = list(render_scene(SCENE))
         self.offset = 0
+        blank = np.zeros_like(self.frames[0].rgb)  # stamped before the scene
+        RosClient.publish_until_answered(
+            lambda stamp: self.image.publish(image_msg(blank, stamp, FRAME_ID)),
+            (self.objects, self.masks, self.detections),
+            self.frames[0].stamp_ns - 2_000_000_000,
+            "the node's first objects, masks and detections",
+        )
 
     def reset(self) -> None:
         """Forget everything; this test's stamps follow every earlier one (a replay of the
@@ -147,7 +150,7 @@ def node(tmp_path_factory):
     )
     client = RosClient(domain)
     try:
-        process.wait_for_log(r"ready: tracking frames", timeout=WAIT)
+        process.wait_ready()
         yield Client(process, client, ns)
     finally:
         client.close()
@@ -220,7 +223,7 @@ def test_outputs_in_vision_msgs_match_the_objects(node: Client) -> None:
                                     for s in frame.objects if s.visible])
     node.process.wait_for_log(r"new object \d+ 'triangle'", WAIT, mark)
     objects, _ = node.play(node.frames[1])
-    stamp = stamp_of(objects.header)
+    stamp = stamp_to_ns(objects.header.stamp)
     detections = node.detections.with_stamp(stamp, WAIT)
     visible = [o for o in objects.objects if o.visible and o.area > 0]
     assert len(visible) >= 2

@@ -274,7 +274,8 @@ def test_reset_and_remove_answer_in_order_with_many_prompts_queued(ros):
     slowest = max(answered[k] - sent[k] for k in answered)
     assert slowest < RESET_WITHIN_S, f"an answer took {slowest:.3f} s"
     assert pending_then > 0, "every prompt was answered first: nothing was queued"
-    wait_until(lambda: all(p.done() for p in prompts), WAIT, "the prompts' answers")
+    wait_until(lambda: all(p.done() for p in prompts), WAIT, "the prompts' answers",
+               progress=lambda: sum(p.done() for p in prompts))
 
 
 # ---------------------------------------------------------------------- a frame in progress
@@ -311,8 +312,9 @@ def test_reset_answers_while_a_frame_is_being_tracked():
         wait_until(lambda: images.get_subscription_count() > 0, WAIT, "the image subscription")
         wait_until(lambda: objects.subscription.get_publisher_count() > 0, WAIT, "objects")
         scene = list(render_scene(SCENE))
-        images.publish(image_msg(scene[0].rgb, 5 * S, FRAME_ID))
-        objects.with_stamp(5 * S, WAIT)
+        RosClient.publish_until_answered(
+            lambda stamp: images.publish(image_msg(scene[0].rgb, stamp, FRAME_ID)),
+            [objects], 5 * S, "objects for the first frame")
         request = AddPrompt.Request()
         request.points = [Point(x=20.0, y=24.0)]
         request.point_labels = [1]

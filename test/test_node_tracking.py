@@ -23,7 +23,6 @@ from ros_processes import (
     NodeProcess,
     RosClient,
     image_msg,
-    stamp_of,
     unique_domain_and_namespace,
     wait_until,
 )
@@ -61,11 +60,20 @@ def node(tmp_path_factory):
                           tmp_path_factory.mktemp("meaning"))
     client = RosClient(domain)
     try:
-        process.wait_for_log(r"ready: tracking frames", timeout=WAIT)
+        process.wait_ready()
         yield process, client, ns
     finally:
         client.close()
         process.stop()
+
+
+def _first_answer(publisher, masks, first) -> None:
+    """A blank frame stamped 2 s before the scene, sent until the node's masks for it arrive
+    (RosClient.publish_until_answered): the scene's frames are then each awaited once."""
+    blank = np.zeros_like(first.rgb)
+    RosClient.publish_until_answered(
+        lambda stamp: publisher.publish(image_msg(blank, stamp, "camera")),
+        [masks], first.stamp_ns - 2_000_000_000, "the node's first masks")
 
 
 def test_clicked_objects_are_followed_through_the_node(node) -> None:
@@ -77,6 +85,7 @@ def test_clicked_objects_are_followed_through_the_node(node) -> None:
     wait_until(lambda: publisher.get_subscription_count() > 0, WAIT, "the node's subscription")
     wait_until(lambda: masks.subscription.get_publisher_count() > 0, WAIT, "the masks topic")
     frames = list(render_scene(SCENE))
+    _first_answer(publisher, masks, frames[0])
 
     def play(frame) -> np.ndarray:
         publisher.publish(image_msg(frame.rgb, frame.stamp_ns, "camera"))
@@ -217,6 +226,7 @@ def test_a_negative_click_on_a_dropped_frame_shrinks_the_mask(node) -> None:
     wait_until(lambda: publisher.get_subscription_count() > 0, WAIT, "the node's subscription")
     wait_until(lambda: masks.subscription.get_publisher_count() > 0, WAIT, "the masks topic")
     frames = list(render_scene(PAIR_SCENE))
+    _first_answer(publisher, masks, frames[0])
     for frame in frames[:4]:
         publisher.publish(image_msg(frame.rgb, frame.stamp_ns, "camera"))
         masks.with_stamp(frame.stamp_ns, WAIT)
@@ -231,7 +241,7 @@ def test_a_negative_click_on_a_dropped_frame_shrinks_the_mask(node) -> None:
     for frame in burst:
         publisher.publish(image_msg(frame.rgb, frame.stamp_ns, "camera"))
     masks.with_stamp(burst[-1].stamp_ns, WAIT)
-    tracked = {stamp_of(m.header) for m in list(masks.messages)}
+    tracked = {stamp_to_ns(m.header.stamp) for m in list(masks.messages)}
     dropped = [f for f in burst[:-1] if f.stamp_ns not in tracked]
     assert dropped, "the node tracked every frame of the burst: nothing was dropped"
     seen = dropped[0]

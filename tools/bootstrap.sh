@@ -3,7 +3,8 @@
 #
 # Creates .venv/ inside the repository (ignored by git) with every Python dependency pinned
 # in requirements/lock.txt: CPU torch, Meta's SAM 2 code, the ROS 2 Jazzy wheels from PyPI
-# (rclpy with Fast DDS, messages, rosidl build tools), colcon, rosbags, pytest, ruff.
+# (rclpy with Fast DDS, messages, rosidl build tools), colcon, rosbags, pytest, ruff, and Ray
+# (ray core, for `sam2_ros label`).
 # A second run with nothing changed only re-runs the (incremental) colcon build: seconds.
 #
 # Environment:
@@ -76,3 +77,5 @@ colcon --log-base log build --base-paths "${base_paths[@]}" --symlink-install \
   --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$venv/bin/python" > log/last_build.txt 2>&1 \
   || { cat log/last_build.txt; step "colcon build failed"; exit 1; }
 step "built: install/ (source tools/env.sh to use it)"
+# The real ros2 launch stack for the tests, where ../shared/ros2-launch is beside us.
+"$root/tools/launch_stack.sh"
