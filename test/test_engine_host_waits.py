@@ -7,42 +7,125 @@ check that the tracker does on any device only what a GPU would pay for, and cou
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 
+from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory, assemble_memory
 from sam2_ros.engine.model_loading import LoadedModel
-from sam2_ros.engine.results import StageTiming
+from sam2_ros.engine.prompts import check_prompt, mask_inputs, point_inputs
+from sam2_ros.engine.results import HostTransfer, StageTiming
 from sam2_ros.engine.steps.memory_attention import ATTENTION_TOKENS, MemoryAttentionRunner
-from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, fill_holes, frame_results
+from sam2_ros.engine.steps.postprocessing import (
+    ObjectOnFrame,
+    fill_holes,
+    fill_holes_on_device,
+    frame_results,
+)
 from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 from sam2_ros.engine.steps.sam2_steps import Sam2Steps
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 
-CLICKS = ([[20.0, 24.0]], [[44.0, 30.0]])
+CLICKS = ([[20.0, 24.0]], [[44.0, 30.0]], [[10.0, 10.0]], [[50.0, 10.0]])
+
+#: Tensor methods through which the host reads a device tensor (each waits on a GPU).
+HOST_READS = ("cpu", "item", "tolist", "__bool__", "__float__", "__int__", "__index__",
+              "nonzero")
+
+
+@contextlib.contextmanager
+def observed_reads() -> Iterator[list[str]]:
+    """Every host read of a tensor made in the block, by method name (on a CPU the
+    tensors are host tensors, so this sees what a GPU would wait for)."""
+    seen: list[str] = []
+    originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+    def recording(name):
+        def method(self, *args, **kwargs):
+            seen.append(name)
+            return originals[name](self, *args, **kwargs)
+        return method
+
+    try:
+        for name in HOST_READS:
+            setattr(torch.Tensor, name, recording(name))
+        yield seen
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+def _objects(tracker: StreamingTracker, frames: list[np.ndarray], count: int = 2) -> None:
+    tracker.track(frames[0], 100)
+    for click in CLICKS[:count]:
+        tracker.add_prompt(points=click, labels=[1])
 
 
 def _two_objects(tracker: StreamingTracker, frames: list[np.ndarray]) -> None:
-    tracker.track(frames[0], 100)
-    for click in CLICKS:
-        tracker.add_prompt(points=click, labels=[1])
+    _objects(tracker, frames, 2)
+
+
+#: At most this many host waits per tracked frame, in any mode and at any object count.
+MAX_WAITS = 3
+
+
+@pytest.mark.parametrize(("mode", "count", "waits"), [
+    ("sam2", 1, 1), ("sam2", 2, 1), ("sam2", 4, 1),
+    # motion: the policy's numbers ride with the results' copy; from two objects on, one
+    # more wait for their masks (and one more on a frame that prompts a lost object).
+    ("motion", 1, 1), ("motion", 2, 2), ("motion", 4, 2),
+])
+def test_each_host_read_is_counted(
+    tiny_model: LoadedModel, frames: list[np.ndarray], mode: str, count: int, waits: int
+) -> None:
+    """The tracker's own count of a frame's host waits is every read of a tensor it made
+    (seen by wrapping torch's reading methods); no copy to the device blocks."""
+    tracker = StreamingTracker(tiny_model, tracking_mode=mode)
+    _objects(tracker, frames, count)
+    for i in range(1, 4):
+        tracker.track(frames[i], 100 + i)
+    with observed_reads() as seen:
+        result = tracker.track(frames[4], 104)
+    assert len(result.objects) == count
+    assert result.transfer.syncs == waits == len(seen), seen
+    assert waits <= MAX_WAITS
+    assert result.transfer.uploads >= 1  # the frame
+    assert result.transfer.upload_bytes >= 3 * 64 * 64 * 4
+
+
+def test_prompts_and_retracking_are_counted(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """A prompt on a past frame counts the re-tracked frames' waits too."""
+    tracker = StreamingTracker(tiny_model, tracking_mode="motion")
+    _objects(tracker, frames, 1)
+    for i in range(1, 6):
+        tracker.track(frames[i], 100 + i)
+    with observed_reads() as seen:
+        result = tracker.add_prompt(object_id=1, points=CLICKS[2], labels=[1], stamp=102)
+    assert result.retracked_frames == 3
+    # The prompt's own read, one per re-tracked frame, the newest frame's results and the
+    # prompted frame's own result.
+    assert len(seen) == result.timing.transfer.syncs == 1 + 3 + 2
 
 
 @pytest.mark.parametrize(("fill_hole_area", "profile", "syncs"), [
     (0, False, 1),  # the results' one copy to the host
-    (8, False, 2),  # and hole filling's copy (one for both objects: one decode batch)
-    (8, True, 9),  # and 7 stage syncs: encoder 2, attention + decoder 3, memory encoder 2
+    (8, False, 1),  # hole filling runs where the logits are: no round trip
+    (8, True, 8),  # and 7 stage syncs: encoder 2, attention + decoder 3, memory encoder 2
 ])
 def test_a_frame_counts_every_host_wait(
     tiny_model: LoadedModel, frames: list[np.ndarray], fill_hole_area: int, profile: bool,
     syncs: int,
 ) -> None:
     tracker = StreamingTracker(tiny_model, fill_hole_area=fill_hole_area,
-                               profile_stages=profile)
+                               profile_stages=profile, tracking_mode="sam2")
     _two_objects(tracker, frames)
     result = tracker.track(frames[1], 101)
     assert len(result.objects) == 2
@@ -77,9 +160,9 @@ def test_attention_budget_is_per_device(tiny_model: LoadedModel) -> None:
 def test_copies_to_the_device_do_not_block(
     tiny_model: LoadedModel, frames: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The per-frame copies from the host to the device (the image, the object-pointer
-    positions, hole masks) are non-blocking: a blocking one waits for the GPU's queue
-    first. Inside these three functions every ``.to(device)`` is such a copy."""
+    """The copies from the host to the device (the image, the object-pointer positions,
+    a click, a mask prompt) are non-blocking: a blocking one waits for the GPU's queue
+    first. Inside these functions every ``.to(device)`` is such a copy."""
     tracker = StreamingTracker(tiny_model)
     _two_objects(tracker, frames)
     tracker.track(frames[1], 101)
@@ -96,10 +179,12 @@ def test_copies_to_the_device_do_not_block(
     device = tiny_model.device
     frame_to_tensor(frames[2], tiny_model.image_size, device)
     assemble_memory(tiny_model.model, tracker.memories[1], 2, device)
-    logits = torch.full((1, 1, 16, 16), 5.0)
-    logits[0, 0, 4, 4] = -5.0  # a one-pixel hole
-    assert fill_holes(logits, 8)[0, 0, 4, 4] == pytest.approx(0.1)
-    assert len(copies) == 3 and all(copies), copies
+    click = check_prompt((48, 64), [[20.0, 24.0]], [1])
+    point_inputs(click, (48, 64), tiny_model.image_size, device)
+    mask = np.zeros((48, 64), bool)
+    mask[10:20, 10:20] = True
+    mask_inputs(mask, tiny_model.image_size, device)
+    assert len(copies) == 5 and all(copies), copies
 
 
 def test_results_do_not_keep_camera_size_logits(tiny_model: LoadedModel) -> None:
@@ -117,3 +202,18 @@ def test_results_do_not_keep_camera_size_logits(tiny_model: LoadedModel) -> None
                    if issubclass(type(o), torch.Tensor) and tuple(o.shape[-2:]) == hw]
     assert camera_size == []
     assert results[1].logits.shape == hw  # still there on request
+
+
+@pytest.mark.parametrize("max_area", [1, 3, 8, 20])
+def test_hole_filling_on_the_device_is_opencvs(max_area: int) -> None:
+    """The device path (no host round trip) fills exactly the holes OpenCV's 8-connected
+    components find, on random masks of every density, and reads nothing."""
+    gen = torch.Generator().manual_seed(max_area)
+    for density in (0.3, 0.5, 0.7, 0.85):
+        noise = torch.randn(5, 1, 40, 33, generator=gen)
+        logits = noise + 3.0 * (torch.rand(5, 1, 40, 33, generator=gen) < density) - 1.5
+        transfer = HostTransfer()
+        with host_sync.counting(transfer), observed_reads() as seen:
+            on_device = fill_holes_on_device(logits, max_area)
+        assert seen == [] and transfer.syncs == 0
+        assert torch.equal(on_device, fill_holes(logits, max_area))

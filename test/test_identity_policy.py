@@ -143,7 +143,9 @@ def _hidden_behind_occluder(mode: str, occluder_box: tuple[int, int, int, int]):
     from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
     from sam2_ros.engine.steps.sam2_steps import Decoded
 
-    model = SimpleNamespace(num_maskmem=7, max_obj_ptrs_in_encoder=16, pred_obj_scores=False)
+    # obj_ptr_proj: the policy builds every object's candidate pointer on the device.
+    model = SimpleNamespace(num_maskmem=7, max_obj_ptrs_in_encoder=16, pred_obj_scores=False,
+                            obj_ptr_proj=torch.nn.Identity())
     policy = make_policy(mode, model)
     mover, occluder = ObjectMemory(1), ObjectMemory(2)
     state = None

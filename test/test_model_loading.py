@@ -128,8 +128,7 @@ def test_resolve_precision() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
     native = cpu_has_native_bf16()
     assert resolve_precision("auto", cpu) is (torch.bfloat16 if native else None)
-    assert resolve_precision("auto", cuda) is torch.bfloat16
-    assert resolve_precision("auto", torch.device("cuda:0")) is torch.bfloat16
+    # auto on CUDA depends on the GPU's capability: test_device_rules.py fakes it
     for name in ("fp32", "float32"):
         assert resolve_precision(name, cuda) is None
     for name in ("bf16", "bfloat16"):

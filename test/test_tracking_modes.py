@@ -49,6 +49,18 @@ def test_pruning_keeps_admitted_frames_for_a_selective_memory() -> None:
     assert obj.non_cond[16].maskmem_features is None
 
 
+def test_pruning_keeps_memory_features_only_for_frames_a_memory_attends() -> None:
+    """Pointers of more admitted frames than memory frames are attended (15 against 6 in
+    SAM 2.1): the older admitted frames keep their pointer, not their memory features."""
+    obj = ObjectMemory(1)
+    for index in range(20):
+        obj.non_cond[index] = _out(admitted=index < 5)
+    obj.prune(keep_ptr_from=15, keep_mem_from=17, keep_mask_from=18, keep_admitted=3,
+              keep_admitted_memory=1)
+    assert sorted(obj.non_cond) == [2, 3, 4, *range(15, 20)]
+    assert [i for i in (2, 3, 4) if obj.non_cond[i].maskmem_features is not None] == [4]
+
+
 @pytest.fixture(scope="module")
 def demo_model():
     from sam2_ros.engine.model_loading import DEMO_MODEL, build_model
@@ -293,3 +305,38 @@ def test_an_object_hidden_behind_another_carries_its_predicted_box_in_motion_mod
         ox, oy, ow, oh = other.bbox
         # The predicted box overlaps the neighbour that hides the object.
         assert x < ox + ow and ox < x + w and y < oy + oh and oy < y + h
+
+
+def test_settings_build_takes_motion_settings_for_ablations(demo_model) -> None:
+    """benchmarks/identity/unseen_ablation.py switches motion's parts off through build(motion=);
+    without it the node's motion_* parameters apply."""
+    from sam2_ros.engine.identity.policy import MotionSettings
+    from sam2_ros.settings import TrackerSettings
+
+    settings = TrackerSettings(tracking_mode="motion", motion_continuity=0.2)
+    assert settings.build(demo_model)._policy.settings.continuity == 0.2
+    ablated = settings.build(demo_model, MotionSettings(continuity=0.0, reacquire_iou=2.0))
+    assert (ablated._policy.settings.continuity, ablated._policy.settings.reacquire_iou) == (
+        0.0, 2.0)
+
+
+@pytest.mark.parametrize("mode", ["sam2", "motion"])
+def test_memory_features_kept_stay_within_the_documented_bound(tiny_model, frames,
+                                                               mode: str) -> None:
+    """max_objects' text: at most prompt_history + 7 + max_prompt_frames memory frames per
+    object, 6 more in motion mode (its admitted frames before the ring)."""
+    from sam2_ros.engine.streaming_tracker import StreamingTracker
+
+    tracker = StreamingTracker(tiny_model, prompt_history=2, max_prompt_frames=2,
+                               tracking_mode=mode)
+    stamps = iter(range(100, 1000))
+    for i in range(40):
+        tracker.track(frames[i % len(frames)], next(stamps))
+        if i in (0, 1, 2):
+            tracker.add_prompt(object_id=1 if i else None, points=[[20.0 + i, 24.0]],
+                               labels=[1])
+    obj = tracker.memories[1]
+    kept = [o for o in (*obj.cond.values(), *obj.non_cond.values())
+            if o.maskmem_features is not None]
+    bound = 2 + 7 + 2 + (6 if mode == "motion" else 0)
+    assert 0 < len(kept) <= bound

@@ -1,21 +1,12 @@
 """Detections to tracks: which detection is which object, and what to do about each.
 
 A detector (YOLO, Grounding DINO, ...) sees objects, SAM 2 follows them. This module decides,
-for one detection message on one frame, with no ROS and no model:
-
-- which detection belongs to which track: box IoU, one-to-one, optimal over the whole frame
-  (scipy's ``linear_sum_assignment``), so two detections never claim one track and one
-  detection never claims two;
-- which unmatched detection becomes a new object (score at least ``min_score`` and no
-  overlap with any track, so a second box on a tracked object never duplicates it);
-- which matched track is re-prompted with its detection's box: its mask's box fell below
-  ``refresh_iou`` with the detection (drift, or not visible at all) or the track is LOST;
-- which track is forgotten: not matched for ``forget_after`` seconds (0 = never).
-
-Identity never jumps: a detection only ever prompts the track it is matched to; a match
-needs the track's own box (on that frame, or where it was last seen) to overlap the
-detection with agreeing class labels, or, for a detection and a track both left over and
-of the same class, their boxes to lie near each other.
+for one detection message on one frame, with no ROS and no model: which detection belongs
+to which track (``match``: optimal one-to-one, by box overlap and then by nearness), which
+unmatched detection becomes a new object, which matched track is re-prompted with its
+detection's box (drifted or LOST) and which track is forgotten. Identity never jumps: a
+detection only ever prompts the track it is matched to. The rules and their parameters, as
+a user meets them: docs/detections.md.
 
 ``BoxHistory`` keeps each track's box on recent tracked frames, because detections come late
 and slower than the camera: a detection is matched against the boxes of the frame its stamp
@@ -142,16 +133,12 @@ class Plan:
 def match(detections: Sequence[Detection], tracks: Sequence[TrackView]) -> dict[int, int]:
     """Optimal one-to-one assignment of detections to tracks: detection index -> track index.
 
-    First by overlap: a pair needs IoU >= MATCH_IOU between the detection and the track's
-    box on the frame (or, when it is not visible there, where it was last seen) and no
-    label conflict; the total IoU is maximised. Then, among what is left, by nearness: a
-    detection and a track of the same (non-empty) class whose centres lie within
-    REACQUIRE_DISTANCE detection diagonals (a track that drifted off its object, or a lost
-    one that comes back elsewhere); the total distance is minimised. A track whose box lies
-    on an object of another class (IoU >= DISPLACED_IOU with a detection matched to another
-    track) has left its own object, and a track not visible on the frame (hidden, gone out
-    of view, lost) is nowhere to be compared: either may be matched to a detection of its
-    class anywhere, so an object that comes back keeps its id instead of getting a new one.
+    First by overlap: IoU >= MATCH_IOU with the track's box on the frame (or where it was
+    last seen) and no label conflict, total IoU maximised. Then, among what is left, by
+    nearness: same class, centres within REACQUIRE_DISTANCE detection diagonals, total
+    distance minimised. A track not visible on the frame, or whose box lies on an object of
+    another class (IoU >= DISPLACED_IOU with another track's detection), may be matched to
+    a detection of its class anywhere, so an object that comes back keeps its id.
     """
     if not detections or not tracks:
         return {}

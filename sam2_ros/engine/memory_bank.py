@@ -1,24 +1,16 @@
 """Per-object memory of the streaming tracker: what SAM 2 can attend to, and nothing else.
 
-Memory policy (bounded on an endless stream). For each object the bank keeps
-- its prompted ("conditioning") frames, at most ``max_prompt_frames``. This cap is this
-  project's bound, not SAM 2's: SAM 2.1 attends to every prompted frame
-  (``max_cond_frames_in_attn = -1``). Past the cap the oldest prompted frame other than the
-  one just prompted becomes an ordinary frame (still attendable while inside the recent
-  window, as SAM 2 treats unselected conditioning frames); the prompt just given is never
-  the one dropped;
-- ordinary ("non-conditioning") frames only while SAM 2 can still use them for the newest
-  frame or for a prompt on any frame of the frame ring: spatial memories for the last
-  ``num_maskmem - 1`` frames (times the temporal stride), object pointers for the last
-  ``max_obj_ptrs_in_encoder - 1`` frames, low-resolution mask logits for the ring frames.
-Everything older is released, so resident memory is flat whatever the stream length.
+For each object the bank keeps its prompted ("conditioning") frames, at most
+``max_prompt_frames`` (this project's bound; SAM 2.1 attends to all of them), and ordinary
+frames only while SAM 2 can still use them for the newest frame or for a prompt on a frame
+of the frame ring. Everything older is released, so resident memory stays flat on an
+endless stream (docs/architecture.md, "Memory bank").
 
-What an object attends to is selected here (instead of by ``SAM2Base._prepare_memory_
-conditioned_features``) because that method reads one shared output dict for a whole
-batch, which forces every object in a batch to have been prompted on the same frames.
-Selecting each object's memory frames, temporal slots and object pointers separately, with
-the same selection and order as SAM 2, lets objects prompted at different times share one
-batched memory-attention call (``memory_attention``).
+What an object attends to is selected here, with the same selection and order as SAM 2,
+instead of by ``SAM2Base._prepare_memory_conditioned_features``: that method reads one
+shared output dict for a whole batch, which forces every object in a batch to have been
+prompted on the same frames. Selecting per object lets objects prompted at different
+times share one batched memory-attention call (``memory_attention``).
 """
 
 from __future__ import annotations
@@ -27,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
+
+from sam2_ros.engine.hardware import host_sync
 
 
 @dataclass
@@ -47,6 +41,7 @@ class FrameOutput:
     predicted_box: tuple[float, float, float, float] | None = None
     covered: bool = False
     area: float | None = None  # mask pixels (low-res grid), when the policy measured it
+    score_logit: float | None = None  # the object score logit, once the host read it
 
 
 @dataclass
@@ -101,17 +96,23 @@ class ObjectMemory:
         self.last_prompt_frame = None
 
     def prune(self, keep_ptr_from: int, keep_mem_from: int, keep_mask_from: int,
-              keep_admitted: int = 0) -> None:
+              keep_admitted: int = 0, keep_admitted_memory: int | None = None) -> None:
         """Release what no future frame and no prompt on a ring frame can attend to.
 
-        ``keep_admitted``: a selective memory attends to the newest admitted frames however
-        old, so that many admitted frames before the window are kept whole (bounded)."""
-        admitted = sorted(i for i, o in self.non_cond.items() if o.admitted)
-        kept = set(admitted[-keep_admitted:]) if keep_admitted > 0 else set()
+        A selective memory attends to the newest admitted frames however old: of the
+        admitted frames before the ring (``keep_mask_from``), the newest ``keep_admitted``
+        keep their object pointer and the newest ``keep_admitted_memory`` their memory
+        features (None: as many as ``keep_admitted``), what a prompt on the oldest ring frame
+        attends to (bounded)."""
+        if keep_admitted_memory is None:
+            keep_admitted_memory = keep_admitted
+        before = sorted(i for i, o in self.non_cond.items() if o.admitted and i < keep_mask_from)
+        kept = set(before[-keep_admitted:]) if keep_admitted > 0 else set()
+        kept_memory = set(before[-keep_admitted_memory:]) if keep_admitted_memory > 0 else set()
         for index in [i for i in self.non_cond if i < keep_ptr_from and i not in kept]:
             del self.non_cond[index]
         for index, out in self.non_cond.items():
-            if index < keep_mem_from and index not in kept:
+            if index < keep_mem_from and index not in kept_memory:
                 out.maskmem_features = None
             if index < keep_mask_from:
                 out.pred_masks = None
@@ -246,7 +247,7 @@ def _pointer_tokens(model: torch.nn.Module, pos_and_ptrs: list, device: torch.de
                 tpos_dim = hidden if model.proj_tpos_enc_in_obj_ptrs else mem_dim
                 # Non-blocking: a blocking copy to a GPU waits for its queue, per object
                 # and frame (the positions are a few small integers).
-                ptr_pos = torch.tensor(pos_list).to(device=device, non_blocking=True)
+                ptr_pos = host_sync.upload(torch.tensor(pos_list), device)
                 ptr_pos = get_1d_sine_pe(ptr_pos / (max_ptrs - 1), dim=tpos_dim)
                 ptr_pos = model.obj_ptr_tpos_proj(ptr_pos).unsqueeze(1).expand(-1, 1, mem_dim)
             else:

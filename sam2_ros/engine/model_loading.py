@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sam2_ros.engine.hardware.device_rules import auto_dtype, place_caches
 from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 from sam2_ros.errors import CheckpointError, ModelConfigError
 from sam2_ros.settings import PARAMETERS, PRECISIONS, default
@@ -79,7 +80,8 @@ VIDEO_FILL_HOLE_AREA = 8
 
 @dataclass
 class LoadedModel:
-    """A ready SAM2Base with the settings the engine needs to run it."""
+    """A ready SAM2Base with the settings the engine needs to run it: the part every
+    tracking session (``StreamingTracker``) of one process may share, from any thread."""
 
     model: torch.nn.Module
     config_path: str
@@ -88,6 +90,12 @@ class LoadedModel:
     image_size: int
     random_weights: bool
     weights: str = ""  # one sentence on what the weights are, for logs and run summaries
+    # The image encoder runs as CUDA graphs (compile on CUDA): its outputs are reused.
+    cuda_graphs: bool = False
+    # What depends only on the model and image size, shared by every tracking session of
+    # it (position encodings, RoPE tables, the decoder-token hook): made on first use by
+    # ``steps.sam2_steps.model_caches``; a copy (dataclasses.replace) starts without.
+    caches: object = field(default=None, init=False, repr=False, compare=False)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -130,7 +138,8 @@ def cpu_autocast_dtype(precision: str) -> torch.dtype | None:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: 'auto' is bf16 on CUDA and on CPUs with native bf16, else float32.
+    """Autocast dtype: 'auto' is bf16 on GPUs and CPUs that compute it natively, else
+    float32 (``device_rules.auto_dtype``).
 
     The accepted names and their synonyms are the precision parameter's (settings)."""
     reason = PARAMETERS["precision"].check(precision)
@@ -138,9 +147,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         raise ModelConfigError(reason)
     meant = PRECISIONS[precision]
     if meant is None:
-        if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
-            return torch.bfloat16
-        return None
+        return auto_dtype(device, device.type == "cpu" and cpu_has_native_bf16())
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[meant]
 
 
@@ -191,37 +198,15 @@ def build_model(
     Without either the weights are random (drawn from ``seed``): only good for tests
     and demos, which is why a loud warning is logged.
     """
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
     config_path = resolve_config(model)
     torch_device = resolve_device(device)
     autocast_dtype = resolve_precision(precision, torch_device)
-    try:
-        cfg = OmegaConf.load(config_path)
-    except Exception as exc:
-        raise ModelConfigError(f"cannot read model config {config_path}: {exc}") from exc
-    if "model" not in cfg:
-        raise ModelConfigError(f"{config_path} is not a SAM 2 model config (no 'model' key)")
-    cfg.model._target_ = "sam2.modeling.sam2_base.SAM2Base"
-    OmegaConf.update(cfg, "model", _VIDEO_POSTPROCESSING, merge=True)
-    if image_size:  # None or 0: the config's own
-        reason = PARAMETERS["image_size"].check(image_size)
-        if reason:
-            raise ModelConfigError(reason)
-        cfg.model.image_size = int(image_size)
-    # On CUDA Meta's own switch (max-autotune); on a CPU our freezing compile, below.
-    cfg.model.compile_image_encoder = bool(compile_image_encoder) and torch_device.type == "cuda"
-    OmegaConf.resolve(cfg)
+    cfg = _model_config(config_path, image_size, compile_image_encoder, torch_device)
     weights = describe_weights(model, checkpoint)
     random_weights = uses_random_weights(model, checkpoint)
     if not str(checkpoint or "") and model in BUNDLED_CHECKPOINTS:
         checkpoint = BUNDLED_CHECKPOINTS[model]
-    # Random weights come from a fixed seed, so runs without a checkpoint are reproducible.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        sam = instantiate(cfg.model, _recursive_=True)
-
+    sam = _instantiate(cfg, torch_device, seed)
     if random_weights:
         LOG.warning(
             "NO CHECKPOINT: SAM 2 (%s) runs with RANDOM weights; its masks mean nothing. "
@@ -230,32 +215,9 @@ def build_model(
         )
     else:
         load_checkpoint(sam, Path(checkpoint), config_path)
-    sam = sam.to(torch_device).eval()
-    if autocast_dtype is not None and torch_device.type == "cpu":
-        store_matmul_weights_as(sam, autocast_dtype)
-    _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
+    sam = _ready_on_device(sam, config_path, autocast_dtype, torch_device)
     if compile_image_encoder and torch_device.type == "cpu":
-        # Inductor's freezing: the encoder's weights become constants, so oneDNN gets them
-        # prepacked in its own layout and autocast's bf16 casts of them are folded in once
-        # instead of run per frame. Measured on 2 cores with AMX, sam2.1_hiera_t at 512 px
-        # under bf16 autocast: 125-130 ms per image against 210-240 ms eager, features
-        # within bf16 rounding; about 30 s to compile, here rather than on the first camera
-        # frame. Two things measured to matter: freezing is read when the graph compiles
-        # (given as torch.compile(options=...) it did not apply), and the compile comes
-        # after one eager pass, which fills Meta's position-encoding cache (filled under the
-        # compiled graph, it forces a recompile into a graph as slow as eager). The weights
-        # must not change afterwards, which holds for inference.
-        import torch._inductor.config as inductor_config
-
-        sam.image_encoder = torch.compile(sam.image_encoder, dynamic=False)
-        try:
-            with inductor_config.patch(freezing=True):
-                _check_image_size_runs(sam, config_path, autocast_dtype, torch_device)
-        except Exception as exc:  # inductor needs a C++ compiler and Python headers
-            raise ModelConfigError(
-                f"compiling the image encoder failed ({type(exc).__name__}: {exc}); "
-                "set compile to false"
-            ) from exc
+        _compile_encoder_on_cpu(sam, config_path, autocast_dtype, torch_device)
     precision_name = str(autocast_dtype).replace("torch.", "") if autocast_dtype else "float32"
     LOG.info("SAM 2 %s on %s, %s", config_path.stem, torch_device, precision_name)
     return LoadedModel(
@@ -266,7 +228,88 @@ def build_model(
         image_size=int(sam.image_size),
         random_weights=random_weights,
         weights=weights,
+        cuda_graphs=bool(cfg.model.compile_image_encoder),
     )
+
+
+def _model_config(config_path: Path, image_size: int | None, compile_image_encoder: bool,
+                  device: torch.device):
+    """Meta's config as SAM2Base with the video predictor's post-processing, at
+    ``image_size`` (None or 0: the config's own), resolved."""
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.load(config_path)
+    except Exception as exc:
+        raise ModelConfigError(f"cannot read model config {config_path}: {exc}") from exc
+    if "model" not in cfg:
+        raise ModelConfigError(f"{config_path} is not a SAM 2 model config (no 'model' key)")
+    cfg.model._target_ = "sam2.modeling.sam2_base.SAM2Base"
+    OmegaConf.update(cfg, "model", _VIDEO_POSTPROCESSING, merge=True)
+    if image_size:
+        reason = PARAMETERS["image_size"].check(image_size)
+        if reason:
+            raise ModelConfigError(reason)
+        cfg.model.image_size = int(image_size)
+    # On CUDA Meta's own switch (max-autotune); on a CPU our freezing compile, afterwards.
+    cfg.model.compile_image_encoder = bool(compile_image_encoder) and device.type == "cuda"
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def _instantiate(cfg, device: torch.device, seed: int) -> torch.nn.Module:
+    """The model of ``cfg``; its random weights come from ``seed`` (reproducible runs
+    without a checkpoint), without touching the caller's random state."""
+    from hydra.utils import instantiate
+
+    with torch.random.fork_rng(devices=[]), _current_cuda(device):
+        torch.manual_seed(seed)
+        return instantiate(cfg.model, _recursive_=True)
+
+
+def _ready_on_device(sam: torch.nn.Module, config_path: Path,
+                     autocast_dtype: torch.dtype | None, device: torch.device) -> torch.nn.Module:
+    """The model in eval mode on ``device`` with its caches there, matmul weights stored in
+    autocast's dtype on a CPU, and one image encoded to prove it runs at its size."""
+    sam = sam.to(device).eval()
+    place_caches(sam, device)
+    if autocast_dtype is not None and device.type == "cpu":
+        store_matmul_weights_as(sam, autocast_dtype)
+    _check_image_size_runs(sam, config_path, autocast_dtype, device)
+    return sam
+
+
+def _compile_encoder_on_cpu(sam: torch.nn.Module, config_path: Path,
+                            autocast_dtype: torch.dtype | None, device: torch.device) -> None:
+    """``compile`` on a CPU: the image encoder compiled now with Inductor's freezing.
+
+    Freezing makes the weights constants, so oneDNN gets them prepacked and autocast's bf16
+    casts of them are folded in once instead of run per frame. It is set while the graph
+    compiles, after the eager pass that filled Meta's position-encoding cache (each chosen
+    as measured: docs/benchmarks.md, "compile: true on a CPU"). The weights must not change
+    afterwards, which holds for inference.
+    """
+    import torch._inductor.config as inductor_config
+
+    sam.image_encoder = torch.compile(sam.image_encoder, dynamic=False)
+    try:
+        with inductor_config.patch(freezing=True):
+            _check_image_size_runs(sam, config_path, autocast_dtype, device)
+    except Exception as exc:  # inductor needs a C++ compiler and Python headers
+        raise ModelConfigError(
+            f"compiling the image encoder failed ({type(exc).__name__}: {exc}); "
+            "set compile to false"
+        ) from exc
+
+
+def _current_cuda(device: torch.device):
+    """Make ``device`` the current CUDA device while Meta's modules are built (they put
+    caches on plain "cuda"); nothing to do elsewhere."""
+    import contextlib
+
+    if device.type == "cuda" and device.index is not None:
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
 
 
 #: Modules whose weights autocast casts to its lower precision at every call.
@@ -277,13 +320,11 @@ def store_matmul_weights_as(model: torch.nn.Module, dtype: torch.dtype) -> int:
     """Keep linear and convolution weights in autocast's dtype; returns how many modules.
 
     Why: autocast caches its weight casts only for tensors that require grad, so at
-    inference it re-casts every weight on every call. Those copies were 46 of 134 ms per
-    frame (sam2.1_hiera_t, 256 px, one object, 2 cores with AMX). Stored in bf16 they are
-    cast once; autocast would have produced the same bf16 values, so masks are unchanged
-    (measured: 0 pixels differ over 11 frames at 256 px/1 object and 512 px/4 objects) and
-    frames take 122 instead of 144 ms (256 px, 1 object) and 707 instead of 765 ms (512 px,
-    4 objects). Norms, embeddings and everything autocast keeps in fp32 stay fp32. Every
-    model call must then run under autocast, as the engine's do.
+    inference it re-casts every weight on every call, much of a small frame on a CPU.
+    Stored in bf16 they are cast once; autocast would have produced the same bf16 values,
+    so masks are unchanged (docs/benchmarks.md, "bf16 weights stored once"). Norms,
+    embeddings and everything autocast keeps in fp32 stay fp32. Every model call must then
+    run under autocast, as the engine's do.
     """
     count = 0
     for module in model.modules():
@@ -303,7 +344,7 @@ def _check_image_size_runs(
     Why: Hiera's windowed attention only works where each stage's window fits its pooled
     feature map; sam2_ros_demo's small windows fail at some sizes (320 and 512, measured)
     with a reshape error deep inside Meta's code. The pass also takes the first frame's
-    one-off allocations out of the stream (one encoder pass: 0.1 s at 256 px on a CPU).
+    one-off allocations out of the stream (its cost: docs/benchmarks.md).
     """
     size = int(sam.image_size)
     try:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sam2_ros.engine.hardware import host_sync
 from sam2_ros.errors import PromptError
 
 
@@ -112,7 +113,8 @@ def point_inputs(
     pts = torch.from_numpy(np.concatenate(coords, axis=0).astype(np.float32))[None]
     lbl = torch.from_numpy(np.concatenate(labels, axis=0).astype(np.int32))[None]
     pts = pts / torch.tensor([width, height]) * image_size
-    return {"point_coords": pts.to(device), "point_labels": lbl.to(device)}
+    return {"point_coords": host_sync.upload(pts, device),
+            "point_labels": host_sync.upload(lbl, device)}
 
 
 def concat_point_inputs(
@@ -129,7 +131,7 @@ def concat_point_inputs(
 
 def mask_inputs(mask: np.ndarray, image_size: int, device: torch.device) -> torch.Tensor:
     """A full-resolution binary mask as SAM 2's 1x1xSxS mask input."""
-    tensor = torch.from_numpy(mask)[None, None].float().to(device)
+    tensor = host_sync.upload(torch.tensor(mask, dtype=torch.float32)[None, None], device)
     if tensor.shape[-2:] == (image_size, image_size):
         return tensor
     resized = F.interpolate(

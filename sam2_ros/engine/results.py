@@ -10,17 +10,22 @@ import numpy as np
 
 @dataclass
 class HostTransfer:
-    """What one call costs in host waits for the device and bytes brought to the host
+    """What one call costs in host waits for the device and copies between host and device
     (counted on CPU too, where they are free, so the number a GPU would pay is visible
-    anywhere). Counted where they happen: every copy to the host, and every explicit
-    synchronisation of stage profiling; copies to the device are all non-blocking."""
+    anywhere). Counted where they happen (``host_sync``): every read of a device tensor by
+    the host, every explicit synchronisation of stage profiling, every copy to the device
+    (all non-blocking, so they wait for nothing)."""
 
     bytes: int = 0  # bytes brought to the host
     syncs: int = 0  # host waits for the device
+    uploads: int = 0  # copies to the device
+    upload_bytes: int = 0  # bytes copied to the device
 
     def add(self, other: HostTransfer) -> None:
         self.bytes += other.bytes
         self.syncs += other.syncs
+        self.uploads += other.uploads
+        self.upload_bytes += other.upload_bytes
 
 
 @dataclass

@@ -1,35 +1,18 @@
 """Streaming SAM 2: one frame at a time, forever, with prompts at any moment.
 
-The engine drives Meta's SAM2Base step by step (``forward_image``,
-``_prepare_backbone_features``, ``memory_attention``, ``_forward_sam_heads``,
-``_use_mask_as_output``, ``_encode_new_memory``) and gives, for the same weights and the
-same prompts, the official SAM2VideoPredictor's masks. What differs is the bookkeeping:
+The engine drives Meta's SAM2Base step by step and gives, for the same weights and the same
+prompts, the official SAM2VideoPredictor's masks. What differs is the bookkeeping: frames
+arrive one by one, the image encoder runs once per frame for all objects and the other
+steps run batched across objects; memory is bounded (``memory_bank``); a prompt may name
+any recent frame, even one dropped while busy, and the object is re-tracked forward to the
+newest frame, its memory as if the prompt had come in time. Prompts on an already tracked
+or prompted frame refine or add to it as SAM 2 does. The path of a frame and of a prompt:
+docs/architecture.md.
 
-- frames arrive one by one; the image encoder runs once per frame for all objects, and
-  memory attention (grouped by memory length), mask decoding and memory encoding run
-  batched across objects;
-- memory is bounded (see ``memory_bank``): prompted frames up to a cap, the recent frames
-  SAM 2 attends to, and a ring of the last ``prompt_history`` frames' image features;
-- a prompt may name any frame of that ring: it is applied there and the object is
-  re-tracked forward to the newest frame, so its memory is what it would have been had
-  the prompt come in time. Other objects are not touched;
-- a prompt may also name a frame the tracker dropped while busy (its image given along):
-  that frame joins the ring in stamp order, the objects tracked then are tracked on it with
-  their memory, and the prompt is applied there like on any tracked frame.
-
-A prompt on a frame an object was already tracked on refines it the way SAM 2's
-interactive refinement does (previous mask logits fed back with the clicks; the frame stays
-an ordinary memory frame unless ``add_all_frames_to_correct_as_cond``). A prompt on one of
-the object's prompted frames adds to (or, with clear_previous, replaces) that frame's
-prompts, as SAM 2 does for clicks before propagation.
-
-All public methods are thread-safe. The image encoder runs outside the state lock, so
-prompts are served while a frame is being encoded.
-
-This class coordinates; the parts live beside it: ``frame_ring`` (frames a prompt may
-name), ``sam2_steps`` (SAM 2's calls), ``batching`` (which objects share a call),
-``memory_bank`` (what each object remembers), ``postprocessing`` (camera-size results),
-``stamp_policy`` (which stamps are new; the node asks the same instance, ``stamps``).
+All public methods are thread-safe; the encoder runs outside the state lock, so prompts are
+served while a frame is encoded. A tracker is one session over a ``LoadedModel`` that any
+number of sessions may share (``multi_session``). Its parts: ``frame_ring``, ``sam2_steps``,
+``batching``, ``memory_bank``, ``postprocessing``, ``stamp_policy`` (shared with the node).
 """
 
 from __future__ import annotations
@@ -47,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
+from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.identity.policy import MotionSettings, make_policy
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.engine.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
@@ -68,7 +52,7 @@ from sam2_ros.engine.stamp_policy import StampPolicy, Verdict
 from sam2_ros.engine.steps.batching import split_outputs
 from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, fill_holes, frame_results
 from sam2_ros.engine.steps.preprocessing import validate_frame
-from sam2_ros.engine.steps.sam2_steps import Sam2Steps
+from sam2_ros.engine.steps.sam2_steps import Sam2Steps, compute_mode
 from sam2_ros.errors import PromptError, StampError, TooManyObjectsError, UnknownObjectError
 from sam2_ros.settings import PARAMETERS, default
 
@@ -101,10 +85,11 @@ class StreamingTracker:
         profile_stages: bool = False,
         tracking_mode: str = default("tracking_mode"),
         motion: MotionSettings | None = None,
+        preprocessing: str = default("preprocessing"),
     ) -> None:
         """``profile_stages``: wait for the device around each stage so StageTiming holds
         each stage's device time (a GPU then stalls several times a frame; on a CPU the
-        times are honest either way)."""
+        times are honest either way). ``preprocessing``: ``steps.frame_upload``."""
         for name, value in (("max_objects", max_objects), ("prompt_history", prompt_history),
                             ("max_prompt_frames", max_prompt_frames)):
             reason = PARAMETERS[name].check(value)
@@ -123,7 +108,7 @@ class StreamingTracker:
         self._lock = threading.RLock()
         self._objects: dict[int, ObjectMemory] = {}
         self._ring = FrameRing(prompt_history)
-        self._steps = Sam2Steps(loaded, profile_stages)
+        self._steps = Sam2Steps(loaded, profile_stages, preprocessing)
         # How identities are kept (``identity.policy``): "sam2" is Meta's behaviour.
         self.tracking_mode = tracking_mode
         self._policy = make_policy(tracking_mode, self.model, motion)
@@ -180,13 +165,38 @@ class StreamingTracker:
 
     def track(self, frame: np.ndarray, stamp: int | None = None) -> FrameResult:
         """Track every prompted object on a new frame (HxWx3 uint8 RGB)."""
-        rgb = validate_frame(frame)
-        with self._lock:
-            stamp = self._check_new_stamp(stamp)
+        rgb, stamp = self.check_frame(frame, stamp)
         timing = StageTiming()
+        with host_sync.counting(timing.transfer):
+            return self._track(rgb, stamp, timing)
+
+    def _track(self, rgb: np.ndarray, stamp: int, timing: StageTiming) -> FrameResult:
+        """``track`` once the frame and its stamp are checked (host waits counted)."""
         started = time.perf_counter()
         with self._compute():
             fpn = self._steps.encode_image(rgb, timing)
+        return self.track_features(rgb, stamp, fpn, timing, started)
+
+    def check_frame(self, frame: np.ndarray, stamp: int | None) -> tuple[np.ndarray, int]:
+        """The frame as RGB and its stamp, if this session would track it now.
+
+        Raises:
+            FrameError: not an RGB image. StampError: the stamp is not after the last one.
+        """
+        rgb = validate_frame(frame)
+        with self._lock:
+            return rgb, self._check_new_stamp(stamp)
+
+    def track_features(
+        self, rgb: np.ndarray, stamp: int, fpn: list[torch.Tensor], timing: StageTiming,
+        started: float,
+    ) -> FrameResult:
+        """``track`` after the image encoder: the frame's feature pyramid (one image's) is
+        given, so several sessions' frames can be encoded in one batch (``multi_session``).
+
+        Raises:
+            StampError: a newer frame was tracked meanwhile.
+        """
         with self._lock, self._compute():
             # A reset while the encoder ran may have made this stamp acceptable again.
             stamp = self._check_new_stamp(stamp)
@@ -195,15 +205,18 @@ class StreamingTracker:
             self.stamps.accept(stamp)
             self._ring.append(RingFrame(index, stamp, rgb.shape[:2], fpn))
             tracked = [o for o in self._objects.values() if o.is_tracked]
-            outputs = self._track_objects(self._ring.newest, tracked, timing)
+            # The policy's reads wait for the results' copy (one host wait for both).
+            outputs = self._track_objects(self._ring.newest, tracked, timing, defer=True)
             for obj, out in zip(tracked, outputs, strict=True):
                 obj.non_cond[index] = out
-            self._prune()
             self._apply_pending()
             if not self._ring:  # reset while this frame ran
+                host_sync.current().flush()  # under the lock: the reads change objects
                 return FrameResult(index, stamp, rgb.shape[:2], [], timing, timing.transfer,
                                    self._generation)
             results, _ = self._results_of_all_objects(self._ring.newest, timing)
+            host_sync.current().flush()
+            self._prune()  # after the policy's reads: which frames it admitted
             self._latest = {r.object_id: r for r in results}
             timing.total = time.perf_counter() - started
             return FrameResult(
@@ -233,6 +246,16 @@ class StreamingTracker:
         state unchanged, for anything that cannot be applied.
         """
         timing = StageTiming()
+        with host_sync.counting(timing.transfer):
+            return self._add_prompt(object_id, points, labels, box, mask, stamp,
+                                    clear_previous, label, frame, timing)
+
+    def _add_prompt(
+        self, object_id: int | None, points: object, labels: object, box: object,
+        mask: object, stamp: int | None, clear_previous: bool, label: str,
+        frame: np.ndarray | None, timing: StageTiming,
+    ) -> PromptResult:
+        """``add_prompt`` with its host waits counted in ``timing.transfer``."""
         started = time.perf_counter()
         dropped = self._encode_dropped(stamp, frame, timing)
         with self._lock, self._compute():
@@ -466,11 +489,7 @@ class StreamingTracker:
 
     # ------------------------------------------------------------------ internals
     def _compute(self) -> contextlib.AbstractContextManager:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        if self.loaded.autocast_dtype is not None:
-            stack.enter_context(torch.autocast(self.device.type, dtype=self.loaded.autocast_dtype))
-        return stack
+        return compute_mode(self.loaded)
 
     def _check_new_stamp(self, stamp: int | None) -> int:
         stamp = self.stamps.stamp_for(stamp)
@@ -489,13 +508,15 @@ class StreamingTracker:
         return obj
 
     def _fill_holes(self, logits: torch.Tensor, timing: StageTiming | None = None) -> torch.Tensor:
-        return fill_holes(logits, self.fill_hole_area, timing.transfer if timing else None)
+        return fill_holes(logits, self.fill_hole_area)
 
     def _track_objects(
-        self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming
+        self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming,
+        defer: bool = False,
     ) -> list[FrameOutput]:
         """Track objects on a frame in one batch (memory attention grouped by memory
-        layout inside it)."""
+        layout inside it). ``defer``: the policy's reads of the outputs may wait for the
+        caller's next host read (else they are made before returning)."""
         if not objects:
             return []
         steps, policy, index = self._steps, self._policy, ring_frame.index
@@ -510,6 +531,8 @@ class StreamingTracker:
         outputs = split_outputs(decoded, pred_masks, maskmem)
         for obj, out in zip(objects, outputs, strict=True):
             policy.commit(obj, index, out)
+        if not defer:
+            host_sync.current().flush()
         return outputs
 
     def _prompt_output(
@@ -581,7 +604,8 @@ class StreamingTracker:
         keep_ptr_from = oldest - (model.max_obj_ptrs_in_encoder - 1)
         keep_mem_from = oldest - (model.num_maskmem - 1) * model.memory_temporal_stride_for_eval - 1
         for obj in self._objects.values():
-            obj.prune(keep_ptr_from, keep_mem_from, oldest, self._policy.keep_admitted)
+            obj.prune(keep_ptr_from, keep_mem_from, oldest, self._policy.keep_admitted,
+                      self._policy.keep_admitted_memory)
 
     def _results_of_all_objects(
         self, ring_frame: RingFrame, timing: StageTiming
@@ -600,7 +624,6 @@ class StreamingTracker:
             items, ring_frame.image_hw, self.mask_threshold, self.device
         )
         timing.postprocess += time.perf_counter() - started
-        timing.transfer.add(transfer)
         return results, transfer
 
     @staticmethod

@@ -15,21 +15,35 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sam2_ros.engine.hardware import host_sync
+
 #: Least mask weight (in feature cells) worth pooling; an emptier mask has no look.
-_MIN_WEIGHT = 1e-3
+MIN_WEIGHT = 1e-3
 
 
-def pooled(features: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor | None:
-    """A C-vector: ``features`` [1, C, h, w] averaged over the mask ``mask_logits > 0``
-    ([..., H, W], area-resized to h x w when the grids differ); None for an empty mask."""
+def pooled_on_device(features: torch.Tensor,
+                     mask_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pooled`` without a host wait: the C-vector and the mask's weight (a look only
+    where the weight is at least ``MIN_WEIGHT``)."""
     mask = (mask_logits.detach().float() > 0).float().reshape(1, 1, *mask_logits.shape[-2:])
     if tuple(mask.shape[-2:]) != tuple(features.shape[-2:]):
         mask = F.adaptive_avg_pool2d(mask, features.shape[-2:])
     weights = mask[0, 0].to(features.device)
     total = weights.sum()
-    if float(total) < _MIN_WEIGHT:
-        return None
-    return (features[0].float() * weights).sum((1, 2)) / total
+    return (features[0].float() * weights).sum((1, 2)) / total, total
+
+
+def pooled(features: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor | None:
+    """A C-vector: ``features`` [1, C, h, w] averaged over the mask ``mask_logits > 0``
+    ([..., H, W], area-resized to h x w when the grids differ); None for an empty mask
+    (one counted host wait)."""
+    vector, total = pooled_on_device(features, mask_logits)
+    return None if host_sync.scalars(total)[0] < MIN_WEIGHT else vector
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of two flattened feature vectors, on their device."""
+    return F.cosine_similarity(a.flatten().float(), b.flatten().float(), dim=0)
 
 
 def similarity(a: torch.Tensor | None, b: torch.Tensor | None) -> float | None:
@@ -37,4 +51,4 @@ def similarity(a: torch.Tensor | None, b: torch.Tensor | None) -> float | None:
     None when either is unknown."""
     if a is None or b is None:
         return None
-    return float(F.cosine_similarity(a.flatten().float(), b.flatten().float(), dim=0))
+    return host_sync.scalars(cosine(a, b))[0]

@@ -9,6 +9,7 @@ with where the object's motion says it is breaks the tie:
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,3 +46,35 @@ def choose_candidate(
     score = (1.0 - weight) * ious + weight * motion
     best = int(np.argmax(score))
     return best, float(motion[best])
+
+
+def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mask_box`` of boolean masks [..., H, W] on their device, without a host wait:
+    boxes [..., 4] (float64, zeros when empty) and whether each mask has a pixel."""
+    rows, cols = masks.any(dim=-1), masks.any(dim=-2)
+    height, width = rows.shape[-1], cols.shape[-1]
+    y0 = rows.int().argmax(dim=-1)
+    y1 = height - rows.flip(-1).int().argmax(dim=-1)
+    x0 = cols.int().argmax(dim=-1)
+    x1 = width - cols.flip(-1).int().argmax(dim=-1)
+    nonempty = rows.any(dim=-1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=-1).double() * nonempty[..., None]
+    return boxes, nonempty
+
+
+def box_ious(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``box_iou`` of (x0, y0, x1, y1) boxes [..., 4] (broadcast), on their device, in the
+    same operations and order, so float64 gives the same numbers as ``box_iou``."""
+    zero = torch.zeros((), dtype=a.dtype, device=a.device)
+    def side(lo: int, hi: int) -> torch.Tensor:  # overlap along one axis
+        return torch.maximum(zero, torch.minimum(a[..., hi], b[..., hi])
+                             - torch.maximum(a[..., lo], b[..., lo]))
+
+    def area(box: torch.Tensor) -> torch.Tensor:
+        return (torch.maximum(zero, box[..., 2] - box[..., 0])
+                * torch.maximum(zero, box[..., 3] - box[..., 1]))
+
+    inter = side(0, 2) * side(1, 3)
+    area_a, area_b = area(a), area(b)
+    union = area_a + area_b - inter
+    return torch.where(union > 0, inter / torch.where(union > 0, union, 1.0), zero)

@@ -23,8 +23,7 @@ CLAIM_OVERLAP = 0.5
 CONTAINED = 0.8
 #: Share of a hidden object's predicted box under other objects' masks that explains why
 #: it is unseen: it is behind them (occluded), not gone. Below a half because the box the
-#: filter coasts on grows while the object is unseen: measured on a training crossing scene
-#: (crossing seed 4), a wholly hidden object's predicted box lay 43-49% under its occluder.
+#: filter coasts on grows while the object is unseen (measured: docs/identity.md).
 COVERED = 0.35
 
 
@@ -46,9 +45,8 @@ def exclusive_logits(logits: torch.Tensor) -> torch.Tensor:
     with the highest logit (others clamped to <= -10)."""
     if logits.size(0) <= 1:
         return logits
-    # ``max`` gives the first maximal index on ties, as Meta's ``argmax`` does; on a CPU
-    # ``argmax`` over the object dimension took 13.6 ms for 3 objects at 256x256 against
-    # 0.3 ms for ``max`` (2 Xeon cores). Clamp all, then put each pixel's winner back.
+    # ``max`` gives the first maximal index on ties, as Meta's ``argmax`` does, and is far
+    # faster on a CPU (docs/identity.md). Clamp all, then put each pixel's winner back.
     best, winner = logits.max(dim=0, keepdim=True)
     return torch.clamp(logits, max=-10.0).scatter_(0, winner, best)
 
@@ -93,9 +91,15 @@ def box_covered(box: Sequence[float], others: np.ndarray, share: float = COVERED
     """Whether at least ``share`` of the pixels of ``box`` (x0, y0, x1, y1, pixel edges, in
     the grid of ``others``) are covered by ``others``, the union of the other objects'
     masks; a box wholly outside the grid is not covered."""
-    height, width = others.shape
-    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
-    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    x0, y0, x1, y1 = box_cells(box, *others.shape)
     if x1 <= x0 or y1 <= y0:
         return False
     return float(others[y0:y1, x0:x1].mean()) >= share
+
+
+def box_cells(box: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
+    """The grid cells a box (x0, y0, x1, y1, pixel edges) touches, clipped to the grid:
+    (x0, y0, x1, y1) as slice bounds (empty when x1 <= x0 or y1 <= y0)."""
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    return x0, y0, x1, y1

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.identity.candidates import box_iou, mask_box
 
 #: Share of a re-acquired mask that may lie on the other objects' masks of the frame.
@@ -38,7 +39,21 @@ class BoxPromptOutput:
     iou: torch.Tensor  # [1] predicted IoU
     obj_ptr: torch.Tensor  # [1, C]
     object_score_logits: torch.Tensor  # [1, 1]
-    box: np.ndarray | None  # the mask's box in the low-res grid
+    # Read by the policy in one wait with the frame's other box prompts:
+    box: np.ndarray | None = None  # the mask's box in the low-res grid
+    mask: np.ndarray | None = None  # low_res > 0 on the host
+    iou_value: float = 0.0
+    score_value: float = 0.0
+
+    def device_values(self) -> list[torch.Tensor]:
+        """What the host reads of it: the mask, predicted IoU and object score logit."""
+        return [self.low_res[0, 0] > 0, self.iou, self.object_score_logits]
+
+    def take(self, values: list[np.ndarray]) -> None:
+        """The read values of ``device_values``."""
+        self.mask = values[0]
+        self.iou_value, self.score_value = float(values[1][0]), float(values[2][0, 0])
+        self.box = mask_box(self.mask)
 
 
 def inside_share(box: np.ndarray, size: int) -> float:
@@ -55,16 +70,15 @@ def box_prompt_heads(model: torch.nn.Module, decoded, box: np.ndarray,
                      image_size: int) -> BoxPromptOutput:
     """SAM 2's heads on the frame of ``decoded`` (which must carry its features) without
     memory, as on a first prompted frame, with ``box`` (x0, y0, x1, y1 in the low-res grid)
-    as a box prompt."""
+    as a box prompt. Nothing is read here (``take`` gets the values)."""
     low_size = decoded.pred_masks.size(-1)
     scale = image_size / low_size
     corners = np.clip(np.asarray(box, float), 0, low_size) * scale
     features = decoded.plain_feat()
     device = features.device
     points = {
-        "point_coords": torch.tensor(corners.reshape(1, 2, 2), dtype=torch.float32,
-                                     device=device),
-        "point_labels": torch.tensor([[2, 3]], dtype=torch.int32, device=device),
+        "point_coords": host_sync.upload(corners.reshape(1, 2, 2), device, torch.float32),
+        "point_labels": host_sync.upload(np.array([[2, 3]]), device, torch.int32),
     }
     high_res = (None if decoded.high_res_feats is None
                 else [f[:1] for f in decoded.high_res_feats])
@@ -75,23 +89,22 @@ def box_prompt_heads(model: torch.nn.Module, decoded, box: np.ndarray,
         high_res_features=high_res,
         multimask_output=False,
     )
-    mask = (low_res[0, 0] > 0).cpu().numpy()
-    return BoxPromptOutput(low_res, high_res_masks, ious[:, 0].float(), obj_ptr,
-                           score_logits, mask_box(mask))
+    return BoxPromptOutput(low_res, high_res_masks, ious[:, 0].float(), obj_ptr, score_logits)
 
 
 def accept(out: BoxPromptOutput, predicted_box: np.ndarray, others: np.ndarray | None,
            min_iou: float, min_motion: float) -> bool:
     """Whether a box prompt's mask is the lost object: predicted IoU >= ``min_iou``, in front
     (object-score logit > 0), its box's IoU with the predicted box >= ``min_motion``, and
-    at most ``MAX_ON_OTHERS`` of it on ``others`` (union of the other objects' masks)."""
-    if out.box is None or float(out.iou) < min_iou:
+    at most ``MAX_ON_OTHERS`` of it on ``others`` (union of the other objects' masks).
+    ``out`` must hold its read values (``take``)."""
+    if out.box is None or out.iou_value < min_iou:
         return False
-    if not bool(out.object_score_logits[0, 0] > 0):
+    if not out.score_value > 0:
         return False
     if box_iou(out.box, predicted_box) < min_motion:
         return False
     if others is None:
         return True
-    mask = (out.low_res[0, 0] > 0).cpu().numpy()
+    mask = out.mask
     return float(np.logical_and(mask, others).sum()) <= MAX_ON_OTHERS * float(mask.sum())

@@ -1,21 +1,14 @@
 """SAM 2's memory attention for a batch of objects, with a faster kernel on CPU bf16.
 
-Measured on 2 CPU cores (SAM 2.1 tiny, image_size 512, 4 objects, bf16): memory attention
-is two thirds of a frame, and nearly all of it is the attention products themselves
-(1,024 image tokens against 7,208 memory tokens per object and layer). PyTorch's fused CPU
-flash kernel reaches about half of the cores' bf16 peak there on a CPU without AMX; two
-oneDNN matrix products and a softmax reach nearly all of it (``attend``; with AMX the fused
-kernel is the faster one and is kept). Meta's ``RoPEAttention`` calls the fused
-kernel directly, so this module runs Meta's memory-attention layers with their own modules
+Memory attention is most of a frame on a CPU, and nearly all of it is the attention
+products themselves. Meta's ``RoPEAttention`` calls PyTorch's fused kernel directly, which
+on a CPU with bf16 but no AMX is slower than two matrix products and a softmax
+(``attend``), so this module runs Meta's memory-attention layers with their own modules
 (norms, projections, rotary encoding via Meta's ``apply_rotary_enc``, feed-forward
 network, final norm) and only the attention kernel chosen here. In fp32, and on GPUs,
 ``attend`` is PyTorch's fused kernel, so the result is Meta's to rounding (the parity tests
 run this path). Models whose layers are not RoPE attention run Meta's module unchanged.
-
-Tried and not kept: keeping each memory frame's projected, rotated keys and values between
-frames (projections and RoPE are linear, so only a temporal-encoding term changes per
-frame). Measured: no difference within run-to-run noise at 512 px / 4 objects (the memory
-is 64 channels wide, so its projections are cheap), for 16 MiB per memory frame and object.
+The measurements behind each choice, and what was tried and not kept: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -27,16 +20,14 @@ import torch.nn.functional as F
 from sam2.modeling.position_encoding import apply_rotary_enc
 from sam2.modeling.sam.transformer import RoPEAttention
 
+from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.memory_bank import FrameOutput, Memory
 from sam2_ros.engine.model_loading import cpu_flags
 
 #: Memory tokens one memory-attention call takes on a CPU (objects beyond go to the next
-#: call). Measured on 2 CPU cores (bf16): at image_size 256 with 8 objects (1,832 tokens
-#: each) calls of 2-4 objects ran memory attention in 230-237 ms against 263-297 ms for all
-#: 8 at once; at 512 (7,208 tokens) one object per call was 2-5% faster than four. Larger
-#: batches only add memory traffic once the attention is large enough to fill the cores.
-#: Not measured on GPUs, where one call per object leaves the device mostly idle at 512
-#: and 1024 px: there all objects of a layout share one call (``attention_budget``).
+#: call): larger batches only add memory traffic once the attention is large enough to
+#: fill the cores (docs/benchmarks.md). On GPUs, where one call per object would leave the
+#: device mostly idle, all objects of a layout share one call (``attention_budget``).
 ATTENTION_TOKENS = 8192
 
 
@@ -49,10 +40,9 @@ def attention_budget(device: torch.device) -> int:
 SCORE_ELEMENTS = 1 << 24
 
 #: Whether ``attend`` runs bf16 attention on the CPU as two matrix products and a softmax
-#: (True) or as PyTorch's fused kernel. Measured on 2 cores, bf16, one object at 512 px
-#: (1,024 queries x 7,208 memory tokens x 256): Zen 4 (AVX512_BF16, no AMX): products ~300
-#: GFLOP/s, fused ~175; Xeon with AMX: products 352, fused 980 (the fused kernel uses the
-#: AMX tiles, the products do not reach them). So the products only where bf16 has no AMX.
+#: (True) or as PyTorch's fused kernel: the products only where bf16 has no AMX, since the
+#: fused kernel uses the AMX tiles and the products do not (docs/benchmarks.md, "Memory-
+#: attention kernel per CPU").
 BF16_PRODUCTS = "avx512_bf16" in (_FLAGS := cpu_flags()) and "amx_bf16" not in _FLAGS
 
 
@@ -60,10 +50,9 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0
     """Softmax attention [B, heads, Lq, d]. On the CPU in bf16 without AMX as two oneDNN
     matrix products and a softmax, in blocks of query rows; elsewhere PyTorch's fused kernel.
 
-    Why: measured on 2 Zen 4 cores (bf16, 1,024 queries x 7,200 memory tokens x 256): the
-    fused CPU flash kernel ran at ~175 GFLOP/s, the two products at ~300 (near the cores'
-    bf16 peak), the difference to an fp32 reference about twice the fused kernel's (mean
-    2.4e-4 vs 1.3e-4 on outputs of mean magnitude 0.03). In fp32 the fused kernel is faster.
+    Why: without AMX the two products come near the cores' bf16 peak where the fused CPU
+    flash kernel reaches about half of it, at about twice its (small) difference to an fp32
+    reference; in fp32 the fused kernel is faster (docs/benchmarks.md).
     """
     if (not BF16_PRODUCTS or q.device.type != "cpu" or q.dtype != torch.bfloat16
             or dropout > 0.0):
@@ -125,7 +114,7 @@ class MemoryAttentionRunner:
             return self._attend_layout(memories, curr, curr_pos, spatial_pos)
         out = curr.new_empty(curr.shape)
         for members in groups:
-            index = torch.tensor(members, device=curr.device)
+            index = host_sync.upload(torch.tensor(members), curr.device)
             out[:, index] = self._attend_layout(
                 [memories[i] for i in members], curr[:, index], curr_pos[:, index], spatial_pos)
         return out

@@ -1,7 +1,7 @@
 """From SAM 2's low-resolution logits to what a caller gets at camera resolution.
 
 Hole filling is SAM 2's video post-processing (Meta's predictor does it with a CUDA op;
-OpenCV does the same here so it also runs on CPU installs).
+here OpenCV on a CPU, and on a GPU the same holes found on the device without a host wait).
 
 ``frame_results`` is the frame path: every object of a frame in one batched step on the
 model's device (upsampling to camera size, thresholding, the label index of the visible
@@ -22,24 +22,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.engine.results import FrameMaps, HostTransfer, ObjectResult
 from sam2_ros.imaging.masks import label_image
 
 
-def fill_holes(
-    logits: torch.Tensor, max_area: int, transfer: HostTransfer | None = None
-) -> torch.Tensor:
+def fill_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
     """Background specks of area <= max_area become foreground (score 0.1), as SAM 2 does.
 
-    One copy to the host (counted in ``transfer``) for the whole batch, and one
-    non-blocking copy of the holes back."""
+    On a CPU the logits are host memory: OpenCV labels them (no wait, and far faster than
+    the device path on a CPU). Elsewhere ``fill_holes_on_device``: no host round trip."""
     if max_area <= 0:
         return logits
-    background = (logits <= 0).cpu().numpy().astype(np.uint8)
-    if transfer is not None:
-        transfer.syncs += 1
-        transfer.bytes += int(background.nbytes)
+    if logits.device.type != "cpu":
+        return fill_holes_on_device(logits, max_area)
+    background = (logits <= 0).numpy().astype(np.uint8)
     holes = np.zeros(background.shape, dtype=bool)
     for b in range(background.shape[0]):
         count, labels, stats, _ = cv2.connectedComponentsWithStats(background[b, 0], connectivity=8)
@@ -50,7 +48,38 @@ def fill_holes(
         holes[b, 0] = small[labels]
     if not holes.any():
         return logits
-    hole = torch.from_numpy(holes).to(logits.device, non_blocking=True)
+    return torch.where(torch.from_numpy(holes), torch.full_like(logits, 0.1), logits)
+
+
+def fill_holes_on_device(logits: torch.Tensor, max_area: int) -> torch.Tensor:
+    """``fill_holes`` on the logits' device, without a host wait (the same holes as
+    OpenCV's 8-connected components).
+
+    How: each background pixel takes the smallest pixel index of its 3x3 background
+    neighbourhood, ``max_area`` times; a component of at most ``max_area`` pixels spans
+    fewer steps, so it then holds one label everywhere and no neighbour differs. A label
+    whose pixels all agree with their neighbours is a whole component: it is a hole when
+    it counts at most ``max_area`` pixels."""
+    if max_area <= 0:
+        return logits
+    batch, _, height, width = logits.shape
+    cells = height * width
+    background = logits <= 0
+    ids = torch.arange(cells, device=logits.device, dtype=torch.float32).view(1, 1, height, width)
+    none = float(cells)  # the foreground's label: above every pixel index
+    labels = torch.where(background, ids, none)
+    for _ in range(max_area):
+        labels = torch.where(background, -F.max_pool2d(-labels, 3, 1, 1), none)
+    lowest = -F.max_pool2d(-labels, 3, 1, 1)
+    highest = F.max_pool2d(torch.where(background, labels, -1.0), 3, 1, 1)
+    unsettled = background & ((lowest != labels) | (highest != labels))
+    index = labels.long().view(batch, cells)
+    count = torch.zeros(batch, cells + 1, device=logits.device)
+    count.scatter_add_(1, index, background.view(batch, cells).float())
+    open_ = torch.zeros_like(count).scatter_add_(1, index, unsettled.view(batch, cells).float())
+    small = (count <= max_area) & (open_ == 0)
+    small[:, cells] = False
+    hole = small.gather(1, index).view_as(background) & background
     return torch.where(hole, torch.full_like(logits, 0.1), logits)
 
 
@@ -146,21 +175,25 @@ def _batched_maps(
     # The label index: visible, non-empty objects; the highest logit above the threshold.
     participants = (score_logits > 0) & (area > 0)
     eligible = masks & participants[:, None, None]
-    # max(dim=0).indices, not argmax(dim=0): the same first-maximum index, but measured on
-    # a CPU (torch 2.13, 4 objects at 640x480) 2.4 ms against 60 ms for argmax over dim 0.
-    best = up.masked_fill(~eligible, float("-inf")).max(dim=0).indices
+    # max(dim=0).indices, not argmax(dim=0): the same first-maximum index, many times faster
+    # on a CPU (docs/benchmarks.md, "Label image"). In place (``up`` and ``eligible`` are
+    # not needed after this, and are let go): copies were the step's peak at 1080p with 16
+    # objects (docs/benchmarks.md, "Memory as documented").
+    any_eligible = eligible.any(dim=0)
+    best = up.masked_fill_(eligible.logical_not_(), float("-inf")).max(dim=0).indices
+    del up, eligible
     # Index k counts participants only, so ids[k-1] is the k-th visible object.
     rank = torch.cumsum(participants.long(), dim=0)
-    index = torch.where(eligible.any(dim=0), rank[best], torch.zeros_like(best))
+    index = torch.where(any_eligible, rank[best], torch.zeros_like(best))
     index_dtype = torch.uint8 if n < 255 else torch.int32
     parts = [
-        masks.reshape(-1).to(torch.uint8),
+        masks.reshape(-1).view(torch.uint8),  # a view: bool is one byte
         index.to(index_dtype).reshape(-1).view(torch.uint8),
         ints.to(torch.int64).reshape(-1).view(torch.uint8),
         torch.stack([score_logits, ious], dim=1).reshape(-1).view(torch.uint8),
         participants.to(torch.uint8),
     ]
-    packed = torch.cat(parts).cpu().numpy()  # the frame's one device-to-host copy
+    packed = host_sync.read(torch.cat(parts))[0]  # the frame's one device-to-host copy
     sizes = [p.numel() for p in parts]
     chunks = np.split(packed, np.cumsum(sizes)[:-1])
     host = {
@@ -170,7 +203,7 @@ def _batched_maps(
         "floats": chunks[3].view(np.float32).reshape(n, 2),
         "participants": np.flatnonzero(chunks[4]),
     }
-    return host, HostTransfer(bytes=int(packed.nbytes), syncs=1)
+    return host, HostTransfer(bytes=int(packed.nbytes), syncs=1)  # counted by host_sync
 
 
 def _upsample(low: torch.Tensor, image_hw: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -190,7 +223,7 @@ class _LazyLogits:
 
     def __call__(self) -> np.ndarray:
         if self._host is None:
-            self._host = _upsample(self._low, self._image_hw, self._device)[0].cpu().numpy()
+            self._host = host_sync.read(_upsample(self._low, self._image_hw, self._device)[0])[0]
             self._low = None
         return self._host
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sam2_ros.engine.hardware import host_sync
 from sam2_ros.errors import FrameError
 
 IMG_MEAN = (0.485, 0.456, 0.406)
@@ -52,4 +53,4 @@ def frame_to_tensor(rgb: np.ndarray, image_size: int, device: torch.device) -> t
     std = torch.tensor(IMG_STD, dtype=torch.float32)[:, None, None]
     img = (img - mean) / std
     # Non-blocking: a blocking copy to a GPU waits for the device's queue first.
-    return img.unsqueeze(0).to(device, non_blocking=True)
+    return host_sync.upload(img.unsqueeze(0), device)

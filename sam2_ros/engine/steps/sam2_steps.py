@@ -3,25 +3,29 @@
 Each method is one of SAM2Base's own steps (``forward_image``,
 ``_prepare_backbone_features``, ``memory_attention``, ``_forward_sam_heads`` /
 ``_use_mask_as_output``, ``_encode_new_memory``) applied to a batch of objects on one
-frame, with the stage time added to a ``StageTiming``. Nothing here keeps tracking state
-beyond two positional encodings that never change for a model and image size.
+frame, with the stage time added to a ``StageTiming``. Nothing here keeps tracking state;
+what never changes for a model and image size (position encodings, RoPE tables) lives in
+the model's ``ModelCaches``, shared by every session of that model and safe across threads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from sam2_ros.engine.frame_ring import RingFrame
+from sam2_ros.engine.hardware.device_rules import eager_forward_image
 from sam2_ros.engine.memory_bank import Memory, ObjectMemory, assemble_memory
 from sam2_ros.engine.model_loading import LoadedModel
 from sam2_ros.engine.results import StageTiming
+from sam2_ros.engine.steps.frame_upload import FrameUpload
 from sam2_ros.engine.steps.memory_attention import MemoryAttentionRunner
-from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 
 
 @dataclass
@@ -46,17 +50,71 @@ class Decoded:
     fine_feat: torch.Tensor | None = None
 
 
+class ModelCaches:
+    """What depends only on one loaded model and its image size, shared by its sessions.
+
+    The position encodings are set once (by whichever session encodes first; every
+    session would compute the same). The mask decoder's output tokens are caught by one
+    hook installed for good, into a per-thread sink: a hook added and removed per call
+    would catch another session's decoder call running on another thread."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.vision_pos_enc: list[torch.Tensor] | None = None
+        self.maskmem_pos_enc: torch.Tensor | None = None
+        self.attention = MemoryAttentionRunner(loaded.model, loaded.device)
+        self._sinks = threading.local()
+        loaded.model.sam_mask_decoder.register_forward_hook(self._on_decoder)
+
+    def _on_decoder(self, _module, _inputs, outputs) -> None:
+        sink = getattr(self._sinks, "sink", None)
+        if sink is not None:
+            sink.append(outputs[2])
+
+    @contextlib.contextmanager
+    def decoder_tokens(self) -> Iterator[list[torch.Tensor]]:
+        """The output tokens of the mask decoder calls this thread makes inside."""
+        sink: list[torch.Tensor] = []
+        self._sinks.sink = sink
+        try:
+            yield sink
+        finally:
+            self._sinks.sink = None
+
+
+_CACHES_LOCK = threading.Lock()
+
+
+def compute_mode(loaded: LoadedModel) -> contextlib.AbstractContextManager:
+    """Inference mode and the model's autocast, around every call of the model."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    if loaded.autocast_dtype is not None:
+        stack.enter_context(torch.autocast(loaded.device.type, dtype=loaded.autocast_dtype))
+    return stack
+
+
+def model_caches(loaded: LoadedModel) -> ModelCaches:
+    """The loaded model's shared caches (made once, whichever thread asks first)."""
+    with _CACHES_LOCK:
+        if loaded.caches is None:
+            loaded.caches = ModelCaches(loaded)
+        return loaded.caches
+
+
 class Sam2Steps:
     """The SAM 2 calls of one frame, for a batch of objects at a time."""
 
-    def __init__(self, loaded: LoadedModel, profile_stages: bool = False) -> None:
+    def __init__(self, loaded: LoadedModel, profile_stages: bool = False,
+                 preprocessing: str = "auto") -> None:
         self.model = loaded.model
         self.profile_stages = profile_stages
         self.device = loaded.device
+        self.cuda_graphs = loaded.cuda_graphs
+        self._graph_thread: int | None = None  # the thread the CUDA graphs belong to
         self.image_size = loaded.image_size
-        self._vision_pos_enc: list[torch.Tensor] | None = None
-        self._maskmem_pos_enc: torch.Tensor | None = None
-        self.attention = MemoryAttentionRunner(self.model, self.device)
+        self.frames = FrameUpload(loaded.image_size, loaded.device, preprocessing)
+        self.caches = model_caches(loaded)
+        self.attention = self.caches.attention
 
     def sync(self, timing: StageTiming) -> float:
         """Wall time; when profiling stages, after the device finished its queued work (a
@@ -64,25 +122,45 @@ class Sam2Steps:
         GPU each wait stalls the queue several times a frame."""
         if self.profile_stages:
             if self.device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(self.device)
             timing.transfer.syncs += 1
         return time.perf_counter()
 
     def encode_image(self, rgb: np.ndarray, timing: StageTiming) -> list[torch.Tensor]:
         """The image encoder's feature pyramid of one camera frame (run once for all objects)."""
         t0 = self.sync(timing)
-        image = frame_to_tensor(rgb, self.image_size, self.device)
-        backbone_out = self.model.forward_image(image)
-        if self._vision_pos_enc is None:
-            self._vision_pos_enc = list(backbone_out["vision_pos_enc"])
+        image = self.frames(rgb)
+        backbone_out = self.forward_image(image)
+        self.note_vision_pos_enc(backbone_out)
+        fpn = list(backbone_out["backbone_fpn"])
+        if self.cuda_graphs:  # the graph's next call overwrites its outputs
+            fpn = [f.clone() for f in fpn]
         timing.encoder += self.sync(timing) - t0
-        return list(backbone_out["backbone_fpn"])
+        return fpn
+
+    def forward_image(self, image: torch.Tensor) -> dict:
+        """The encoder; with CUDA graphs, the compiled one only on the first thread that
+        encodes (the camera's), eager elsewhere (graphs are recorded per thread)."""
+        if not self.cuda_graphs:
+            return self.model.forward_image(image)
+        thread = threading.get_ident()
+        if self._graph_thread is None:
+            self._graph_thread = thread
+        if thread != self._graph_thread:
+            return eager_forward_image(self.model, image)
+        return self.model.forward_image(image)
+
+    def note_vision_pos_enc(self, backbone_out: dict) -> None:
+        """Keep the image encoder's position encodings (one image's) the first time."""
+        if self.caches.vision_pos_enc is None:
+            # cloned: CUDA graphs overwrite their outputs on the next call
+            self.caches.vision_pos_enc = [p[:1].clone() for p in backbone_out["vision_pos_enc"]]
 
     def features(self, ring_frame: RingFrame, batch: int):
         """SAM 2's flattened features of a ring frame, expanded to a batch of objects."""
         expanded = {
             "backbone_fpn": [f.expand(batch, -1, -1, -1) for f in ring_frame.backbone_fpn],
-            "vision_pos_enc": [p.expand(batch, -1, -1, -1) for p in self._vision_pos_enc],
+            "vision_pos_enc": [p.expand(batch, -1, -1, -1) for p in self.caches.vision_pos_enc],
         }
         _, vision_feats, vision_pos, feat_sizes = self.model._prepare_backbone_features(expanded)
         high_res = None
@@ -138,18 +216,16 @@ class Sam2Steps:
                     num_frames=None,
                 )
             else:
-                spatial_pos = self._maskmem_pos_enc.flatten(2).permute(2, 0, 1)
+                spatial_pos = self.caches.maskmem_pos_enc.flatten(2).permute(2, 0, 1)
                 pix_feat = self.attention(memories, vision_feats[-1], vision_pos[-1],
                                           spatial_pos)
                 pix_feat = pix_feat.permute(1, 2, 0).view(batch, hidden, h, w)
             t1 = self.sync(timing)
             timing.memory_attention += t1 - t0
             t0 = t1
-            hook = None
-            if candidates:  # the decoder's output tokens, which _forward_sam_heads drops
-                hook = model.sam_mask_decoder.register_forward_hook(
-                    lambda _m, _i, out: captured.append(out[2]))
-            try:
+            # The decoder's output tokens (which _forward_sam_heads drops), for candidates.
+            tokens = self.caches.decoder_tokens() if candidates else contextlib.nullcontext([])
+            with tokens as captured:
                 outs = model._forward_sam_heads(
                     backbone_features=pix_feat,
                     point_inputs=points,
@@ -157,9 +233,6 @@ class Sam2Steps:
                     high_res_features=high_res,
                     multimask_output=model._use_multimask(is_init, points),
                 )
-            finally:
-                if hook is not None:
-                    hook.remove()
         multi_low, _, ious, low_res, high_res_masks, obj_ptr, score_logits = outs
         timing.decoder += self.sync(timing) - t0
         best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
@@ -197,8 +270,8 @@ class Sam2Steps:
             object_score_logits=score_logits,
             is_mask_from_pts=from_prompt,
         )
-        if self._maskmem_pos_enc is None:
-            self._maskmem_pos_enc = pos_enc[-1][0:1].clone()
+        if self.caches.maskmem_pos_enc is None:
+            self.caches.maskmem_pos_enc = pos_enc[-1][0:1].clone()
         timing.memory_encoder += self.sync(timing) - t0
         return features.to(torch.bfloat16)
 

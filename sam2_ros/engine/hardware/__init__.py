@@ -1,0 +1,1 @@
+"""What the engine needs from the hardware it runs on: device rules, host waits, the heap."""
