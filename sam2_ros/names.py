@@ -56,6 +56,17 @@ def diagnostics_status_name(node_fqn: str) -> str:
     return f"{node_fqn}: tracking"
 
 
+def camera_prefix(camera: str) -> str:
+    """What goes before a camera's topic and service names: ``front/``; "" for the one
+    camera of a node without ``cameras``."""
+    return f"{camera}/" if camera else ""
+
+
+def camera_status_name(node_fqn: str, camera: str) -> str:
+    """The name of one camera's status in /diagnostics (beside the node's)."""
+    return f"{node_fqn}: camera {camera}"
+
+
 def is_tracker_status(status_name: str, namespace: str = "") -> bool:
     """Whether a /diagnostics status is the tracker node's (other nodes share the topic)."""
     return status_name == diagnostics_status_name(node_fqn(namespace))

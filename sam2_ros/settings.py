@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the engine imports torch; settings stay importable without it
+    from sam2_ros.engine.identity.policy import MotionSettings
     from sam2_ros.engine.model_loading import LoadedModel
     from sam2_ros.engine.streaming_tracker import StreamingTracker
 
@@ -37,6 +39,17 @@ def _image_size_rule(value: int) -> str | None:
     return None
 
 
+def _cameras_rule(value: tuple[str, ...]) -> str | None:
+    """Camera names become topic name tokens: letters, digits, underscores, unique."""
+    for name in value:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            return (f"holds {name!r}: a camera name must start with a letter and hold only "
+                    "letters, digits and underscores")
+    if len(set(value)) != len(value):
+        return "names a camera twice"
+    return None
+
+
 def _bit_depth_rule(value: int) -> str | None:
     """16-bit images carry 10, 12, 14 or 16 significant bits; other depths are a typo."""
     if value not in (0, 10, 12, 14, 16):
@@ -53,7 +66,7 @@ class ParameterSpec:
     """
 
     name: str
-    default: bool | int | float | str
+    default: bool | int | float | str | tuple[str, ...]  # a tuple: a string array
     text: str
     #: False for the few settings the node applies while running (``ros2 param set``).
     read_only: bool = True
@@ -68,8 +81,8 @@ class ParameterSpec:
 
     def __post_init__(self) -> None:
         kind = self.kind
-        if kind not in (bool, int, float, str):
-            raise TypeError(f"{self.name}: default must be a bool, int, float or str")
+        if kind not in (bool, int, float, str, tuple):
+            raise TypeError(f"{self.name}: default must be a bool, int, float, str or tuple")
         if self.bounds is not None and (kind not in (int, float) or len(self.bounds) != 2
                                         or self.bounds[0] > self.bounds[1]):
             raise ValueError(f"{self.name}: bounds must be (low, high) of a number")
@@ -91,6 +104,8 @@ class ParameterSpec:
         for a float parameter (YAML's ``1`` for ``1.0``) becomes a float."""
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
+        if self.kind is tuple and (value is None or isinstance(value, list)):
+            return tuple(value or ())  # ROS gives arrays as lists, an empty one as unset
         return value
 
     def check(self, value: Any) -> str | None:
@@ -100,6 +115,9 @@ class ParameterSpec:
             return f"{name} must be a bool, got {value!r}"
         if kind is str and not isinstance(value, str):
             return f"{name} must be a string, got {value!r}"
+        if kind is tuple and (not isinstance(value, tuple)
+                              or not all(isinstance(v, str) for v in value)):
+            return f"{name} must be an array of strings, got {value!r}"
         if kind in (int, float):
             accepted = (int, float) if kind is float else (int,)
             if isinstance(value, bool) or not isinstance(value, accepted):
@@ -144,7 +162,8 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ParameterSpec(
         "precision",
         "auto",
-        "auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16 or fp16",
+        "auto (bf16 on GPUs of compute capability >= 8.0 and CPUs with native bf16, "
+        "else fp32), fp32, bf16 or fp16",
         choices=tuple(PRECISIONS),
     ),
     ParameterSpec(
@@ -158,8 +177,9 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
     ParameterSpec(
         "compile",
         False,
-        "torch.compile the image encoder at start (about 30 s on a CPU; measured 1.5x faster "
-        "encoder there with bf16)",
+        "torch.compile the image encoder at start (on a CPU: tens of seconds at start, then "
+        "a faster encoder with bf16, docs/benchmarks.md; on CUDA Meta's max-autotune with "
+        "CUDA graphs, whose outputs the tracker clones)",
     ),
     ParameterSpec(
         "cpu_threads",
@@ -171,8 +191,10 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         "max_objects",
         16,
         "Most objects tracked at once; AddPrompt for a new object fails beyond. Each object "
-        "keeps the memories of its recent and prompted frames, about (6 + max_prompt_frames) x "
-        "0.75 MB at image_size 1024 (48 kB each at 256)",
+        "keeps the memories of its prompted frames, the ring's frames and the 7 before them: "
+        "at most (prompt_history + 7 + max_prompt_frames) x 0.75 MB at image_size 1024 "
+        "(48 kB each at 256), and in tracking_mode motion those of its 6 newest admitted "
+        "frames before them too",
         bounds=(1, 1024),
     ),
     ParameterSpec(
@@ -200,8 +222,16 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         bounds=(2, 64),
     ),
     ParameterSpec(
+        "preprocessing",
+        "auto",
+        "How a camera frame becomes the model's input: meta (PIL bicubic resize on the host, "
+        "Meta's exact pixels), device (the uint8 frame to the device, resized and normalised "
+        "there), auto (device on CUDA, meta elsewhere)",
+        choices=("auto", "meta", "device"),
+    ),
+    ParameterSpec(
         "tracking_mode",
-        "motion",
+        "sam2",
         "sam2: Meta's SAM 2 (each object on its own, memory of the last frames); motion: a "
         "Kalman filter on each object's box helps pick among SAM 2's candidate masks, only "
         "confident frames enter memory, and of two objects claiming one region the weaker is "
@@ -253,6 +283,15 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         "tracking_mode motion: cosine similarity of the mask's image features to the prompted "
         "ones a frame needs to enter memory, or a lost object to be found again (0: off)",
         bounds=(0.0, 1.0),
+    ),
+    ParameterSpec(
+        "cameras",
+        (),
+        "Cameras served by this one model, e.g. [front, wrist]: each has its topics under its "
+        "name (front/image, ~/front/masks, ~/front/add_prompt ...), its own objects and "
+        "diagnostics; frames of all cameras are encoded together; empty = one camera with "
+        "the unprefixed names",
+        rule=_cameras_rule,
     ),
     ParameterSpec(
         "image_transport",
@@ -424,6 +463,7 @@ class TrackerSettings:
     max_prompt_frames: int = default("max_prompt_frames")
     mask_threshold: float = default("mask_threshold")
     time_jump_reset: float = default("time_jump_reset")
+    preprocessing: str = default("preprocessing")
     tracking_mode: str = default("tracking_mode")
     motion_weight: float = default("motion_weight")
     motion_admit_iou: float = default("motion_admit_iou")
@@ -456,11 +496,13 @@ class TrackerSettings:
             compile_image_encoder=self.compile,
         )
 
-    def build(self, loaded: LoadedModel | None = None) -> StreamingTracker:
+    def build(self, loaded: LoadedModel | None = None,
+              motion: MotionSettings | None = None) -> StreamingTracker:
         """A ready StreamingTracker on ``loaded``, or on the model loaded now when None.
 
         Passing a loaded model lets an evaluation start a fresh tracker per scene without
-        reading the checkpoint again."""
+        reading the checkpoint again; ``motion`` replaces the ``motion_*`` parameters
+        (ablations of the motion policy, benchmarks/identity/unseen_ablation.py)."""
         from sam2_ros.engine.identity.policy import MotionSettings
         from sam2_ros.engine.stamp_policy import StampPolicy
         from sam2_ros.engine.streaming_tracker import StreamingTracker
@@ -475,7 +517,8 @@ class TrackerSettings:
             mask_threshold=self.mask_threshold,
             stamps=StampPolicy.with_threshold(self.time_jump_reset),
             tracking_mode=self.tracking_mode,
-            motion=MotionSettings(
+            preprocessing=self.preprocessing,
+            motion=motion or MotionSettings(
                 weight=self.motion_weight,
                 admit_iou=self.motion_admit_iou,
                 admit_object_score=self.motion_admit_object_score,
@@ -491,9 +534,8 @@ def apply_cpu_threads(requested: int) -> int:
     """Set torch's CPU thread count; returns the count in force.
 
     0 means every core the process may run on. The node can afford that because its camera
-    messages are received on a node and executor of their own (``ros.camera_input``): when
-    they went through the tracker node's executor, torch on every core ran 3.5x slower in
-    the node than alone (2 cores), and the default had to leave a core to ROS.
+    messages are received on a node and executor of their own (``ros.camera_input``): on
+    the tracker node's executor they took a core from torch (docs/benchmarks.md).
     """
     import torch
 
@@ -519,6 +561,8 @@ def parameters_yaml() -> str:
     for p in PARAMETERS.values():
         value = p.default
         shown = json.dumps(value) if isinstance(value, str) else str(value).lower()
+        if isinstance(value, tuple):
+            shown = json.dumps(list(value))
         if isinstance(value, float):
             shown = repr(value)
         tag = "read-only" if p.read_only else "run-time"
@@ -534,6 +578,8 @@ def parameters_markdown() -> str:
         allowed = ", ".join(p.choices) if p.choices else (
             f"{p.bounds[0]} .. {p.bounds[1]}" if p.bounds else "")
         shown = f'"{p.default}"' if isinstance(p.default, str) else str(p.default).lower()
+        if isinstance(p.default, tuple):
+            shown = "[" + ", ".join(p.default) + "]"
         rows.append(f"| `{p.name}` | `{shown}` | {'restart' if p.read_only else 'at run time'} | "
                     f"{allowed} | {p.text} |")
     return "\n".join(rows) + "\n"

@@ -37,7 +37,7 @@ from sam2_ros.imaging.codec import (
 )
 from sam2_ros.messages import stamp_to_ns
 from sam2_ros.ros.depth_pairing import DepthPairing
-from sam2_ros.ros.frame_slot import FrameSlot
+from sam2_ros.ros.frame_slot import FrameSlot, FrameSlots
 from sam2_ros.ros.outputs import (
     NodeStats,
     WarnThrottle,
@@ -105,12 +105,41 @@ def test_frame_slot_worker_survives_an_exception():
         slot.stop()
 
 
+def test_frame_slots_take_the_newest_of_every_camera_each_cycle():
+    """A camera ten times faster only drops more of its own frames; a silent one is not
+    in the batch; every camera with a waiting frame gets one per cycle."""
+    started, release = threading.Event(), threading.Event()
+    batches = []
+
+    def process(batch):
+        batches.append(batch)
+        if len(batches) == 1:
+            started.set()
+            assert release.wait(10)
+
+    slots = FrameSlots(process)
+    try:
+        slots.put("front", 0)
+        assert started.wait(10)  # busy with front's first frame
+        for i in range(10):
+            slots.put("wrist", i)  # ten times faster
+        slots.put("front", 1)
+        release.set()
+        assert slots.wait_idle(10)
+        assert batches == [[("front", 0)], [("wrist", 9), ("front", 1)]]
+        assert slots.counts("wrist") == (10, 1, 9) and slots.counts("front") == (2, 2, 0)
+        assert slots.counts("rear") == (0, 0, 0) and slots.counts() == (12, 3, 9)
+    finally:
+        slots.stop()
+
+
 # ---------------------------------------------------------------------- parameters
 def test_config_yaml_holds_every_parameter_with_its_default():
     config = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())
     assert list(config) == ["/**/sam2_tracker"]
     values = config["/**/sam2_tracker"]["ros__parameters"]
-    assert values == {name: p.default for name, p in PARAMETERS.items()}
+    assert values == {name: list(p.default) if isinstance(p.default, tuple) else p.default
+                      for name, p in PARAMETERS.items()}
     assert set(NodeParameters.__dataclass_fields__) == set(PARAMETERS)
 
 
@@ -134,6 +163,9 @@ def test_descriptors_have_ranges_and_read_only_flags():
     ("name", "value", "needle"),
     [
         ("image_transport", "theora", "one of raw, compressed"),
+        ("cameras", ("front", "front"), "names a camera twice"),
+        ("cameras", ("front/left",), "must start with a letter and hold only"),
+        ("cameras", "front", "must be an array of strings"),
         ("qos_reliability", "sometimes", "best_effort, reliable"),
         ("overlay_alpha", 1.5, "within [0.0, 1.0]"),
         ("depth_scale", 0.0, "within"),
@@ -155,7 +187,7 @@ def test_check_value_names_the_problem(name, value, needle):
         ({"default": 1.0, "step": 2, "bounds": (0.0, 4.0)}, "a step needs an integer"),
         ({"default": True, "bounds": (0, 1)}, "bounds must be (low, high) of a number"),
         ({"default": 3, "choices": ("3",)}, "choices are for strings"),
-        ({"default": [1]}, "default must be a bool, int, float or str"),
+        ({"default": [1]}, "default must be a bool, int, float, str or tuple"),
     ],
 )
 def test_a_parameter_entry_that_contradicts_itself_fails_when_made(fields, needle):
@@ -492,7 +524,8 @@ def test_the_node_bounds_received_frames_by_its_parameter(context):
     node = rclpy.create_node("sam2_received_bound", context=context)
     shell = TrackerShell(node, replace(_defaults(), received_frames_mb=3, prompt_history=4))
     try:
-        assert shell._received.max_bytes == 3_000_000 and shell._received.capacity == 40
+        received = shell.cameras[0]._received
+        assert received.max_bytes == 3_000_000 and received.capacity == 40
     finally:
         shell.teardown()
         node.destroy_node()
@@ -508,10 +541,10 @@ def test_the_node_scales_16_bit_frames_by_the_stream_depth_until_a_reset(context
     try:
         def grey(value: int) -> int:
             msg = _image(np.full((2, 2), value, np.uint16), "mono16")
-            return int(shell._decode(msg)[0, 0, 0])
+            return int(shell.cameras[0].decode(msg)[0, 0, 0])
 
         assert (grey(4000), grey(800)) == (250, 50)
-        shell._stream_restarted()  # what reset-all (and a jump back in time) call
+        shell.cameras[0].stream_restarted()  # what reset-all (and a jump back in time) call
         assert grey(800) == 200
     finally:
         shell.teardown()
@@ -686,9 +719,9 @@ def test_paired_depth_frames_and_diagnostics_in_process(context):
             info = CameraInfo(width=64, height=48, k=k)
             for msg in (depth_msg, info):
                 set_stamp(msg.header, frame.stamp_ns, "cam")
-            shell._depth.add_depth(depth_msg)
-            shell._depth.add_info(info)
-            shell._on_image(image)
+            shell.cameras[0]._depth.add_depth(depth_msg)
+            shell.cameras[0]._depth.add_info(info)
+            shell.cameras[0]._on_image(image)
             assert shell._slot.wait_idle(60)
 
         send(frames[0], np.full((48, 64), np.nan, np.float32))
@@ -696,12 +729,13 @@ def test_paired_depth_frames_and_diagnostics_in_process(context):
         assert "depth: no positions: depth image (64x48) has no valid pixel" in status().message
         send(frames[1])
         inbox.with_stamp(frames[1].stamp_ns, 60)
-        assert shell._stats.bad_messages == 1  # the NaN-only depth image, not the good one
+        # the NaN-only depth image, not the good one
+        assert shell.cameras[0]._stats.bad_messages == 1
         assert "depth: no positions" not in status().message
 
         odd = Image(height=48, width=63, encoding="yuv422", step=126, data=bytes(126 * 48))
         set_stamp(odd.header, frames[2].stamp_ns, "cam")
-        shell._on_image(odd)
+        shell.cameras[0]._on_image(odd)
         assert shell._slot.wait_idle(60)
         first = status()
         assert first.level != DiagnosticStatus.ERROR, first.message
@@ -878,7 +912,7 @@ def test_lost_objects_are_removed_even_if_never_seen_or_removed_meanwhile(contex
         header = Header(frame_id="cam")
         for stamp in (10**9, 3 * 10**9):  # never visible, 2 s apart; 99 is already gone
             result = FrameResult(0, stamp, (48, 64), [unseen(known), unseen(99)])
-            node.shell._publish(header, stamp, frame.rgb, result)
+            node.shell.cameras[0]._publish(header, stamp, frame.rgb, result)
         assert tracker.object_ids == []  # the never-seen object was removed
     finally:
         node.destroy_node()

@@ -2,12 +2,11 @@
 
 Why: rclpy's executors do their waiting in Python, and the cost of every wake-up grows
 with the entities of the node (the tracker node has services, parameter services, a
-timer, publishers with their QoS event handlers). With a camera at 30 Hz the tracker
-node's executor alone took about half a core (py-spy, 2-core AMD EPYC), and that CPU and
-the interpreter lock were taken from the model: with torch on both cores the node tracked
-3.5x slower than the same engine alone. Here the 30 Hz messages wake a single-threaded
-executor whose node holds only these subscriptions; the tracker node's executor wakes for
-service calls and its timer only.
+timer, publishers with their QoS event handlers). At camera rates the tracker node's
+executor took a good part of a core, and the interpreter lock, from the model (measured:
+docs/benchmarks.md, "The node on every core"). Here the camera messages wake a
+single-threaded executor whose node holds only these subscriptions; the tracker node's
+executor wakes for service calls and its timer only.
 
 The input node is named ``<tracker>_camera`` in the tracker's namespace. It takes no
 command-line arguments of its own (so a launch file's ``__node`` rename cannot give two

@@ -3,17 +3,24 @@
 Same name, topics, services and parameters as the plain node, in ROS 2's managed states:
 configure loads the model (a bad model or checkpoint fails the transition, its log line
 says why), activate subscribes and tracks, deactivate stops tracking (the services answer
-that the node is inactive), cleanup releases the model and its memory, shutdown exits.
+that the node is inactive), cleanup releases the model and its memory (cycles do not
+grow it: docs/benchmarks.md, lifecycle cycles), shutdown exits.
 """
 
 from __future__ import annotations
 
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
+from sam2_ros.engine.hardware.heap import limit_arenas
 from sam2_ros.names import NODE_NAME
 from sam2_ros.ros.parameters import declare_parameters
 from sam2_ros.ros.tracker_node import spin_until_signal
 from sam2_ros.ros.tracker_shell import TrackerShell
+
+#: malloc arenas of the managed node's process: the worker and the camera thread, each
+#: started again at every activation, share the one heap with the executor's threads (with
+#: two arenas cycles still crept; docs/benchmarks.md, lifecycle cycles).
+LIFECYCLE_MALLOC_ARENAS = 1
 
 
 class TrackerLifecycleNode(LifecycleNode):
@@ -68,6 +75,9 @@ class TrackerLifecycleNode(LifecycleNode):
 
 
 def main(args=None) -> int:
+    # Before any thread starts: each activation's new threads would otherwise take new
+    # malloc arenas and resident memory would grow with every cycle (sam2_ros.engine.hardware.heap).
+    limit_arenas(LIFECYCLE_MALLOC_ARENAS)
     return spin_until_signal(TrackerLifecycleNode, args)
 
 

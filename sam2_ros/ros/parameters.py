@@ -37,6 +37,7 @@ class NodeParameters:
     precision: str
     image_size: int
     compile: bool
+    preprocessing: str
     cpu_threads: int
     max_objects: int
     prompt_history: int
@@ -50,6 +51,7 @@ class NodeParameters:
     motion_continuity: float
     motion_admit_area: float
     motion_admit_appearance: float
+    cameras: tuple[str, ...]
     image_transport: str
     input_bit_depth: int
     qos_reliability: str
@@ -96,11 +98,28 @@ def declare_parameters(node: Node) -> NodeParameters:
     """Declare every parameter with its descriptor and return the checked start-up values."""
     values = {}
     for name, p in PARAMETERS.items():
+        if p.kind is tuple:
+            values[name] = p.coerce(_declare_array(node, name, p.default))
+            continue
         values[name] = p.coerce(node.declare_parameter(name, p.default, descriptor(name)).value)
     problems = [r for r in (PARAMETERS[n].check(v) for n, v in values.items()) if r]
     if problems:
         raise ParameterError("invalid parameters: " + "; ".join(problems))
     return NodeParameters(**values)
+
+
+def _declare_array(node: Node, name: str, default: tuple) -> list | None:
+    """A string-array parameter. rclpy reads an empty list (``[]`` in a YAML file too) as
+    unset or as a byte array; an unset parameter has no value for ``get_parameters``. So
+    the override is read first (declared by type, not read-only), then the parameter is
+    declared again, read-only, with that value or the default."""
+    probe = ParameterDescriptor(name=name, type=Parameter.Type.STRING_ARRAY.value)
+    given = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, probe).value
+    node.undeclare_parameter(name)
+    value = list(given) if given else list(default)
+    desc = descriptor(name)
+    desc.dynamic_typing = not value  # an empty list is a byte array to rclpy
+    return node.declare_parameter(name, value, desc, ignore_override=True).value
 
 
 class RuntimeSettings:

@@ -73,6 +73,9 @@ def spin_until_signal(make_node, args=None) -> int:
             node.destroy_node()
         executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown()
+        # Torn down: a second SIGINT (launch and the terminal both send one) must not kill
+        # the interpreter's exit, where Python puts the default handler back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return code
 
 

@@ -45,8 +45,10 @@ class PromptTopics:
     """The ``detections`` and ``click`` subscriptions of one node and what they do."""
 
     def __init__(self, node: Node, params, bad_message: Callable[[str, int, Exception], None],
-                 qos) -> None:
+                 qos, prefix: str = "") -> None:
+        """``prefix``: a camera's (``front/``), before each topic name; empty for one camera."""
         self._node = node
+        self._prefix = prefix
         self._log = node.get_logger()
         self._use_detections = bool(params.use_detections)
         self._bad_message = bad_message
@@ -63,10 +65,13 @@ class PromptTopics:
     def start(self, services: TrackerServices) -> list[str]:
         """Subscribe; returns the resolved topic names for the node's ready line."""
         self._services = services
+        # A group per start: rclpy's groups keep a (dead) reference to every entity ever
+        # added, so one group for all activations would grow with each.
+        self._group = MutuallyExclusiveCallbackGroup()
         node, kw = self._node, {"callback_group": self._group}
         self._subs.append(node.create_subscription(
-            PointStamped, names.CLICK, self._on_click, self._qos, **kw))
-        topics = [node.resolve_topic_name(names.CLICK)]
+            PointStamped, self._prefix + names.CLICK, self._on_click, self._qos, **kw))
+        topics = [node.resolve_topic_name(self._prefix + names.CLICK)]
         if self._use_detections:
             try:
                 from vision_msgs.msg import Detection2DArray
@@ -75,9 +80,9 @@ class PromptTopics:
                                f"effect, no '{names.DETECTIONS_IN}' subscription")
             else:
                 self._subs.append(node.create_subscription(
-                    Detection2DArray, names.DETECTIONS_IN, self._on_detections, self._qos,
-                    **kw))
-                topics.append(node.resolve_topic_name(names.DETECTIONS_IN))
+                    Detection2DArray, self._prefix + names.DETECTIONS_IN, self._on_detections,
+                    self._qos, **kw))
+                topics.append(node.resolve_topic_name(self._prefix + names.DETECTIONS_IN))
         return topics
 
     def stop(self) -> None:

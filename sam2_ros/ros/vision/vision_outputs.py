@@ -24,8 +24,10 @@ from sam2_ros.vision_messages import (
 class VisionOutputs:
     """The vision_msgs publishers of one node."""
 
-    def __init__(self, node: Node, depth: DepthPairing | None, qos) -> None:
+    def __init__(self, node: Node, depth: DepthPairing | None, qos, prefix: str = "") -> None:
+        """``prefix``: a camera's (``front/``), before each topic name; empty for one camera."""
         self._node = node
+        self._prefix = prefix
         self._depth = depth
         self._qos = qos
         self._pubs: dict[str, object] = {}
@@ -42,10 +44,11 @@ class VisionOutputs:
             return
         node, types = self._node, self._types
         self._pubs[names.DETECTIONS_OUT] = node.create_publisher(
-            types.Detection2DArray, names.private(names.DETECTIONS_OUT), self._qos)
+            types.Detection2DArray, names.private(self._prefix + names.DETECTIONS_OUT), self._qos)
         if self._depth is not None:
             self._pubs[names.DETECTIONS_3D] = node.create_publisher(
-                types.Detection3DArray, names.private(names.DETECTIONS_3D), self._qos)
+                types.Detection3DArray, names.private(self._prefix + names.DETECTIONS_3D),
+                self._qos)
 
     def close(self) -> None:
         for pub in self._pubs.values():

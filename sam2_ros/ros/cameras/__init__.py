@@ -1,0 +1,1 @@
+"""One camera of the tracker node: its topics, services, session and statistics."""
