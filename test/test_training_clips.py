@@ -77,3 +77,52 @@ def test_the_train_option_sets_the_share_and_defaults_to_none() -> None:
     assert share() == 0.0
     assert share("--preset", "shipped-finetune") == 0.0
     assert share("--crossing-share", "0.5") == 0.5
+
+
+def test_variety_redresses_only_its_share_and_keeps_labels_on_the_scenes_objects() -> None:
+    """`--variety`: its share of clips get new backdrops, clutter, flat objects, camera and
+    light (train/varied_scenes.py); 0 leaves every clip as it was, and a share leaves the
+    clips it does not pick as they were."""
+    from sam2_ros.train.clips import is_varied_clip
+
+    plain = ClipSettings(num_frames=4)
+    half = replace(plain, variety=0.5)
+    varied = 0
+    for seed in SEEDS:
+        scene, frames, _ = draw_scene(plain, seed)
+        again = draw_scene(replace(plain, variety=0.0), seed)[1]
+        assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, again, strict=True))
+        _, other, other_targets = draw_scene(half, seed)
+        same = all(np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, other, strict=True))
+        assert same != is_varied_clip(half, seed), seed
+        varied += not same
+        ids = {o.id for o in scene.objects}
+        for f in other:
+            assert set(np.unique(f.labels)) <= {0} | ids
+        assert other_targets and set(other_targets) <= ids
+        again = draw_scene(half, seed)[1]  # deterministic by seed
+        assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(other, again, strict=True))
+    assert 0 < varied < len(SEEDS)
+
+
+def test_varied_clips_change_the_backdrop_and_move_the_camera() -> None:
+    settings = ClipSettings(num_frames=6, variety=1.0)
+    moved = changed = 0
+    for seed in range(12):
+        scene, frames, _ = draw_scene(settings, seed)
+        plain = list(RandomScene(scene.cfg).frames())
+        background = plain[0].labels == 0
+        changed += not np.array_equal(frames[0].rgb[background], plain[0].rgb[background])
+        # zoom or warp: the labels move off the plain scene's labels on some frame
+        moved += any(not np.array_equal(a.labels, b.labels)
+                     for a, b in zip(frames, plain, strict=True))
+    assert changed >= 8 and moved >= 4, (changed, moved)
+
+
+def test_general_preset_trains_on_varied_clips() -> None:
+    from sam2_ros.cli.main import parse_args
+    from sam2_ros.train.command import settings_from_args
+
+    general = settings_from_args(parse_args(["train", "--preset", "general"]))
+    assert general.clip.variety == 0.75 and general.init_from.endswith("sam2_ros_demo.pt")
+    assert settings_from_args(parse_args(["train"])).clip.variety == 0.0

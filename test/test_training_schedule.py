@@ -113,3 +113,16 @@ def test_shipped_presets_are_the_recipe_the_bundled_model_was_trained_with() -> 
     for preset in PRESETS.values():  # one line of why per value
         assert set(preset.why) == set(preset.values)
         assert all(why.strip() for why in preset.why.values())
+
+
+def test_train_options_default_to_train_settings_and_presets_name_them() -> None:
+    """`sam2_ros train` with no option is TrainSettings' default recipe, and every value a
+    preset sets is one of the command's options (a typo would be ignored by argparse)."""
+    from sam2_ros.cli.main import parse_args
+    from sam2_ros.train.options import TRAIN_OPTIONS, settings_from_args
+    from sam2_ros.train.presets import PRESETS
+
+    assert settings_from_args(parse_args(["train"])) == TrainSettings()
+    names = {option.name for option in TRAIN_OPTIONS}
+    for preset in PRESETS.values():
+        assert set(preset.values) <= names, preset.name

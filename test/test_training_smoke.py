@@ -149,3 +149,13 @@ def test_image_stage_then_video_stage(tmp_path: Path) -> None:
     plain = json.loads((tmp_path / "plain" / "losses.json").read_text())
     tuned = json.loads((tmp_path / "tuned" / "losses.json").read_text())
     assert len(plain) == len(tuned) == 2 and plain != tuned
+
+
+def test_training_on_varied_clips(tmp_path: Path) -> None:
+    """`--variety 1` (the general preset's generator) trains: finite losses, a checkpoint."""
+    out = tmp_path / "varied"
+    _train(out, 4, "--variety", "1", "--eval-scenes", "0")
+    losses = json.loads((out / "losses.json").read_text())
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    assert (out / "sam2_ros_demo.pt").is_file()
+

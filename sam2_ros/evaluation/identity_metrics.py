@@ -2,19 +2,11 @@
 
 J&F averages over objects and frames, so a run where two same-coloured objects swap ids
 after crossing can still score a fair J&F while a planner grasping "object 1" takes the
-wrong one. These numbers look at the identity alone, per object and over a run:
-
-* **switches**: a switch starts on a frame where an object's predicted mask overlaps
-  another object's ground truth more than its own, with IoU above ``SWITCH_IOU`` (0.3);
-  staying on that other object on the following frames is the same switch, moving to a
-  third object (or coming back and leaving again) is a new one;
-* **identity kept**: the share of scored frames (every frame the object is tracked on,
-  hidden frames included: a hidden object whose mask sits on its occluder has lost its
-  identity there) on which the mask is not on another object in that sense;
-* **IDF1-style share**: 2·IDTP / (2·IDTP + IDFP + IDFN) with the id fixed by the click
-  (no trajectory matching needed). A frame is an IDTP when the mask matches the object's
-  own ground truth with IoU >= ``MATCH_IOU`` (0.5), an IDFP when a mask is reported
-  without such a match, an IDFN when the object is in view without such a match.
+wrong one. These numbers look at the identity alone, per object and over a run: identity
+switches (a mask on another object's ground truth, IoU above ``SWITCH_IOU``), the share of
+frames on which the identity is kept, and an IDF1-style share with the id fixed by the
+click (a match is IoU >= ``MATCH_IOU``). Their exact definitions: docs/identity.md, "How
+identity is measured".
 
 Pure numpy; ``IdentityTally`` is fed one frame at a time by the run timeline (replay,
 demo) and by the held-out evaluation, so all report the same numbers.

@@ -2,30 +2,15 @@
 
 The designed demo scene (``synthetic_scene``) has three hand-made paths; a model trained
 only on it would learn those paths. This generator draws a whole scene from one seed with
-the situations video object tracking must handle:
+the situations video object tracking must handle: varied backgrounds, 1 to 4 objects of
+varied shape, colour, texture and size on smooth random paths, occlusion, objects leaving
+and coming back, look-alike distractors, camera shake and brightness drift.
 
-* backgrounds: smooth coloured noise with a grid, linear gradients, stripes and checkers;
-* 1 to 4 objects of varied shape (circle, rectangle, triangle, ellipse, star-like blobs),
-  colour, texture and size, moving along smooth random waypoints, rotating and changing
-  scale;
-* objects passing behind a nearer one and fully hidden for several frames (an occluder
-  placed on the target's path), objects leaving the frame and coming back;
-* distractors: objects coloured like another object;
-* camera shake (the whole image jitters) and brightness drift.
-
-Every object has an id in the label image (painted far to near, so labels say who is
-visible); which of them a run prompts is the caller's choice, the others act as
-distractors. ``split`` keeps training and held-out scenes apart: the two splits seed
-their generators from different entropy, so no held-out scene is ever trained on.
-
-``family="crossing"`` draws the scenes where identities get confused (``sam2_ros evaluate
---scenes crossing``): two or more same- or near-coloured objects (one colour, one texture,
-often one shape) whose paths cross with the nearer hiding the farther for several frames,
-two such objects swapping places, one mover sweeping in front of resting look-alikes, and
-an object leaving the frame while its look-alike waits near where it left, then coming
-back. The family has its own entropy tag, so its held-out seeds are neither the standard
-held-out scenes nor anything training draws (training may draw crossing scenes of the
-train split).
+``split`` keeps training and held-out scenes apart (separately seeded, so no held-out
+scene is ever trained on). ``family="crossing"`` draws the scenes where identities get
+confused: look-alikes whose paths cross, swap places or wait where another left; its own
+entropy tag keeps its held-out seeds apart too. What each family holds, in detail:
+docs/demo_model.md ("How it was trained") and docs/identity.md ("The crossing scenes").
 """
 
 from __future__ import annotations
@@ -299,90 +284,108 @@ class RandomScene:
 _SHAKE_MARGIN = 6
 
 
-def _plan_crossing(scene: RandomScene) -> None:
-    """Plan one crossing scene of ``scene.kind`` (see the module docstring)."""
-    cfg, rng = scene.cfg, scene.rng
-    w, h, n = cfg.width, cfg.height, cfg.num_frames
-    side = min(w, h)
-    t = np.linspace(0.0, 1.0, n)
-    centre = np.array([w, h]) / 2.0 + rng.uniform(-0.1, 0.1, 2) * side
-    if scene.kind == "cross":
-        # Two look-alikes on straight paths meeting at one point on one frame; the nearer is
-        # larger, so it covers the farther while they overlap.
-        r_far = rng.uniform(0.07, 0.1) * side
-        r_near = r_far * rng.uniform(1.35, 1.7)
-        far, near = scene._look_alikes(2, [r_far, r_near])
-        meet = rng.uniform(0.4, 0.6)
-        angle = rng.uniform(0, 2 * math.pi)
-        turn = rng.uniform(0.5, 2.6) * rng.choice([-1, 1])
-        for obj, a, speed, depth, r in ((far, angle, rng.uniform(0.3, 0.45), 2.2, r_far),
-                                        (near, angle + turn, rng.uniform(0.3, 0.45), 1.4,
-                                         r_near)):
-            d = np.array([math.cos(a), math.sin(a)]) * speed * side
-            xs = centre[0] + (t - meet) * d[0]
-            ys = centre[1] + (t - meet) * d[1]
-            scene._set_path(obj, xs, ys, depth, r)
-    elif scene.kind == "swap":
-        # Two look-alikes of one size trade places head-on, slowing where they pass so the
-        # nearer hides the farther for several frames.
-        r = rng.uniform(0.08, 0.12) * side
-        a, b = scene._look_alikes(2, [r, r * rng.uniform(1.0, 1.15)])
-        angle = rng.uniform(0, 2 * math.pi)
-        half = np.array([math.cos(angle), math.sin(angle)]) * rng.uniform(0.22, 0.3) * side
-        normal = np.array([-half[1], half[0]]) / (np.linalg.norm(half) + 1e-9)
-        u = 2.0 * t - 1.0
-        s = 0.5 + 0.5 * np.sign(u) * np.abs(u) ** 2  # slow in the middle
-        offset = normal * rng.uniform(0.0, 0.3) * r
-        p, q = centre - half, centre + half
-        path_a = p[None, :] + (q - p)[None, :] * s[:, None] + offset
-        path_b = q[None, :] + (p - q)[None, :] * s[:, None] - offset
-        scene._set_path(a, path_a[:, 0], path_a[:, 1], 2.0)
-        scene._set_path(b, path_b[:, 0], path_b[:, 1], 1.5)
-    elif scene.kind == "sweep":
-        # Two or three look-alikes rest in a row; a larger one sweeps in front along it.
-        count = int(rng.integers(2, 4))
-        r = rng.uniform(0.06, 0.09) * side
-        plans = scene._look_alikes(count + 1, [r] * count + [r * rng.uniform(1.3, 1.6)])
-        resting, mover = plans[:count], plans[count]
-        horizontal = w >= h
-        span = (w if horizontal else h)
-        row = rng.uniform(0.35, 0.65) * (h if horizontal else w)
-        spots = np.linspace(0.3, 0.7, count) * span + rng.uniform(-0.03, 0.03, count) * span
-        for obj, spot in zip(resting, spots, strict=True):
-            jitter = rng.normal(0, 0.6, (n, 2)).cumsum(axis=0) * 0.3
-            along, across = spot + jitter[:, 0], row + jitter[:, 1]
-            xs, ys = (along, across) if horizontal else (across, along)
-            scene._set_path(obj, xs, ys, 2.2, r)
-        start, end = (0.12, 0.88) if rng.random() < 0.5 else (0.88, 0.12)
-        along = (start + (end - start) * t) * span
-        across = row + rng.uniform(-0.3, 0.3) * r + np.zeros(n)
+def _plan_cross(scene: RandomScene, t: np.ndarray, centre: np.ndarray, side: float) -> None:
+    """Two look-alikes on straight paths meeting at one point on one frame; the nearer is
+    larger, so it covers the farther while they overlap."""
+    rng = scene.rng
+    r_far = rng.uniform(0.07, 0.1) * side
+    r_near = r_far * rng.uniform(1.35, 1.7)
+    far, near = scene._look_alikes(2, [r_far, r_near])
+    meet = rng.uniform(0.4, 0.6)
+    angle = rng.uniform(0, 2 * math.pi)
+    turn = rng.uniform(0.5, 2.6) * rng.choice([-1, 1])
+    for obj, a, speed, depth, r in ((far, angle, rng.uniform(0.3, 0.45), 2.2, r_far),
+                                    (near, angle + turn, rng.uniform(0.3, 0.45), 1.4,
+                                     r_near)):
+        d = np.array([math.cos(a), math.sin(a)]) * speed * side
+        xs = centre[0] + (t - meet) * d[0]
+        ys = centre[1] + (t - meet) * d[1]
+        scene._set_path(obj, xs, ys, depth, r)
+
+
+def _plan_swap(scene: RandomScene, t: np.ndarray, centre: np.ndarray, side: float) -> None:
+    """Two look-alikes of one size trade places head-on, slowing where they pass so the
+    nearer hides the farther for several frames."""
+    rng = scene.rng
+    r = rng.uniform(0.08, 0.12) * side
+    a, b = scene._look_alikes(2, [r, r * rng.uniform(1.0, 1.15)])
+    angle = rng.uniform(0, 2 * math.pi)
+    half = np.array([math.cos(angle), math.sin(angle)]) * rng.uniform(0.22, 0.3) * side
+    normal = np.array([-half[1], half[0]]) / (np.linalg.norm(half) + 1e-9)
+    u = 2.0 * t - 1.0
+    s = 0.5 + 0.5 * np.sign(u) * np.abs(u) ** 2  # slow in the middle
+    offset = normal * rng.uniform(0.0, 0.3) * r
+    p, q = centre - half, centre + half
+    path_a = p[None, :] + (q - p)[None, :] * s[:, None] + offset
+    path_b = q[None, :] + (p - q)[None, :] * s[:, None] - offset
+    scene._set_path(a, path_a[:, 0], path_a[:, 1], 2.0)
+    scene._set_path(b, path_b[:, 0], path_b[:, 1], 1.5)
+
+
+def _plan_sweep(scene: RandomScene, t: np.ndarray, centre: np.ndarray, side: float) -> None:
+    """Two or three look-alikes rest in a row; a larger one sweeps in front along it."""
+    rng, w, h, n = scene.rng, scene.cfg.width, scene.cfg.height, scene.cfg.num_frames
+    count = int(rng.integers(2, 4))
+    r = rng.uniform(0.06, 0.09) * side
+    plans = scene._look_alikes(count + 1, [r] * count + [r * rng.uniform(1.3, 1.6)])
+    resting, mover = plans[:count], plans[count]
+    horizontal = w >= h
+    span = (w if horizontal else h)
+    row = rng.uniform(0.35, 0.65) * (h if horizontal else w)
+    spots = np.linspace(0.3, 0.7, count) * span + rng.uniform(-0.03, 0.03, count) * span
+    for obj, spot in zip(resting, spots, strict=True):
+        jitter = rng.normal(0, 0.6, (n, 2)).cumsum(axis=0) * 0.3
+        along, across = spot + jitter[:, 0], row + jitter[:, 1]
         xs, ys = (along, across) if horizontal else (across, along)
-        scene._set_path(mover, xs, ys, 1.4)
-    else:  # exit_return
-        # One look-alike leaves through the nearest border and comes back; the other waits
-        # near where it left, so a tracker that loses the first may take the second.
-        r = rng.uniform(0.08, 0.11) * side
-        leaver, waiter = scene._look_alikes(2, [r, r * rng.uniform(0.9, 1.1)])
-        edge = int(rng.integers(4))
-        out_from, back_at = sorted(rng.choice(np.arange(int(0.3 * n), int(0.75 * n)), 2,
-                                              replace=False))
-        back_at = max(back_at, out_from + 3)
-        inner = rng.uniform(0.3, 0.45)  # where the leaver starts, as a share of the way in
-        gone = -1.8 * r  # centre past the border: fully out of view
-        pos = np.interp(np.arange(n), [0, out_from, back_at, n - 1],
-                        [inner * side, gone, gone, inner * side * rng.uniform(0.8, 1.2)])
-        slide = rng.uniform(0.35, 0.65) + np.zeros(n)
-        wait_pos = 0.18 * side + r + rng.normal(0, 0.5, n).cumsum() * 0.3
-        wait_slide = slide + rng.choice([-1, 1]) * rng.uniform(2.4, 3.2) * r / side
-        for obj, depth_pos, lateral, depth in ((leaver, pos, slide, 1.6),
-                                               (waiter, wait_pos, wait_slide, 2.0)):
-            if edge in (0, 1):  # left or right border
-                xs = depth_pos if edge == 0 else w - depth_pos
-                ys = lateral * h
-            else:
-                ys = depth_pos if edge == 2 else h - depth_pos
-                xs = lateral * w
-            scene._set_path(obj, xs, ys, depth, r if obj is leaver else None)
+        scene._set_path(obj, xs, ys, 2.2, r)
+    start, end = (0.12, 0.88) if rng.random() < 0.5 else (0.88, 0.12)
+    along = (start + (end - start) * t) * span
+    across = row + rng.uniform(-0.3, 0.3) * r + np.zeros(n)
+    xs, ys = (along, across) if horizontal else (across, along)
+    scene._set_path(mover, xs, ys, 1.4)
+
+
+def _plan_exit_return(scene: RandomScene, t: np.ndarray, centre: np.ndarray,
+                      side: float) -> None:
+    """One look-alike leaves through the nearest border and comes back; the other waits
+    near where it left, so a tracker that loses the first may take the second."""
+    rng, w, h, n = scene.rng, scene.cfg.width, scene.cfg.height, scene.cfg.num_frames
+    r = rng.uniform(0.08, 0.11) * side
+    leaver, waiter = scene._look_alikes(2, [r, r * rng.uniform(0.9, 1.1)])
+    edge = int(rng.integers(4))
+    out_from, back_at = sorted(rng.choice(np.arange(int(0.3 * n), int(0.75 * n)), 2,
+                                          replace=False))
+    back_at = max(back_at, out_from + 3)
+    inner = rng.uniform(0.3, 0.45)  # where the leaver starts, as a share of the way in
+    gone = -1.8 * r  # centre past the border: fully out of view
+    pos = np.interp(np.arange(n), [0, out_from, back_at, n - 1],
+                    [inner * side, gone, gone, inner * side * rng.uniform(0.8, 1.2)])
+    slide = rng.uniform(0.35, 0.65) + np.zeros(n)
+    wait_pos = 0.18 * side + r + rng.normal(0, 0.5, n).cumsum() * 0.3
+    wait_slide = slide + rng.choice([-1, 1]) * rng.uniform(2.4, 3.2) * r / side
+    for obj, depth_pos, lateral, depth in ((leaver, pos, slide, 1.6),
+                                           (waiter, wait_pos, wait_slide, 2.0)):
+        if edge in (0, 1):  # left or right border
+            xs = depth_pos if edge == 0 else w - depth_pos
+            ys = lateral * h
+        else:
+            ys = depth_pos if edge == 2 else h - depth_pos
+            xs = lateral * w
+        scene._set_path(obj, xs, ys, depth, r if obj is leaver else None)
+
+
+#: The crossing scenes' kinds and who plans each.
+_CROSSING_PLANS = {"cross": _plan_cross, "swap": _plan_swap, "sweep": _plan_sweep,
+                   "exit_return": _plan_exit_return}
+
+
+def _plan_crossing(scene: RandomScene) -> None:
+    """Plan one crossing scene of ``scene.kind`` (docs/identity.md, "The crossing scenes")."""
+    cfg, rng = scene.cfg, scene.rng
+    side = min(cfg.width, cfg.height)
+    t = np.linspace(0.0, 1.0, cfg.num_frames)
+    centre = np.array([cfg.width, cfg.height]) / 2.0 + rng.uniform(-0.1, 0.1, 2) * side
+    _CROSSING_PLANS[scene.kind](scene, t, centre, side)
 
 
 def _smooth_path(points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -88,6 +88,7 @@ class RunTimeline:
             "frame_time_s": {
                 "p50": percentile(self.frame_seconds, 50),
                 "p95": percentile(self.frame_seconds, 95),
+                "total": float(sum(self.frame_seconds)),
             },
         }
         if self.latencies:

@@ -1,20 +1,14 @@
 """Judge a model by what it tracks: click objects on held-out scenes, score every frame.
 
 Used by ``sam2_ros train`` (its final report), by ``sam2_ros evaluate`` (the numbers of
-docs/demo_model.md) and by the quality tests, so all three measure the same thing:
-
-* each object visible on the first frame (at least ``min_area`` pixels) gets one positive
-  click at its most interior point, as a person or planner would give;
-* every frame is tracked; J and F per object and frame as DAVIS defines them (a mask only
-  counts while the occlusion head says the object is visible);
-* while an object is fully hidden (no ground-truth pixel: behind another or out of the
-  frame), how often the visibility head says so, and while it is in view, how often it says
-  "visible" (a head that always answers the same fails one of the two); when it comes back,
-  whether it is found again (visible, J >= 0.5) within ``refind_frames``;
-* how well the object score (``presence``) ranks in-view frames above hidden ones, whatever
-  the threshold (ROC AUC). Why beside the rates: the two rates trade against each other
-  through where the threshold landed, which moved between runs of one recipe (hidden frames
-  reported invisible 23% to 67%, docs/demo_model.md); the ranking says what any threshold can reach.
+docs/demo_model.md) and by the quality tests, so all three measure the same thing: each
+object visible on the first frame gets one positive click at its most interior point, as
+a person or planner would give; every frame is scored with DAVIS's J and F, how often the
+visibility head is right about hidden and in-view frames, whether a returning object is
+found again within ``refind_frames``, and how well the object score ranks in-view frames
+above hidden ones (ROC AUC). The AUC stands beside the rates because those trade against
+each other through where the threshold lands, which moves between runs of one recipe
+(docs/demo_model.md); the ranking says what any threshold can reach.
 """
 
 from __future__ import annotations
@@ -34,6 +28,7 @@ from sam2_ros.evaluation.random_scenes import (
     visible_ids,
 )
 from sam2_ros.evaluation.run_summary import RunTimeline
+from sam2_ros.evaluation.unseen.families import UNSEEN_FAMILIES, unseen_scene
 from sam2_ros.imaging.masks import interior_point
 from sam2_ros.settings import TrackerSettings
 
@@ -177,10 +172,12 @@ class EvalReport:
         ]
 
 
-def heldout_scene(seed: int, num_frames: int = HELDOUT_FRAMES,
-                  family: str = "standard") -> RandomScene:
+def heldout_scene(seed: int, num_frames: int = HELDOUT_FRAMES, family: str = "standard"):
     """A scene from the held-out split (never trained on), 320x240 like the demo camera;
-    ``family`` "crossing" draws the held-out crossing scenes (look-alikes that cross)."""
+    ``family`` "crossing" draws the held-out crossing scenes (look-alikes that cross), an
+    unseen family (``unseen.families``: "textured", "clutter") a scene of its own generator."""
+    if family in UNSEEN_FAMILIES:
+        return unseen_scene(family, seed, num_frames)
     return RandomScene(RandomSceneConfig(num_frames=num_frames, seed=seed, split="heldout",
                                          family=family))
 

@@ -3,17 +3,11 @@
 Tests and the demo need a detector's output without a detector: boxes that are right but
 not exact, that come less often than camera frames and late, that miss objects now and
 then and sometimes see something that is not there. This one derives all of that from
-the synthetic scene's ground truth, seeded, so a run is reproducible:
-
-- one detection message every ``period_frames`` camera frames, naming the frame it was
-  made on (its stamp) and published ``delay_frames`` frames later, as a real detector
-  running slower than the camera and behind it does;
-- a box per visible object (its visible pixels' box, corners jittered by ``jitter_px``),
-  its shape as the class label, a score in [0.6, 0.95];
-- each object missed with probability ``miss_rate``, and objects with fewer than
-  ``min_area`` visible pixels never detected;
-- with probability ``false_positive_rate`` per message, one box on the background, scored
-  below ``false_positive_score`` (a detector's typical weak false alarm).
+the synthetic scene's ground truth, seeded, so a run is reproducible: one message every
+``period_frames`` frames, published ``delay_frames`` late and stamped with the frame it
+was made on; a jittered box (``jitter_px``) per visible object with its shape as the class;
+objects missed at ``miss_rate`` or when under ``min_area`` pixels; and now and then a weak
+false alarm on the background (``false_positive_rate``, ``false_positive_score``).
 """
 
 from __future__ import annotations

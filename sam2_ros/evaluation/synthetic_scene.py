@@ -1,23 +1,16 @@
 """Deterministic synthetic video scene with exact ground truth.
 
 Tests and demos need a video in which we *know* every object's mask, depth and
-visibility, and which exercises the hard cases of video object tracking: a
-textured (non-flat) background, objects that cross and occlude each other, and
-an object that leaves the frame and comes back.  Rendering it procedurally keeps
-the repository free of large binary fixtures and makes every run reproducible
-from ``SceneConfig`` alone.
+visibility, and which exercises the hard cases of video object tracking: a textured
+background, objects that cross and occlude each other, and an object that leaves the
+frame and comes back. Rendering it procedurally keeps the repository free of large
+binary fixtures and makes every run reproducible from ``SceneConfig`` alone.
 
-The first three objects follow hand-designed paths in normalised time
-``t in [0, 1]`` so the interesting events happen whatever the frame rate or
-duration:
-
-* object 1, a circle, moves left to right at middle depth;
-* object 2, a rotating rectangle, moves right to left, nearer to the camera, and
-  passes in front of object 1 around ``t = 0.5``;
-* object 3, a triangle, far away near the top, leaves the frame on the right
-  around ``t = 0.3`` and comes back around ``t = 0.7``.
-
-Further objects (``num_objects > 3``) get seeded random smooth paths.
+The first three objects follow hand-designed paths in normalised time ``t in [0, 1]``, so
+the events happen whatever the frame rate or duration: a circle moving left to right, a
+rotating rectangle moving right to left in front of it (crossing at ``t = 0.5``) and a far
+triangle leaving on the right (``t = 0.3``) and coming back (``t = 0.7``). Further objects
+(``num_objects > 3``) get seeded random smooth paths.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ Targets are 1 to ``max_targets`` objects visible on the clip's first frame; the 
 objects stay in the picture as distractors. A ``crossing_share`` of the clips come from the
 crossing family (look-alikes that cross, swap, hide and return), always of the split the
 caller names: training passes the train split, whose crossing seeds never meet the held-out
-ones (the family and the split each have their own entropy tag).
+ones (the family and the split each have their own entropy tag). A ``variety`` share of
+the clips are re-dressed by ``varied_scenes`` (new backdrops and clutter, flat objects,
+zoom, warp, light, blur): training-side code only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sam2_ros.evaluation.random_scenes import (
     RandomSceneConfig,
     visible_ids,
 )
+from sam2_ros.train.varied_scenes import vary
 
 #: Camera sizes a clip is rendered at (width, height): the demo's 4:3, square and portrait.
 CAMERA_SIZES = ((320, 240), (256, 256), (240, 320), (384, 216))
@@ -40,8 +43,7 @@ class ClipSettings:
     min_target_area: int = 120  # pixels (camera size) on the first frame
     # Fewest objects in a scene, curriculum included. Why 2 can matter: in a scene of one
     # object "segment the foreground" is always right, so a model can learn to ignore the
-    # prompt (measured: the 3,400-step model masks the union of all objects for a click on
-    # one of them).
+    # prompt (a model that did: docs/demo_model.md, "What was tried before").
     min_objects: int = 2
     # Chance that a training scene has an occluder on one object's path; None: the
     # held-out scenes' chance (0.5). Only the training distribution changes: a fully hidden
@@ -52,10 +54,15 @@ class ClipSettings:
     # and coming back: where identities get confused). 0 keeps every clip of a run as it was
     # before the option existed. Crossing clips have at least CROSSING_MIN_FRAMES frames.
     crossing_share: float = 0.0
+    # Share of clips re-dressed by varied_scenes (backdrops of many kinds and scales,
+    # clutter, flat objects, zoom, warp, light, blur); 0 leaves every clip as before.
+    variety: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.crossing_share <= 1.0:
-            raise ValueError(f"crossing_share must be in [0, 1], got {self.crossing_share}")
+        for name in ("crossing_share", "variety"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
 #: The crossing family plans its events over at least this many frames (RandomSceneConfig).
@@ -89,11 +96,19 @@ def is_crossing_clip(settings: ClipSettings, seed: int) -> bool:
             and np.random.default_rng([0xC055, seed]).random() < share)
 
 
+def is_varied_clip(settings: ClipSettings, seed: int) -> bool:
+    """Whether clip ``seed`` is re-dressed by ``varied_scenes`` (its own generator, so a
+    share of 0 leaves every other draw of the clip as it was)."""
+    return settings.variety > 0 and np.random.default_rng([0x5A42, seed]).random() < (
+        settings.variety)
+
+
 def draw_scene(settings: ClipSettings, seed: int, split: str = "train",
                difficulty: float = 1.0) -> tuple[RandomScene, list[RandomFrame], list[int]]:
     """Clip ``seed``'s scene, its rendered frames and the target ids (no training deps)."""
     rng = np.random.default_rng([0xC11B, seed])
     crossing = is_crossing_clip(settings, seed)
+    varied = is_varied_clip(settings, seed)
     family = "crossing" if crossing else "standard"
     num_frames = settings.num_frames
     if crossing:
@@ -108,7 +123,7 @@ def draw_scene(settings: ClipSettings, seed: int, split: str = "train",
                            height=h, num_frames=num_frames, seed=scene_seed,
                            split=split, family=family)
         scene = RandomScene(cfg)
-        frames = list(scene.frames())
+        frames = vary(scene, scene_seed) if varied else list(scene.frames())
         candidates = visible_ids(frames[0].labels, settings.min_target_area)
         if candidates:
             most = 1 + round((settings.max_targets - 1) * min(1.0, difficulty))

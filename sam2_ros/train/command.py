@@ -5,31 +5,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from dataclasses import replace
 
 from sam2_ros.engine.model_loading import BUNDLED_CHECKPOINTS, DEMO_MODEL
-from sam2_ros.train.trainer import TrainSettings
-
-
-def settings_from_args(args: argparse.Namespace) -> TrainSettings:
-    """The run's TrainSettings from `sam2_ros train`'s options (a preset's included)."""
-    defaults = TrainSettings()
-    return TrainSettings(
-        out_dir=str(args.out), image_steps=args.image_steps, image_share=args.image_share,
-        steps=args.steps, iou_head_steps=args.iou_head_steps,
-        curriculum=args.curriculum, iou_loss=args.iou_loss,
-        head_phase=args.head_phase, head_object_alpha=args.head_object_alpha,
-        head_lr_schedule=args.head_lr_schedule,
-        seed=args.seed, lr=args.lr, init_from=str(args.init_from or ""),
-        threads=args.threads, checkpoint_every=args.checkpoint_every, clips=args.clips,
-        keep_every=args.keep_every,
-        warmup_steps=min(defaults.warmup_steps, max(1, args.steps // 10)),
-        clip=replace(defaults.clip, num_frames=args.clip_frames, image_size=args.image_size,
-                     min_objects=args.min_objects, p_occlusion=args.occlusion,
-                     crossing_share=args.crossing_share),
-        loss_weights={**defaults.loss_weights, "loss_dice": args.dice_weight,
-                      "loss_class": args.class_weight, "loss_iou": args.iou_weight},
-    )  # fmt: skip
+from sam2_ros.train.options import settings_from_args
 
 
 def run_training(args: argparse.Namespace) -> int:
@@ -39,8 +17,9 @@ def run_training(args: argparse.Namespace) -> int:
 
         from sam2_ros.train.trainer import Trainer
     except ImportError as exc:
-        print(f"sam2_ros train needs the training dependencies ({exc}); run `make train`, "
-              "which installs requirements/train.txt into .train-site/", file=sys.stderr)
+        print(f"sam2_ros train needs the training dependencies ({exc}): pip install "
+              "'.[train]', or `make train` in a checkout (requirements/train.txt into "
+              ".train-site/)", file=sys.stderr)
         return 2
     settings = settings_from_args(args)
     if settings.keep_every % settings.checkpoint_every:

@@ -78,21 +78,15 @@ class HeldoutPoint:
         return cls(int(step), float(data["jf"]), float(data["hidden_invisible_rate"]))
 
 
-def plot_history(runs: list[RunLosses], points: list[HeldoutPoint],
-                 marks: list[tuple[int, str]], path: Path, title: str) -> Path:
-    """Loss per run on one step axis (top) and held-out J&F and hidden-invisible rate at
-    the measured checkpoints (bottom), with the targets dashed."""
-    import matplotlib
+COLOURS = ("#c33", "#37a", "#393", "#a5c")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.4), dpi=110, sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 2]})
-    colours = ["#c33", "#37a", "#393", "#a5c"]
+def _plot_losses(top, bottom, runs: list[RunLosses]) -> None:
+    """Each run's loss, its moving median and validation losses, one after another; a
+    heads-only phase shaded on both axes."""
     start = 0
     for k, run in enumerate(runs):
-        colour = colours[k % len(colours)]
+        colour = COLOURS[k % len(COLOURS)]
         steps = list(range(start + 1, start + len(run.losses) + 1))
         top.plot(steps, run.losses, color=colour, linewidth=0.4, alpha=0.18)
         window = max(10, len(run.losses) // 40)
@@ -109,17 +103,10 @@ def plot_history(runs: list[RunLosses], points: list[HeldoutPoint],
             top.text(start + run.head_steps / 2, 0.97, "heads\nonly", ha="center", va="top",
                      fontsize=7, transform=top.get_xaxis_transform())
             start += run.head_steps
-    for step, label in marks:
-        for ax in (top, bottom):
-            ax.axvline(step, color="#555", linewidth=0.8, linestyle="--")
-        top.text(step, 0.97, f" {label}", ha="left", va="top", fontsize=8,
-                 transform=top.get_xaxis_transform())
-    top.set_yscale("log")
-    top.set_ylabel("SAM 2 training loss")
-    top.set_title(title)
-    top.grid(True, which="both", alpha=0.25)
-    top.legend(loc="lower left", fontsize=7)
 
+
+def _plot_heldout(bottom, points: list[HeldoutPoint]) -> None:
+    """Held-out J&F and hidden-invisible rate at the measured checkpoints, targets dashed."""
     points = sorted(points, key=lambda p: p.step)
     bottom.axhline(TARGET_JF, color="#c33", linewidth=0.9, linestyle="--",
                    label=f"target J&F {TARGET_JF}")
@@ -139,6 +126,31 @@ def plot_history(runs: list[RunLosses], points: list[HeldoutPoint],
     bottom.set_ylabel("held-out scenes")
     bottom.grid(True, alpha=0.25)
     bottom.legend(loc="upper left", fontsize=7)
+
+
+def plot_history(runs: list[RunLosses], points: list[HeldoutPoint],
+                 marks: list[tuple[int, str]], path: Path, title: str) -> Path:
+    """Loss per run on one step axis (top) and held-out J&F and hidden-invisible rate at
+    the measured checkpoints (bottom), with the targets dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.4), dpi=110, sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    _plot_losses(top, bottom, runs)
+    for step, label in marks:
+        for ax in (top, bottom):
+            ax.axvline(step, color="#555", linewidth=0.8, linestyle="--")
+        top.text(step, 0.97, f" {label}", ha="left", va="top", fontsize=8,
+                 transform=top.get_xaxis_transform())
+    top.set_yscale("log")
+    top.set_ylabel("SAM 2 training loss")
+    top.set_title(title)
+    top.grid(True, which="both", alpha=0.25)
+    top.legend(loc="lower left", fontsize=7)
+    _plot_heldout(bottom, points)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
