@@ -13,15 +13,14 @@ from sam2_ros.imaging.overlay import (
     place_captions,
 )
 
+BACKGROUND_RGB = (200, 40, 0)  # red-orange
+BACKGROUND_BGR = list(BACKGROUND_RGB[::-1])  # as the bgr8 overlay shows it
 H, W = 120, 160
 
 
 @pytest.fixture
 def rgb() -> np.ndarray:
-    img = np.zeros((H, W, 3), np.uint8)
-    img[..., 0] = 200  # red in RGB
-    img[..., 1] = 40
-    return img
+    return np.full((H, W, 3), BACKGROUND_RGB, np.uint8)
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def test_object_color_is_deterministic_and_distinct():
 def test_no_objects_gives_bgr_copy(rgb):
     out = draw_overlay(rgb, [])
     np.testing.assert_array_equal(out, rgb[..., ::-1])
-    assert out[0, 0].tolist() == [0, 40, 200]
+    assert out[0, 0].tolist() == BACKGROUND_BGR
 
 
 def test_input_is_not_modified(rgb, box_mask):
@@ -59,17 +58,17 @@ def test_mask_interior_is_blended_and_outside_untouched(rgb, box_mask):
     out = draw_overlay(rgb, [OverlayObject(3, "cup", box_mask, True, 0.87)], alpha=0.5)
     assert out.dtype == np.uint8 and out.shape == (H, W, 3)
     color = np.array(object_color(3), float)
-    expected = np.rint(0.5 * np.array([0, 40, 200], float) + 0.5 * color)
+    expected = np.rint(0.5 * np.array(BACKGROUND_BGR, float) + 0.5 * color)
     np.testing.assert_allclose(out[92, 90], expected, atol=1)  # below the caption
     # Far from the mask, its contour and its caption: plain BGR.
-    assert out[H - 2, 2].tolist() == [0, 40, 200]
+    assert out[H - 2, 2].tolist() == BACKGROUND_BGR
     # The contour is drawn in the object colour along the boundary.
     np.testing.assert_array_equal(out[75, 60], object_color(3))
 
 
 def _caption_box(out: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the darkened caption box drawn over the plain test image."""
-    shaded = (out == (np.array([0, 40, 200], np.float32) * 0.3).astype(np.uint8)).all(-1)
+    shaded = (out == (np.array(BACKGROUND_BGR, np.float32) * 0.3).astype(np.uint8)).all(-1)
     ys, xs = np.nonzero(shaded)
     assert ys.size, "no caption box drawn"
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1

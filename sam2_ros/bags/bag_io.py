@@ -74,22 +74,22 @@ def find_msg_dir() -> Path:
     raise BagError(f"cannot find sam2_ros .msg definitions (looked in: {looked})")
 
 
-def find_vision_msg_dir() -> Path | None:
+def find_vision_msg_dir() -> Path:
     """Directory of vision_msgs' ``.msg`` files: an installed vision_msgs (a ROS 2 install's,
-    or the test stand-in tools/bootstrap.sh builds), else the checkout's stand-in; None
-    where neither exists (pip install without ROS: bags bring their own definitions)."""
+    or the stand-in tools/bootstrap.sh builds) wins; else the texts this package ships
+    (vision_msgs 4.x's public messages in this project's words), so bags with detections
+    are written and read without ROS."""
     candidates = [Path(prefix) / "share" / "vision_msgs" / "msg"
                   for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
                   if prefix]
-    candidates.append(Path(__file__).resolve().parents[2] / "test" / "interfaces" /
-                      "vision_msgs" / "msg")
-    return next((c for c in candidates if (c / "Detection2DArray.msg").is_file()), None)
+    found = next((c for c in candidates if (c / "Detection2DArray.msg").is_file()), None)
+    return found or Path(__file__).resolve().parents[1] / "interfaces" / "vision_msgs" / "msg"
 
 
 @functools.lru_cache(maxsize=1)
 def get_typestore() -> Any:
-    """Jazzy standard types plus sam2_ros custom messages (and vision_msgs where its
-    definitions are found), built once per process."""
+    """Jazzy standard types plus sam2_ros' messages and vision_msgs', built once per
+    process."""
     from rosbags.typesys import Stores, get_types_from_msg
     from rosbags.typesys import get_typestore as _rosbags_typestore
 
@@ -99,11 +99,9 @@ def get_typestore() -> Any:
     for name in _CUSTOM_MSGS:
         text = (msg_dir / f"{name}.msg").read_text(encoding="utf-8")
         types.update(get_types_from_msg(text, f"sam2_ros/msg/{name}"))
-    vision_dir = find_vision_msg_dir()
-    if vision_dir is not None:
-        for path in sorted(vision_dir.glob("*.msg")):
-            types.update(get_types_from_msg(path.read_text(encoding="utf-8"),
-                                            f"vision_msgs/msg/{path.stem}"))
+    for path in sorted(find_vision_msg_dir().glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(encoding="utf-8"),
+                                        f"vision_msgs/msg/{path.stem}"))
     store.register(types)
     return store
 
@@ -242,6 +240,52 @@ class BagWriter:
         self.close()
 
 
+def _scene_topics(cfg: SceneConfig, compressed: bool, with_gt: bool) -> dict[str, str]:
+    """Topic -> type of a scene bag's camera topics (detections are added apart)."""
+    topics = {CAMERA_INFO_TOPIC: CAMERA_INFO_TYPE}
+    topics[COMPRESSED_TOPIC if compressed else IMAGE_TOPIC] = (
+        COMPRESSED_TYPE if compressed else IMAGE_TYPE)
+    if cfg.with_depth:
+        topics[DEPTH_TOPIC] = IMAGE_TYPE
+    if with_gt:
+        topics[GT_LABELS_TOPIC] = IMAGE_TYPE
+    return topics
+
+
+def _scene_detections(cfg: SceneConfig, detector: DetectorConfig,
+                      topics: dict[str, str]) -> tuple[VisionTypes, dict[int, list]]:
+    """The synthetic detector's messages by the frame index they are published after; adds
+    the detections topic to ``topics``."""
+    from sam2_ros.evaluation.synthetic_detector import synthetic_detections
+
+    vision = rosbags_vision_types()
+    topics[DETECTIONS_TOPIC] = DETECTION_ARRAY_TYPE
+    pending: dict[int, list] = {}
+    for msg in synthetic_detections(render_scene(cfg), detector):
+        pending.setdefault(msg.publish_after, []).append(msg)
+    return vision, pending
+
+
+def _write_camera_image(bag: BagWriter, store, frame, stamp: int, image_encoding: str,
+                        compressed: bool) -> None:
+    """One frame's colour image, raw in ``image_encoding`` or as a jpeg."""
+    import cv2
+
+    if not compressed:
+        pixels = frame.rgb if image_encoding == "rgb8" else frame.rgb[..., ::-1]
+        bag.write(IMAGE_TOPIC, stamp, numpy_to_image(pixels, image_encoding, stamp))
+        return
+    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise RuntimeError("jpeg encoding failed")
+    msg = store.types[COMPRESSED_TYPE](
+        header=make_header(stamp),
+        format=f"{image_encoding}; jpeg compressed bgr8",
+        data=np.asarray(jpg, dtype=np.uint8).reshape(-1))
+    bag.write(COMPRESSED_TOPIC, stamp, msg)
+
+
 def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3",
                     image_encoding: str = "rgb8", compressed: bool = False,
                     with_gt: bool = True, progress: bool = True,
@@ -255,7 +299,6 @@ def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3"
     /detections (stamped with the frame they saw, recorded when published).  A
     failed write removes the partial bag, which would be useless anyway.
     """
-    import cv2
     from tqdm import tqdm
 
     path = Path(path)
@@ -265,25 +308,10 @@ def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3"
     if image_encoding not in ("rgb8", "bgr8"):
         raise ValueError(f"image_encoding must be 'rgb8' or 'bgr8', got {image_encoding!r}")
     cfg.validate()
-    topics = {CAMERA_INFO_TOPIC: CAMERA_INFO_TYPE}
-    topics[COMPRESSED_TOPIC if compressed else IMAGE_TOPIC] = (
-        COMPRESSED_TYPE if compressed else IMAGE_TYPE)
-    if cfg.with_depth:
-        topics[DEPTH_TOPIC] = IMAGE_TYPE
-    if with_gt:
-        topics[GT_LABELS_TOPIC] = IMAGE_TYPE
+    topics = _scene_topics(cfg, compressed, with_gt)
     store = get_typestore()
-    pending: dict[int, list] = {}
-    if detector is not None:
-        from sam2_ros.evaluation.synthetic_detector import synthetic_detections
-
-        vision = rosbags_vision_types()
-        if vision is None:
-            raise BagError("no vision_msgs definitions found (source a ROS 2 install or "
-                           "tools/env.sh): cannot write a detections topic")
-        topics[DETECTIONS_TOPIC] = DETECTION_ARRAY_TYPE
-        for msg in synthetic_detections(render_scene(cfg), detector):
-            pending.setdefault(msg.publish_after, []).append(msg)
+    vision, pending = (None, {}) if detector is None else _scene_detections(cfg, detector,
+                                                                            topics)
     try:
         with BagWriter(path, topics, storage=storage) as bag, tqdm(
             total=cfg.num_frames, desc=f"writing {path.name}", unit="frame",
@@ -292,19 +320,7 @@ def write_scene_bag(path: str | Path, cfg: SceneConfig, storage: str = "sqlite3"
             for frame in render_scene(cfg):
                 stamp = frame.stamp_ns
                 bag.write(CAMERA_INFO_TOPIC, stamp, make_camera_info(cfg, stamp))
-                if compressed:
-                    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
-                                           [cv2.IMWRITE_JPEG_QUALITY, 95])
-                    if not ok:
-                        raise RuntimeError("jpeg encoding failed")
-                    msg = store.types[COMPRESSED_TYPE](
-                        header=make_header(stamp),
-                        format=f"{image_encoding}; jpeg compressed bgr8",
-                        data=np.asarray(jpg, dtype=np.uint8).reshape(-1))
-                    bag.write(COMPRESSED_TOPIC, stamp, msg)
-                else:
-                    pixels = frame.rgb if image_encoding == "rgb8" else frame.rgb[..., ::-1]
-                    bag.write(IMAGE_TOPIC, stamp, numpy_to_image(pixels, image_encoding, stamp))
+                _write_camera_image(bag, store, frame, stamp, image_encoding, compressed)
                 if frame.depth_m is not None:
                     mm = np.clip(np.round(frame.depth_m * 1000.0), 0, 65535).astype(np.uint16)
                     bag.write(DEPTH_TOPIC, stamp, numpy_to_image(mm, "16UC1", stamp))
@@ -457,13 +473,11 @@ def iter_raw_messages(path: str | Path, topics: Iterable[str] | None = None
         reader.close()
 
 
-def rosbags_vision_types() -> VisionTypes | None:
-    """The rosbags vision_msgs classes (to write ~/detections), None where unknown."""
+def rosbags_vision_types() -> VisionTypes:
+    """The rosbags vision_msgs classes (to write detections into bags)."""
     from sam2_ros.vision_messages import VisionTypes
 
     types = get_typestore().types
-    if DETECTION_ARRAY_TYPE not in types:
-        return None
     v, g = "vision_msgs/msg/", "geometry_msgs/msg/"
     return VisionTypes(
         *(types[v + n] for n in ("Detection2DArray", "Detection2D", "Detection3DArray",

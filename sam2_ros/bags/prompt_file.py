@@ -1,17 +1,10 @@
 """The prompts file of ``sam2_ros replay``: when to prompt which object with what.
 
-Format (YAML)::
-
-    prompts:
-      - frame: 0              # frame index in the bag's image topic (or `stamp:` in ns)
-        label: cup            # optional label of a new object
-        object_id: 0          # optional: 0 or absent = new object, else refine that id
-        points: [[160, 120]]  # optional clicks, image pixels x y
-        labels: [1]           # one per point: 1 positive, 0 negative
-        box: [50, 50, 120, 140]   # optional x0 y0 x1 y1
-        mask: masks/cup.png   # optional mask image (nonzero = object), relative to the file
-        clear_previous: false
-        gt_id: 1              # optional ground-truth label id, for J&F (default: object id)
+A YAML list under ``prompts:``; each entry names a frame (``frame:`` index in the image
+topic, or ``stamp:`` in ns) and any of ``points``/``labels``, ``box``, ``mask`` (an image
+relative to the file), ``label``, ``object_id`` (0 or absent: a new object, else refine
+that id), ``clear_previous`` and ``gt_id`` (its ground-truth label, for J&F). The full
+format with an example is in docs/offline_tools.md.
 
 Errors name the line of the offending entry and the reason, because a long prompts file
 is written by hand.

@@ -4,7 +4,7 @@ Every frame of the image topic is tracked (no drops, no ROS graph), prompts come
 prompts file and/or a detections topic in the bag (vision_msgs/Detection2DArray, applied
 on the frame each message's stamp names, as the node does: offline auto-labelling), and
 the outputs are what the live node would publish: an output bag with the node's topics
-(``~/detections`` too where vision_msgs is known), an overlay video, metrics (and J&F when
+(``~/detections`` too), an overlay video, metrics (and J&F when
 the bag carries ground truth).
 """
 
@@ -36,7 +36,7 @@ from sam2_ros.imaging.codec import (
     camera_msg_to_rgb,
     image_msg_to_array,
 )
-from sam2_ros.messages import frame_messages, stamp_to_ns
+from sam2_ros.messages import FrameMessages, frame_messages, stamp_to_ns
 from sam2_ros.settings import TrackerSettings, default
 from sam2_ros.track_state import TrackStates
 from sam2_ros.vision_messages import VisionTypes, build_detection_array, detections_of
@@ -67,6 +67,10 @@ class ReplayOptions:
     detection_min_score: float = default("detection_min_score")
     detection_refresh_iou: float = default("detection_refresh_iou")
     detection_forget_after: float = default("detection_forget_after")
+    video: bool = True  # write DIR/overlay.mp4
+    #: called after each frame is recorded with its index and what was published for it
+    #: (``sam2_ros label`` reports progress and keeps a preview frame through it)
+    on_frame: Callable[[int, FrameMessages], None] | None = None
 
 
 @dataclass
@@ -147,7 +151,7 @@ class _Run:
     detections_topic: str = ""
     detections: dict[int, list[list[Detection]]] = field(default_factory=dict)  # by stamp
     prompter: DetectionPrompter | None = None
-    vision: VisionTypes | None = None  # to write ~/detections
+    vision: VisionTypes = field(default_factory=bag_io.rosbags_vision_types)  # ~/detections
     detection_counts: dict[str, int] = field(default_factory=lambda: {
         "messages": 0, "bad": 0, "objects_created": 0, "re_prompts": 0, "removed": 0,
         "refused": 0})
@@ -184,7 +188,6 @@ def _open_run(
             options.detection_min_score, options.detection_refresh_iou,
             options.detection_forget_after, history_frames=30,
         )
-    run.vision = bag_io.rosbags_vision_types()
     return run
 
 
@@ -194,14 +197,14 @@ def _track_every_frame(run: _Run, tracker: StreamingTracker) -> str:
     from tqdm import tqdm
 
     options = run.options
-    topics = {MASKS_TOPIC: bag_io.IMAGE_TYPE, OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE}
-    if run.vision is not None:
-        topics[DETECTIONS_OUT_TOPIC] = bag_io.DETECTION_ARRAY_TYPE
+    topics = {MASKS_TOPIC: bag_io.IMAGE_TYPE, OBJECTS_TOPIC: bag_io.TRACKED_OBJECT_ARRAY_TYPE,
+              DETECTIONS_OUT_TOPIC: bag_io.DETECTION_ARRAY_TYPE}
     if options.write_overlay_topic:
         topics[OVERLAY_TOPIC] = bag_io.IMAGE_TYPE
     with (
         bag_io.BagWriter(run.out_dir / "output_bag", topics, storage=options.storage) as writer,
-        VideoOutput(run.out_dir / "overlay.mp4", frame_rate(run.info, run.image_topic)) as video,
+        VideoOutput(run.out_dir / "overlay.mp4" if options.video else None,
+                    frame_rate(run.info, run.image_topic)) as video,
         tqdm(
             total=run.info.topics[run.image_topic].count, desc="replay", unit="frame",
             disable=None if options.progress else True,
@@ -212,8 +215,11 @@ def _track_every_frame(run: _Run, tracker: StreamingTracker) -> str:
             for index, (_, _, msg) in enumerate(messages):
                 stamp, rgb, results = _track_frame(run, tracker, index, msg)
                 _score_frame(run, index, stamp, results)
-                _record_frame(run, writer, video, tracker, msg.header.frame_id, stamp, rgb, results)
+                out = _record_frame(run, writer, video, tracker, msg.header.frame_id, stamp, rgb,
+                                    results)
                 bar.update(1)
+                if options.on_frame is not None:
+                    options.on_frame(index, out)
         except KeyboardInterrupt:
             run.interrupted = True
     return video.codec
@@ -284,21 +290,21 @@ def _record_frame(
     stamp: int,
     rgb: np.ndarray,
     results: list,
-) -> None:
+) -> FrameMessages:
     """What the node would publish for the frame, into the output bag, and the overlay
-    into the video (built by the node's own ``frame_messages``)."""
+    into the video (built by the node's own ``frame_messages``); returns it."""
     out = frame_messages(
         bag_io.rosbags_message_types(), stamp, frame_id, rgb, results, run.tracks,
         tracker.generation, threshold=tracker.mask_threshold, overlay_alpha=run.options.alpha,
     )  # fmt: skip
     writer.write(MASKS_TOPIC, stamp, out.labels)
     writer.write(OBJECTS_TOPIC, stamp, out.objects)
-    if run.vision is not None:
-        detections = build_detection_array(run.vision, out.objects.header, results)
-        writer.write(DETECTIONS_OUT_TOPIC, stamp, detections)
+    detections = build_detection_array(run.vision, out.objects.header, results)
+    writer.write(DETECTIONS_OUT_TOPIC, stamp, detections)
     video.write(out.overlay_bgr)
     if run.options.write_overlay_topic:
         writer.write(OVERLAY_TOPIC, stamp, out.overlay)
+    return out
 
 
 def _write_metrics(run: _Run, tracker: StreamingTracker) -> dict:

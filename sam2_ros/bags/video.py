@@ -17,10 +17,10 @@ LOG = logging.getLogger(__name__)
 
 
 class VideoOutput:
-    """Context manager taking BGR uint8 frames of one size."""
+    """Context manager taking BGR uint8 frames of one size (path None: counts them only)."""
 
-    def __init__(self, path: str | Path, fps: float) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None, fps: float) -> None:
+        self.path = Path(path) if path is not None else None
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self.frames = 0
         self.codec = ""
@@ -32,6 +32,9 @@ class VideoOutput:
         return self
 
     def write(self, bgr: np.ndarray) -> None:
+        if self.path is None:
+            self.frames += 1
+            return
         if self._size is None:
             self._open(bgr.shape[1], bgr.shape[0])
         if (bgr.shape[1], bgr.shape[0]) != self._size:

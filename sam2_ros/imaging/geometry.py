@@ -73,15 +73,11 @@ def object_position(
 ) -> tuple[float, float, float] | None:
     """Robust 3-D position (X, Y, Z) in metres of a masked object, in the depth camera frame.
 
-    ``intr`` must be the intrinsics of the **depth image** (its own resolution). If the
-    mask has a different resolution it is resized to the depth image with nearest
-    neighbour, so no intrinsics scaling is needed here; when the only CameraInfo
-    available is for another resolution, convert it with :meth:`CameraIntrinsics.scaled`.
-
-    Z is the median depth of the valid pixels (finite and > 0) inside the mask; (u, v)
-    is the per-axis median pixel coordinate of those same pixels, back-projected at Z.
-    Returns None when fewer than ``min_valid`` pixels have valid depth, because a
-    position from a handful of pixels is more likely noise than object.
+    ``intr`` belongs to the **depth image** (see :meth:`CameraIntrinsics.scaled`); a mask
+    of another resolution is resized to it (nearest neighbour). Z is the median valid depth
+    (finite, > 0) inside the mask, (u, v) the per-axis median pixel of those pixels,
+    back-projected at Z. Returns None under ``min_valid`` valid pixels: a position from a
+    handful of pixels is more likely noise than object.
     """
     mask = np.asarray(mask)
     depth = np.asarray(depth_m)
