@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Speed tables: ours against Meta's predictor at 1, 4 and 8 objects, image_size 256 and 512.
 
 For every (image_size, objects) the engines run in lockstep on the same frames and clicks:
@@ -9,9 +8,11 @@ bf16 autocast, and (where asked, in its own time-limited process because it comp
 minutes) ``vos_optimized``. It reports per-frame medians over frames whose memory bank is
 full, the cost of each extra object, GFLOP per frame (torch's FLOP counter on one frame),
 achieved GFLOP/s and its share of the CPU's peak (``machine_peak``), and what our frame path
-copies to the host per frame. It reports; it never asserts on time.
+copies to the host per frame, and first what preparing a camera frame costs on each
+preprocessing path (``preprocessing_cost``). It reports; it never asserts on time.
 
 Writes DIR/speed.json, DIR/speed.md and DIR/speed.png (default DIR: benchmarks/out).
+Run from the repository root: ``python -m benchmarks.speed`` (``make speed``).
 """
 
 from __future__ import annotations
@@ -26,15 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common
-from machine_peak import machine_peak
-
-common.use_repo_package()
+from benchmarks.common import engines, machine, runner
+from benchmarks.common.scene import write_scene
+from benchmarks.common.stats import STEADY_FROM, steady_median
+from benchmarks.machine_peak import machine_peak
 
 HERE = Path(__file__).resolve().parent
-STEADY_FROM = 8  # frames from here on attend a full memory bank (7 memories)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=120.0,
                    help="seconds in total to wait for other processes to leave the CPU")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preprocessing-only", action="store_true",
+                   help="only the preprocessing table (preprocessing_cost.py): each path's "
+                        "ms per frame at 512 and 1024 from 640x480 and 1920x1080")
     p.add_argument("--out", default=str(HERE / "out"))
     p.add_argument("--report", metavar="SPEED_JSON", default=None,
                    help="only rewrite speed.md and speed.png from an earlier speed.json")
@@ -93,75 +94,70 @@ def count_flops(step) -> float:
     return float(counter.get_total_flops())
 
 
-def steady_median(times: list[float]) -> float:
-    import numpy as np
-
-    steady = times[STEADY_FROM - 1:] or times
-    return float(np.median(steady))
-
-
-def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
-    """All engines on one (image_size, objects) configuration."""
-    import torch
-
+def _our_variants(args, ours, size: int, scene, n: int) -> tuple[list, dict[str, str]]:
+    """Ours in the default configuration and the variants asked for, with their labels."""
     from sam2_ros.engine.model_loading import build_model
-
-    frames = args.frames
-    ours = common.build_ours("cpu", size, None, args.seed)
-    engines = [common.OursEngine(ours, scene, n)]
     from sam2_ros.settings import default
 
+    variants = [engines.OursEngine(ours, scene, n)]
     names = {"ours": f"ours (default: {_precision(ours)}, "
                      f"tracking_mode {default('tracking_mode')})"}
     if ours.autocast_dtype is not None and not args.no_ours_fp32:
         fp32 = build_model(
-            common.MODEL, device="cpu", precision="fp32", image_size=size, seed=args.seed
+            engines.MODEL, device="cpu", precision="fp32", image_size=size, seed=args.seed
         )
         fp32.model.load_state_dict(ours.model.state_dict())
-        engine = common.OursEngine(fp32, scene, n)
+        engine = engines.OursEngine(fp32, scene, n)
         engine.name = "ours_fp32"
-        engines.append(engine)
+        variants.append(engine)
         names["ours_fp32"] = "ours, fp32"
     if not args.no_ours_sam2:
-        engine = common.OursEngine(ours, scene, n, tracking_mode="sam2")
+        engine = engines.OursEngine(ours, scene, n, tracking_mode="sam2")
         engine.name = "ours_sam2"
-        engines.append(engine)
+        variants.append(engine)
         names["ours_sam2"] = f"ours, tracking_mode sam2 ({_precision(ours)})"
     if not args.no_ours_compiled:
-        engine = common.OursEngine(_compiled(size, ours), scene, n)
+        engine = engines.OursEngine(_compiled(size, ours), scene, n)
         engine.name = "ours_compiled"
-        engines.append(engine)
+        variants.append(engine)
         names["ours_compiled"] = f"ours, encoder compiled ({_precision(ours)})"
+    return variants, names
+
+
+def run_config(args, size: int, n: int, scene, gate, work: Path) -> dict:
+    """All engines on one (image_size, objects) configuration."""
+    import numpy as np
+    import torch
+
+    frames = args.frames
+    ours = engines.build_ours("cpu", size, None, args.seed)
+    running, names = _our_variants(args, ours, size, scene, n)
     state_dict = ours.model.state_dict()
-    predictor = common.build_official("cpu", size, state_dict)
-    common.quiet_official_progress()
-    meta = common.OfficialEngine(predictor, scene, n, torch.device("cpu"), frames + 1)
-    meta_bf16 = common.OfficialEngine(predictor, scene, n, torch.device("cpu"), frames + 1,
-                                      autocast_dtype=torch.bfloat16)
+    predictor = engines.build_official("cpu", size, state_dict)
+    engines.quiet_official_progress()
+    meta = engines.OfficialEngine(predictor, scene, n, torch.device("cpu"), frames + 1)
+    meta_bf16 = engines.OfficialEngine(predictor, scene, n, torch.device("cpu"), frames + 1,
+                                       autocast_dtype=torch.bfloat16)
     meta_bf16.name = "meta_bf16"
-    engines += [meta, meta_bf16]
+    running += [meta, meta_bf16]
     names["official"] = "Meta SAM2VideoPredictor, fp32"
     names["meta_bf16"] = "Meta SAM2VideoPredictor, bf16 autocast"
-    for engine in engines:
+    for engine in running:
         engine.start()
-    from run import lockstep
-
-    times = lockstep(engines, frames, f"{size} px, {n} object(s)", gate)
+    times = engines.lockstep(running, frames, f"{size} px, {n} object(s)", gate)
     # One more frame each for ours and Meta fp32, counted by torch's FLOP counter.
-    flops_ours = count_flops(lambda: engines[0].step(frames))
+    flops_ours = count_flops(lambda: running[0].step(frames))
     flops_meta = count_flops(lambda: meta.step(frames))
-    transfer = engines[0].last_result.transfer
-    for engine in engines:
+    transfer = running[0].last_result.transfer
+    for engine in running:
         if hasattr(engine, "close"):
             engine.close()
     rows = {}
-    for engine in engines:
+    for engine in running:
         t = times[engine.name]
         rows[engine.name] = {"label": names[engine.name], "steady_median_s": steady_median(t),
                              "times": t}
-    stages = [s for s in engines[0].stages[STEADY_FROM - 1:frames - 1]]
-    import numpy as np
-
+    stages = [s for s in running[0].stages[STEADY_FROM - 1:frames - 1]]
     stage_medians = ({k: float(np.median([s[k] for s in stages])) for k in stages[0]}
                      if stages else {})
     result = {
@@ -189,7 +185,7 @@ def _compiled(size: int, ours):
 
         _COMPILED.clear()
         started = time.perf_counter()
-        loaded = build_model(common.MODEL, device="cpu", precision="auto", image_size=size,
+        loaded = build_model(engines.MODEL, device="cpu", precision="auto", image_size=size,
                              compile_image_encoder=True)
         theirs = loaded.model.state_dict()
         for name, p in ours.model.state_dict().items():
@@ -208,20 +204,16 @@ def _precision(loaded) -> str:
 def run_vos(args, size: int, n: int, scene, state_dict, work: Path) -> dict:
     """Meta's vos_optimized predictor (torch.compile) in its own time-limited process."""
     import torch
-    from run import run_subprocess
 
     weights = work / f"weights_{size}.pt"
     torch.save(state_dict, weights)
     json_path = work / f"vos_{size}_{n}.json"
-    cmd = [sys.executable, str(HERE / "workers.py"), "vos", "--json", str(json_path),
-           "--jpeg-dir", str(scene.jpeg_dir), "--image-size", str(size), "--device", "cpu",
-           "--objects", str(n), "--points", json.dumps(scene.points), "--weights",
-           str(weights), "--frames", str(args.frames)]
+    cmd = runner.vos_command(json_path, scene, size, "cpu", n, weights, args.frames)
     print(f"[vos_optimized] {size} px, {n} object(s), time limit {args.vos_timeout} s",
           flush=True)
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor")}
-    rc, tail = run_subprocess(cmd, args.vos_timeout, env=env, log=work / "vos.log")
-    data = json.loads(json_path.read_text()) if json_path.exists() else {}
+    rc, tail = runner.run_subprocess(cmd, args.vos_timeout, env=env, log=work / "vos.log")
+    data = runner.read_json(json_path)
     if rc is None:
         return {"skipped": f"did not finish within {args.vos_timeout} s (torch.compile)"}
     if data.get("phase") != "done":
@@ -232,30 +224,36 @@ def run_vos(args, size: int, n: int, scene, state_dict, work: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from speed_report import write_speed_report
+    from benchmarks.speed_report import write_speed_report
 
-    if common.redraw_only(args.report, write_speed_report):
+    if runner.redraw_only(args.report, write_speed_report):
         return 0
     import torch
 
-    common.quiet_model_logs()
+    from benchmarks.preprocessing_cost import measure, table
+
+    engines.quiet_model_logs()
+    print("preprocessing, ms per frame (median of 3; Meta's PIL path vs the device path):")
+    print(table(measure("cpu", reps=3)), flush=True)
+    if args.preprocessing_only:
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     peak = machine_peak(torch.get_num_threads())
     results: dict = {
-        "machine": common.machine_info("cpu"), "peak": peak.as_dict(),
-        "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None
-                                                           else argv),
-        "model": common.MODEL, "camera": [args.width, args.height], "configs": [],
+        "machine": machine.machine_info("cpu"), "peak": peak.as_dict(),
+        "command": "python -m benchmarks.speed " + " ".join(sys.argv[1:] if argv is None
+                                                            else argv),
+        "model": engines.MODEL, "camera": [args.width, args.height], "configs": [],
     }
     print(f"machine: {results['machine']['cpu']}, {peak.cores} threads, peak fp32 "
           f"{peak.fp32_gflops or 0:.0f} GFLOP/s, bf16 {peak.bf16_gflops or 0:.0f} GFLOP/s "
           f"({peak.unit_fp32}; {peak.unit_bf16})", flush=True)
     work = Path(tempfile.mkdtemp(prefix="sam2_speed_"))
-    gate = common.QuietGate(args.quiet_wait)
+    gate = machine.QuietGate(args.quiet_wait)
     try:
-        scene = common.write_scene(work / "frames", args.frames + 1, args.width, args.height,
+        scene = write_scene(work / "frames", args.frames + 1, args.width, args.height,
                                    max(args.objects), args.seed)
         for size in args.sizes:
             for n in args.objects:

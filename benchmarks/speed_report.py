@@ -33,13 +33,11 @@ def _row(*cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def markdown(results: dict) -> str:
-    m, peak = results["machine"], results["peak"]
-    configs = results["configs"]
-    sizes = sorted({c["image_size"] for c in configs})
-    present = [(k, label) for k, label in ENGINES if any(k in c["rows"] for c in configs)]
+def _header(results: dict) -> list[str]:
+    """Command, machine, its peak, model and what the times are."""
+    m, peak, configs = results["machine"], results["peak"], results["configs"]
     ghz = f"{peak['ghz']:.2f}" if peak.get("ghz") else "?"
-    lines = [
+    return [
         "# Speed: ours vs Meta's SAM2VideoPredictor",
         "",
         f"- command: `{results['command']}`",
@@ -54,6 +52,12 @@ def markdown(results: dict) -> str:
         "frame 0; times are medians over frames >= 8 (memory bank full), engines in lockstep",
         f"- ours' default precision here: {configs[0]['ours_precision'] if configs else '?'}",
         "",
+    ]
+
+
+def _time_table(configs: list[dict], present: list[tuple[str, str]]) -> list[str]:
+    """Per-frame time of every engine and configuration, with Meta's ratios to ours."""
+    lines = [
         "## Per-frame time",
         "",
         _row("image_size", "objects", *[label for _, label in present], "vos_optimized",
@@ -73,11 +77,16 @@ def markdown(results: dict) -> str:
                           *[_ms(_median(c, k)) for k, _ in present], vos_cell,
                           *[f"{ratio[k]:.2f}x" if ratio[k] else "-"
                             for k in ("official", "meta_bf16")], mode_cell))
-    lines += ["", "## Cost of each extra object", "",
-              "(time at the most objects minus time at one object) / (extra objects)", "",
-              _row("image_size", *[label for _, label in present], "vos_optimized"),
-              _row(*["---"] * (len(present) + 2))]
-    for size in sizes:
+    return lines
+
+
+def _extra_object_table(configs: list[dict], present: list[tuple[str, str]]) -> list[str]:
+    """What each object beyond the first costs, per image size."""
+    lines = ["", "## Cost of each extra object", "",
+             "(time at the most objects minus time at one object) / (extra objects)", "",
+             _row("image_size", *[label for _, label in present], "vos_optimized"),
+             _row(*["---"] * (len(present) + 2))]
+    for size in sorted({c["image_size"] for c in configs}):
         row = sorted((c for c in configs if c["image_size"] == size), key=lambda c: c["objects"])
         if len(row) < 2:
             continue
@@ -88,43 +97,60 @@ def markdown(results: dict) -> str:
             a, b = _median(lo, k), _median(hi, k)
             cells.append(_ms((b - a) / extra) if a and b else "-")
         lines.append(_row(size, *cells))
-    lines += ["", "## GFLOP per frame and achieved GFLOP/s", "",
-              "GFLOP from torch.utils.flop_counter on one steady frame (ours and Meta run the "
-              "same network; both counted). Share of peak against the fp32 peak for fp32 runs "
-              "and the bf16 peak for bf16 runs.", "",
-              _row("image_size", "objects", "GFLOP ours", "GFLOP Meta",
-                   *[f"{label}: GFLOP/s (of peak)" for _, label in present],
-                   "vos_optimized (fp32): GFLOP/s (of peak)"),
-              _row(*["---"] * (len(present) + 5))]
+    return lines
+
+
+def _rate_cell(c: dict, k: str, peak: dict) -> str:
+    """Achieved GFLOP/s of engine ``k`` and its share of the matching peak."""
+    t = _median(c, k)
+    if not t:
+        return "-"
+    flop = c["gflop_ours"] if k.startswith("ours") else c["gflop_meta"]
+    bf16 = (k == "meta_bf16") or (k in ("ours", "ours_sam2", "ours_compiled")
+                                  and c["ours_precision"] != "fp32")
+    pk = peak["bf16_gflops"] if bf16 and peak.get("bf16_gflops") else peak["fp32_gflops"]
+    rate = flop / t
+    return f"{rate:.0f} ({rate / pk:.0%})" if pk else f"{rate:.0f}"
+
+
+def _flops_table(configs: list[dict], present: list[tuple[str, str]], peak: dict) -> list[str]:
+    """GFLOP per frame and the GFLOP/s every engine achieves."""
+    lines = ["", "## GFLOP per frame and achieved GFLOP/s", "",
+             "GFLOP from torch.utils.flop_counter on one steady frame (ours and Meta run the "
+             "same network; both counted). Share of peak against the fp32 peak for fp32 runs "
+             "and the bf16 peak for bf16 runs.", "",
+             _row("image_size", "objects", "GFLOP ours", "GFLOP Meta",
+                  *[f"{label}: GFLOP/s (of peak)" for _, label in present],
+                  "vos_optimized (fp32): GFLOP/s (of peak)"),
+             _row(*["---"] * (len(present) + 5))]
     for c in configs:
-        cells = []
-        for k in [k for k, _ in present] + ["vos"]:
-            t = _median(c, k)
-            flop = c["gflop_ours"] if k.startswith("ours") else c["gflop_meta"]
-            bf16 = (k == "meta_bf16") or (k in ("ours", "ours_sam2", "ours_compiled")
-                                          and c["ours_precision"] != "fp32")
-            pk = peak["bf16_gflops"] if bf16 and peak.get("bf16_gflops") else peak["fp32_gflops"]
-            if t:
-                rate = flop / t
-                cells.append(f"{rate:.0f} ({rate / pk:.0%})" if pk else f"{rate:.0f}")
-            else:
-                cells.append("-")
+        cells = [_rate_cell(c, k, peak) for k in [k for k, _ in present] + ["vos"]]
         lines.append(_row(c["image_size"], c["objects"], f"{c['gflop_ours']:.1f}",
                           f"{c['gflop_meta']:.1f}", *cells))
-    lines += ["", "## Our frame path: host traffic and stages per frame", "",
-              "Bytes and host waits of the postprocessing step (all objects upsampled, "
-              "thresholded, labelled and measured on the model's device, then one uint8 copy); "
-              "on a CPU the copy is free, the count is what a GPU would pay.", "",
-              _row("image_size", "objects", "bytes to host", "host syncs", "encoder",
-                   "memory attention", "decoder", "memory encoder", "postprocess"),
-              _row(*["---"] * 9)]
+    return lines
+
+
+def _transfer_table(configs: list[dict]) -> list[str]:
+    """Host traffic and stage medians of our frame path."""
+    lines = ["", "## Our frame path: host traffic and stages per frame", "",
+             "Bytes and host waits of the postprocessing step (all objects upsampled, "
+             "thresholded, labelled and measured on the model's device, then one uint8 copy); "
+             "on a CPU the copy is free, the count is what a GPU would pay.", "",
+             _row("image_size", "objects", "bytes to host", "host syncs", "encoder",
+                  "memory attention", "decoder", "memory encoder", "postprocess"),
+             _row(*["---"] * 9)]
     for c in configs:
         s = c.get("ours_stage_medians_s") or {}
         lines.append(_row(c["image_size"], c["objects"], f"{c['transfer']['bytes']:,}",
                           c["transfer"]["syncs"],
                           *[_ms(s.get(k)) for k in ("encoder", "memory_attention", "decoder",
                                                      "memory_encoder", "postprocess")]))
-    lines += ["", "## Targets (issue 12), default configurations", ""]
+    return lines
+
+
+def _target_lines(configs: list[dict]) -> list[str]:
+    """Each target of issue 12 met or not, in the default configurations."""
+    lines = ["", "## Targets (issue 12), default configurations", ""]
     for c in configs:
         for (k, n), want in TARGETS.items():
             if c["objects"] != n or not _median(c, k) or not _median(c, "ours"):
@@ -136,6 +162,17 @@ def markdown(results: dict) -> str:
                 got = _median(c, k) / _median(c, "ours_compiled")
                 lines.append(f"  - with the encoder compiled (`compile: true`, not the "
                              f"default): {got:.2f}x - {'met' if got >= want else 'NOT met'}")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    """speed.md: the tables in order, the targets and the quiet gate."""
+    configs = results["configs"]
+    present = [(k, label) for k, label in ENGINES if any(k in c["rows"] for c in configs)]
+    lines = _header(results)
+    lines += _time_table(configs, present) + _extra_object_table(configs, present)
+    lines += _flops_table(configs, present, results["peak"]) + _transfer_table(configs)
+    lines += _target_lines(configs)
     gate = results.get("quiet_gate")
     if gate:
         lines += ["", f"Quiet-machine gate: {gate}", ""]

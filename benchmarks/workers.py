@@ -1,5 +1,7 @@
 """Benchmark parts that must run in a process of their own, started by run.py.
 
+Started as ``python -m benchmarks.workers <memory|vos> ...``:
+
 - ``memory``: resident memory over a long stream for one engine (a process per engine, so
   RSS is that engine's alone).
 - ``vos``: Meta's ``vos_optimized=True`` predictor, whose torch.compile may take longer
@@ -15,13 +17,20 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common
-
-common.use_repo_package()
+from benchmarks.common.engines import (
+    OfficialEngine,
+    OursEngine,
+    build_official,
+    build_ours,
+    quiet_official_progress,
+    sync,
+)
+from benchmarks.common.machine import rss_bytes
+from benchmarks.common.scene import Scene
+from benchmarks.common.stats import STEADY_FROM, warm_stats
 
 
 def _write(path: Path, data: dict) -> None:
@@ -38,11 +47,77 @@ def _cuda_allocated(device) -> int | None:
     return None
 
 
-def memory(args) -> None:
+def _sample(result: dict, frame: int, held: int, device) -> None:
+    """One memory sample: RSS, the engine's kept tensors and (on CUDA) allocated bytes."""
+    result["samples"].append({"frame": frame, "rss": rss_bytes(), "held_tensor_bytes": held,
+                              "cuda_allocated": _cuda_allocated(device)})
+
+
+def _track_ours(args, jpegs: list[Path], points: list, result: dict,
+                save: Callable[[], None]) -> list[float]:
+    """Our engine over the JPEGs, decoded one at a time as a camera hands them over."""
     import numpy as np
-    import torch
     from PIL import Image
 
+    loaded = build_ours(args.device, args.image_size, args.checkpoint, args.seed)
+    result["rss_after_build"] = rss_bytes()
+
+    def frame(i):
+        with Image.open(jpegs[i]) as img:
+            return np.array(img.convert("RGB"))
+
+    first = frame(0)
+    scene = Scene(Path(args.jpeg_dir), [first], [0], points)
+    engine = OursEngine(loaded, scene, len(points), frames=[first])
+    engine.start()
+    result["phase"] = "tracking"
+    _sample(result, 0, engine.held_tensor_bytes(), loaded.device)
+    times: list[float] = []
+    for i in range(1, len(jpegs)):
+        pixels = frame(i)
+        t0 = time.perf_counter()
+        engine.tracker.track(pixels, stamp=i)
+        sync(loaded.device)
+        times.append(time.perf_counter() - t0)
+        if i % args.every == 0 or i == len(jpegs) - 1:
+            _sample(result, i, engine.held_tensor_bytes(), loaded.device)
+            save()
+    return times
+
+
+def _track_official(args, jpegs: list[Path], points: list, result: dict,
+                    save: Callable[[], None]) -> list[float]:
+    """Meta's predictor over the JPEG folder, which init_state loads up front."""
+    import torch
+
+    device = torch.device(args.device)
+    state_dict = torch.load(args.weights, map_location="cpu", weights_only=True)
+    predictor = build_official(args.device, args.image_size, state_dict)
+    del state_dict
+    result["rss_after_build"] = rss_bytes()
+    quiet_official_progress()
+    result["rss_before_init_state"] = rss_bytes()
+    scene = Scene(Path(args.jpeg_dir), [], [], points)
+    engine = OfficialEngine(predictor, scene, len(points), device, len(jpegs),
+                            autocast_dtype=torch.bfloat16 if device.type == "cuda" else None)
+    engine.start()
+    result["init_state_s"] = engine.init_state_s
+    result["images_bytes"] = engine.images_bytes()
+    result["rss_after_init_state"] = rss_bytes()
+    result["phase"] = "tracking"
+    _sample(result, 0, engine.held_tensor_bytes(), device)
+    times = []
+    for i in range(1, len(jpegs)):
+        times.append(engine.step(i))
+        if i % args.every == 0 or i == len(jpegs) - 1:
+            _sample(result, i, engine.held_tensor_bytes(), device)
+            save()
+    engine.close()
+    return times
+
+
+def memory(args) -> None:
+    """Resident memory of one engine over a long stream, sampled every ``--every`` frames."""
     out_path = Path(args.json)
     jpegs = sorted(Path(args.jpeg_dir).glob("*.jpg"))
     points = [tuple(p) for p in json.loads(args.points)][: args.objects]
@@ -50,64 +125,9 @@ def memory(args) -> None:
                     "image_size": args.image_size, "objects": len(points), "samples": [],
                     "phase": "building"}
     _write(out_path, result)
-    samples = result["samples"]
-
-    def sample(frame: int, held: int, extra: dict | None = None) -> None:
-        row = {"frame": frame, "rss": common.rss_bytes(), "held_tensor_bytes": held,
-               "cuda_allocated": _cuda_allocated(device)}
-        row.update(extra or {})
-        samples.append(row)
-
-    times: list[float] = []
-    if args.engine == "ours":
-        loaded = common.build_ours(args.device, args.image_size, args.checkpoint, args.seed)
-        device = loaded.device
-        result["rss_after_build"] = common.rss_bytes()
-
-        def frame(i):
-            with Image.open(jpegs[i]) as img:
-                return np.array(img.convert("RGB"))
-
-        first = frame(0)
-        scene = common.Scene(Path(args.jpeg_dir), [first], [0], points)
-        engine = common.OursEngine(loaded, scene, len(points), frames=[first])
-        engine.start()
-        result["phase"] = "tracking"
-        sample(0, engine.held_tensor_bytes())
-        for i in range(1, len(jpegs)):
-            pixels = frame(i)  # decoded one at a time: a camera does not hand over a video
-            t0 = time.perf_counter()
-            engine.tracker.track(pixels, stamp=i)
-            common.sync(device)
-            times.append(time.perf_counter() - t0)
-            if i % args.every == 0 or i == len(jpegs) - 1:
-                sample(i, engine.held_tensor_bytes())
-                _write(out_path, result)
-    else:
-        device = torch.device(args.device)
-        state_dict = torch.load(args.weights, map_location="cpu", weights_only=True)
-        predictor = common.build_official(args.device, args.image_size, state_dict)
-        del state_dict
-        result["rss_after_build"] = common.rss_bytes()
-        common.quiet_official_progress()
-        result["rss_before_init_state"] = common.rss_bytes()
-        scene = common.Scene(Path(args.jpeg_dir), [], [], points)
-        engine = common.OfficialEngine(predictor, scene, len(points), device, len(jpegs),
-                                       autocast_dtype=torch.bfloat16
-                                       if device.type == "cuda" else None)
-        engine.start()
-        result["init_state_s"] = engine.init_state_s
-        result["images_bytes"] = engine.images_bytes()
-        result["rss_after_init_state"] = common.rss_bytes()
-        result["phase"] = "tracking"
-        sample(0, engine.held_tensor_bytes())
-        for i in range(1, len(jpegs)):
-            times.append(engine.step(i))
-            if i % args.every == 0 or i == len(jpegs) - 1:
-                sample(i, engine.held_tensor_bytes())
-                _write(out_path, result)
-        engine.close()
-    result["per_frame"] = common.warm_stats(times)
+    track = _track_ours if args.engine == "ours" else _track_official
+    times = track(args, jpegs, points, result, lambda: _write(out_path, result))
+    result["per_frame"] = warm_stats(times)
     result["phase"] = "done"
     _write(out_path, result)
 
@@ -123,14 +143,14 @@ def vos(args) -> None:
         state_dict = torch.load(args.weights, map_location="cpu", weights_only=True)
         device = torch.device(args.device)
         t0 = time.perf_counter()
-        predictor = common.build_official(args.device, args.image_size, state_dict,
-                                          vos_optimized=True)
+        predictor = build_official(args.device, args.image_size, state_dict,
+                                   vos_optimized=True)
         result["build_s"] = time.perf_counter() - t0
-        common.quiet_official_progress()
-        scene = common.Scene(Path(args.jpeg_dir), [], [], points)
-        engine = common.OfficialEngine(predictor, scene, len(points), device, args.frames,
-                                       autocast_dtype=torch.bfloat16
-                                       if device.type == "cuda" else None)
+        quiet_official_progress()
+        scene = Scene(Path(args.jpeg_dir), [], [], points)
+        engine = OfficialEngine(predictor, scene, len(points), device, args.frames,
+                                autocast_dtype=torch.bfloat16
+                                if device.type == "cuda" else None)
         result["phase"] = "init_state (compiles the image encoder)"
         _write(out_path, result)
         engine.start()
@@ -143,7 +163,7 @@ def vos(args) -> None:
             times.append(engine.step(i))
             _write(out_path, result)
         engine.close()
-        result["per_frame"] = common.warm_stats(times, steady_from=8)
+        result["per_frame"] = warm_stats(times, steady_from=STEADY_FROM)
         result["phase"] = "done"
     except Exception as exc:
         result["phase"] = "failed"

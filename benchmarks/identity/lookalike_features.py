@@ -1,42 +1,29 @@
-#!/usr/bin/env python3
 """How far apart the model keeps two look-alike objects: features of tracked object pairs.
 
 Identity between look-alikes can only be kept by appearance while they are close (motion
 cannot tell them apart there). This tracks training-split scenes (never the held-out ones)
 with the engine (``tracking_mode: sam2``, fp32, each object clicked on the first frame) and,
-on frames where two objects are both clearly visible, apart, and each tracked on its own
-ground truth (IoU >= 0.5), compares the two objects' features by cosine similarity:
+on frames where two objects are both clearly visible, apart, and each on its own ground
+truth, compares their object pointers, mask-pooled memory features and mask-pooled image
+features by cosine similarity, grouped by look-alike or not and scene family. The row
+"same object" compares each object with itself on its click frame: a pair of look-alikes
+as similar as that is, to the memory, one object. Prints a Markdown table and the machine;
+it reports, it asserts nothing. Results: docs/identity.md.
 
-* object pointer (``FrameOutput.obj_ptr``: what memory attention reads as the object token);
-* memory features (``maskmem_features``) averaged over each object's ground-truth mask;
-* image-encoder features (the top backbone level) averaged over each object's mask.
-
-Pairs are grouped by the scenes' planned colours (look-alike: RGB distance < 60) and scene
-family. The row "same object" compares each object with itself on its click frame: a pair
-of look-alikes as similar as that is, to the memory, one object. Prints a Markdown table
-and the machine; it reports, it asserts nothing.
-
-    python benchmarks/lookalike_features.py [--scenes 8] [--frames 30] [--checkpoint PATH]
+    python -m benchmarks.identity.lookalike_features [--scenes 8] [--frames 30] [--checkpoint PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common
-
-common.use_repo_package()
-
-from sam2_ros.engine.identity.appearance import pooled as pooled_look  # noqa: E402
-from sam2_ros.engine.identity.appearance import similarity  # noqa: E402
+from benchmarks.common.machine import cpu_model
+from sam2_ros.engine.identity.appearance import pooled as pooled_look
+from sam2_ros.engine.identity.appearance import similarity
 
 MEASURES = ("obj_ptr", "memory", "image")
 LOOKALIKE_RGB = 60.0  # planned colours closer than this (Euclidean, 0-255) are look-alikes
@@ -150,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = RandomSceneConfig(num_frames=args.frames, seed=seed, split="train",
                                     family=family)
             measure_scene(loaded, RandomScene(cfg), groups, family, args.min_area)
-    print(f"machine: {common.cpu_model()}, torch threads {args.threads}; weights: "
+    print(f"machine: {cpu_model()}, torch threads {args.threads}; weights: "
           f"{args.checkpoint or 'bundled ' + DEMO_MODEL}; training-split seeds "
           f"0..{args.scenes - 1} of each family, {args.frames} frames")
     print("\ncosine similarity, median (10th-90th percentile)\n")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Per-frame cost of ``tracking_mode: motion`` against ``sam2``, both in one process.
 
 The bundled demo model (image_size 256, fp32, CPU) tracks the designed demo scene's objects
@@ -8,22 +7,16 @@ both alike. Prints the median ms per frame of each mode over the frames after th
 the stage medians, the difference in percent and the machine. It reports; it asserts
 nothing.
 
-    python benchmarks/tracking_mode_cost.py [--frames 30] [--warmup 8] [--objects 3]
+    python -m benchmarks.identity.tracking_mode_cost [--frames 30] [--warmup 8] [--objects 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common
-
-common.use_repo_package()
+from benchmarks.common.machine import cpu_model
 
 MODES = ("sam2", "motion")
 STAGES = ("memory_attention", "decoder", "memory_encoder", "postprocess")
@@ -66,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     trackers[mode].add_prompt(points=[list(p.point)], labels=[1],
                                               stamp=frame.stamp_ns)
     medians = {m: statistics.median(totals[m]) for m in MODES}
-    print(f"machine: {common.cpu_model()}, torch threads {args.threads}, "
+    print(f"machine: {cpu_model()}, torch threads {args.threads}, "
           f"{len(prompts)} objects, {len(totals['sam2'])} timed frames")
     for m in MODES:
         parts = ", ".join(f"{s} {statistics.median(stages[m][s]):.1f}" for s in STAGES)

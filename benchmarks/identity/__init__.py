@@ -1,0 +1,1 @@
+"""Benchmarks of how identities are kept: tracking_mode cost, ablations, look-alikes."""
