@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine; both set everything up first (tools/bootstrap.sh).
-.PHONY: setup train-deps test demo train train-shipped lint bench speed
+.PHONY: setup train-deps test demo train train-shipped lint bench speed bench-cameras gpu
 
 setup:
 	tools/bootstrap.sh
@@ -33,12 +33,23 @@ demo: setup
 lint: setup
 	bash -c '. tools/env.sh && ruff check .'
 
-# Benchmarks (about 10 minutes on 2 CPU cores); transformers goes beside the venv.
+# Benchmarks (about 10 minutes on 2 CPU cores); transformers goes beside the venv. They run
+# from this folder as a package, so they time this checkout's sam2_ros (docs/benchmarks.md).
 bench: setup
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check --target .bench-site --no-deps -r requirements/bench.txt
-	bash -c '. tools/env.sh && cd /tmp && SAM2_BENCH_HF_SITE=$(CURDIR)/.bench-site python $(CURDIR)/benchmarks/run.py $(BENCH_ARGS)'
+	bash -c '. tools/env.sh && SAM2_BENCH_HF_SITE=$(CURDIR)/.bench-site python -m benchmarks.run $(BENCH_ARGS)'
 
 # Speed tables: ours vs Meta fp32 / bf16 autocast / vos_optimized, 1-4-8 objects, 256 and
 # 512 px, GFLOP/s against the CPU's peak (about 15 minutes on 2 CPU cores).
 speed: setup
-	bash -c '. tools/env.sh && cd /tmp && python $(CURDIR)/benchmarks/speed.py $(SPEED_ARGS)'
+	bash -c '. tools/env.sh && python -m benchmarks.speed $(SPEED_ARGS)'
+
+# Several cameras in one node against one node process per camera: 1, 2, 3 cameras, 256 px,
+# 20 s each (about 6 minutes on 2 CPU cores); the table of docs/benchmarks.md.
+bench-cameras: setup
+	bash -c '. tools/env.sh && cd /tmp && PYTHONPATH=$$PYTHONPATH:$(CURDIR) python -m benchmarks.cameras $(CAMERAS_ARGS)'
+
+# A lent GPU's checks (benchmarks/gpu.sh --run checks|versus_meta, docs/benchmarks.md). Here first
+# `make gpu GPU_ARGS="--build-wheels --device cpu --tiny"` (wheels into .whl/, tiny run).
+gpu:
+	bash benchmarks/gpu.sh $(GPU_ARGS)
