@@ -9,6 +9,7 @@ node and disturbs nothing of the other. The cameras differ in scene and frame si
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -84,7 +85,7 @@ def _frames_received(msg, name: str) -> int:
 def _front_silent_while_wrist_fed(messages: list):
     """The first diagnostics message naming camera front silent in a period in which the
     wrist camera did receive frames (its count grew since the previous message), or None."""
-    for prev, msg in zip(messages, messages[1:]):
+    for prev, msg in itertools.pairwise(messages):
         front = _camera_status(msg, "front")
         if front is None or _camera_status(prev, "wrist") is None or "silent" not in front.message:
             continue
