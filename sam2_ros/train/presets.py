@@ -19,6 +19,24 @@ SHIPPED_FINETUNE_OUT = "out/train/sam2_ros_demo_finetune"
 GENERAL_OUT = "out/train/general"
 
 
+#: What the shipped fine-tune aims at, the object-score (occlusion) and IoU heads; the
+#: general preset keeps them the same way.
+_FINETUNED_HEADS: dict[str, tuple[object, str]] = dict(
+    class_weight=(5.0, "the object-score (occlusion) loss: after part 1 the score "
+                  "was no lower on hidden frames than in view"),
+    iou_weight=(5.0, "the IoU head picks one of three candidate masks; after part 1 "
+                "it picked J 0.57 where the best had 0.71"),
+    iou_loss=("mse", "Meta's L1 left the IoU head predicting about 0 for every "
+              "candidate"),
+    iou_head_steps=(600, "then the heads alone: they moved the object score's "
+                    "threshold toward 'hidden'"),
+    head_phase=("iou+object", "both heads the fine-tune aims at"),
+    head_object_alpha=(0.3, "hidden frames weigh 0.7, in-view frames 0.3: hidden "
+                       "frames are a few percent of all"),
+)
+_KEEP_WEIGHTS = (500, "weights along the way, to judge the run with sam2_ros evaluate")
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named recipe: ``sam2_ros train`` option values, each with one line of why."""
@@ -48,7 +66,7 @@ PRESETS: dict[str, Preset] = {
             out=(SHIPPED_BASE_OUT, "the fine-tune starts from the weights exported here"),
             stop_at=(8800, "where the bundled model's part 1 stopped (a session's time); "
                      "the learning rate is then about a quarter of its peak"),
-            keep_every=(500, "weights along the way, to judge the run with sam2_ros evaluate"),
+            keep_every=_KEEP_WEIGHTS,
             eval_scenes=(0, "judged after the fine-tune, not here"),
         ),
         _preset(
@@ -64,18 +82,8 @@ PRESETS: dict[str, Preset] = {
                         "scenes"),
             occlusion=(0.9, "hidden frames are the only ones that teach 'not visible'; "
                        "held-out scenes keep 0.5"),
-            class_weight=(5.0, "the object-score (occlusion) loss: after part 1 the score "
-                          "was no lower on hidden frames than in view"),
-            iou_weight=(5.0, "the IoU head picks one of three candidate masks; after part 1 "
-                        "it picked J 0.57 where the best had 0.71"),
-            iou_loss=("mse", "Meta's L1 left the IoU head predicting about 0 for every "
-                      "candidate"),
-            iou_head_steps=(600, "then the heads alone: they moved the object score's "
-                            "threshold toward 'hidden'"),
-            head_phase=("iou+object", "both heads the fine-tune aims at"),
-            head_object_alpha=(0.3, "hidden frames weigh 0.7, in-view frames 0.3: hidden "
-                               "frames are a few percent of all"),
-            keep_every=(500, "weights along the way, to judge the run with sam2_ros evaluate"),
+            **_FINETUNED_HEADS,
+            keep_every=_KEEP_WEIGHTS,
         ),
         _preset(
             "general",
@@ -97,13 +105,8 @@ PRESETS: dict[str, Preset] = {
                             "split does not fall behind"),
             occlusion=(0.7, "between the default 0.5 and the fine-tune's 0.9: hidden frames "
                        "teach 'not visible', varied clips teach the rest"),
-            class_weight=(5.0, "as the shipped fine-tune, whose occlusion head this keeps"),
-            iou_weight=(5.0, "as the shipped fine-tune (candidate choice)"),
-            iou_loss=("mse", "as the shipped fine-tune: Meta's L1 left the IoU head flat"),
-            iou_head_steps=(600, "the shipped head steps, on the varied clips"),
-            head_phase=("iou+object", "both heads, as the shipped fine-tune"),
-            head_object_alpha=(0.3, "as the shipped fine-tune"),
-            keep_every=(500, "weights along the way, to judge the run with sam2_ros evaluate"),
+            **_FINETUNED_HEADS,
+            keep_every=_KEEP_WEIGHTS,
             eval_scenes=(0, "judged on every split with sam2_ros evaluate, not only standard"),
         ),
     )
