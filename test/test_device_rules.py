@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_ros.engine.hardware.device_rules import eager_forward_image, place_caches
+from sam2_ros.engine.hardware.device_rules import place_caches
 from sam2_ros.engine.model_loading import LoadedModel, resolve_precision
 from sam2_ros.engine.results import StageTiming
 from sam2_ros.engine.steps import sam2_steps
-from sam2_ros.engine.steps.sam2_steps import Sam2Steps
+from sam2_ros.engine.steps.sam2_steps import Sam2Steps, eager_forward_image
 
 
 @pytest.mark.parametrize(("capability", "dtype"), [

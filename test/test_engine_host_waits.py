@@ -153,8 +153,10 @@ def test_attention_budget_is_per_device(tiny_model: LoadedModel) -> None:
     """The token budget was measured on 2 CPU cores; on a GPU one call per object would
     leave the device idle, so there every object of a layout shares one call."""
     model = tiny_model.model
-    assert MemoryAttentionRunner(model, torch.device("cpu")).attention_tokens == ATTENTION_TOKENS
-    assert MemoryAttentionRunner(model, torch.device("cuda")).attention_tokens == 0
+    for device, tokens in (("cpu", ATTENTION_TOKENS), ("cuda", 0)):
+        runner = MemoryAttentionRunner(model.memory_attention, model.maskmem_tpos_enc,
+                                       torch.device(device))
+        assert runner.attention_tokens == tokens
 
 
 def test_copies_to_the_device_do_not_block(
@@ -178,7 +180,8 @@ def test_copies_to_the_device_do_not_block(
     monkeypatch.setattr(torch.Tensor, "to", recording_to)
     device = tiny_model.device
     frame_to_tensor(frames[2], tiny_model.image_size, device)
-    assemble_memory(tiny_model.model, tracker.memories[1], 2, device)
+    assemble_memory(tiny_model.facts, tracker.memories[1], 2, device,
+                    project=tracker._steps.project_pointer_pos)
     click = check_prompt((48, 64), [[20.0, 24.0]], [1])
     point_inputs(click, (48, 64), tiny_model.image_size, device)
     mask = np.zeros((48, 64), bool)

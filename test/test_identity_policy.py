@@ -143,10 +143,12 @@ def _hidden_behind_occluder(mode: str, occluder_box: tuple[int, int, int, int]):
     from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
     from sam2_ros.engine.steps.sam2_steps import Decoded
 
-    # obj_ptr_proj: the policy builds every object's candidate pointer on the device.
-    model = SimpleNamespace(num_maskmem=7, max_obj_ptrs_in_encoder=16, pred_obj_scores=False,
-                            obj_ptr_proj=torch.nn.Identity())
-    policy = make_policy(mode, model)
+    # The policy's door into SAM 2: the model's facts and each object's candidate pointer
+    # (built on the device; here the token itself).
+    steps = SimpleNamespace(
+        facts=SimpleNamespace(num_maskmem=7, max_obj_ptrs_in_encoder=16, pred_obj_scores=False),
+        object_pointer=lambda token, score_logits: token)
+    policy = make_policy(mode, steps)
     mover, occluder = ObjectMemory(1), ObjectMemory(2)
     state = None
     for t, box in enumerate(_moving_boxes(3, start=(1.0, 4.0), velocity=(2.0, 0.0),

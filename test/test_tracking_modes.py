@@ -22,14 +22,14 @@ def _out(admitted: bool = True) -> FrameOutput:
 
 
 def test_selective_memory_attends_to_the_newest_admitted_frames() -> None:
-    model = SimpleNamespace(num_maskmem=4, max_cond_frames_in_attn=-1,
+    facts = SimpleNamespace(num_maskmem=4, max_cond_frames_in_attn=-1,
                             memory_temporal_stride_for_eval=1, use_obj_ptrs_in_encoder=False)
     obj = ObjectMemory(1)
     obj.cond[0] = _out()
     for index in range(1, 10):
         obj.non_cond[index] = _out(admitted=index not in (7, 8, 9))  # hidden at 7-9
-    positional = assemble_memory(model, obj, 10, torch.device("cpu"))
-    selective = assemble_memory(model, obj, 10, torch.device("cpu"), selective=True)
+    positional = assemble_memory(facts, obj, 10, torch.device("cpu"))
+    selective = assemble_memory(facts, obj, 10, torch.device("cpu"), selective=True)
     by_frame = {id(o): i for i, o in {**obj.cond, **obj.non_cond}.items()}
     # SAM 2: the prompted frame and the last three frames, hidden ones included.
     assert [(by_frame[id(o)], slot) for o, slot in positional.spatial] == [
@@ -83,13 +83,13 @@ def test_motion_mode_tracks_with_bounded_state_and_replays_motion_after_a_past_p
             ids = click_objects(tracker, frame.rgb, frame.labels, frame.stamp_ns, 120)
     assert len(ids) == 2
     newest = len(frames) - 1
-    model = demo_model.model
+    facts = demo_model.facts
     for object_id in ids:
         obj = tracker._objects[object_id]
         # Motion known up to the newest frame, none kept from before the ring but one.
         assert max(obj.motion) == newest
         assert len(obj.motion) <= tracker.prompt_history + 1
-        bound = tracker._policy.keep_admitted + model.max_obj_ptrs_in_encoder
+        bound = tracker._policy.keep_admitted + facts.max_obj_ptrs_in_encoder
         assert len(obj.non_cond) <= bound
     # A click on a past ring frame: motion restarts there and is re-tracked forward.
     past = frames[-3]

@@ -15,12 +15,18 @@ times share one batched memory-attention call (``memory_attention``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
 from sam2_ros.engine.hardware import host_sync
+from sam2_ros.engine.steps.model_facts import ModelFacts
+
+#: The model's projection of the object pointers' temporal encodings
+#: (``Sam2Steps.project_pointer_pos``): the one model call a memory needs.
+PointerPosProjection = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -148,8 +154,9 @@ class Memory:
         return len(self.spatial), self.num_ptr_tokens
 
 
-def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
-                    device: torch.device, selective: bool = False) -> Memory:
+def assemble_memory(facts: ModelFacts, obj: ObjectMemory, frame_index: int,
+                    device: torch.device, selective: bool = False,
+                    project: PointerPosProjection | None = None) -> Memory:
     """The memory frames (with their temporal slots) and object pointers one object attends
     to on a frame: same frames, order and encodings as SAM2Base._prepare_memory_conditioned_
     features for forward tracking in eval mode with an unbounded video length.
@@ -158,15 +165,17 @@ def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
     newest admitted frames before this one, the nearest in the nearest temporal slot, and
     object pointers of admitted frames only (at their true distance, capped at SAM 2's
     range), so a frame where the object was hidden or taken by another is never attended.
+    ``project``: needed where the pointers get a temporal encoding (``facts``).
     """
-    num_maskmem = model.num_maskmem
+    num_maskmem = facts.num_maskmem
     selected, unselected = select_closest_cond_frames(
-        frame_index, obj.cond, model.max_cond_frames_in_attn
+        frame_index, obj.cond, facts.max_cond_frames_in_attn
     )
     if selective:
-        return _assemble_selective(model, obj, frame_index, device, selected, unselected)
+        return _assemble_selective(facts, obj, frame_index, device, selected, unselected,
+                                   project)
     t_pos_and_prevs: list[tuple[int, FrameOutput | None]] = [(0, o) for o in selected.values()]
-    stride = model.memory_temporal_stride_for_eval
+    stride = facts.memory_temporal_stride_for_eval
     for t_pos in range(1, num_maskmem):
         t_rel = num_maskmem - t_pos
         if t_rel == 1:
@@ -184,12 +193,12 @@ def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
         spatial.append((prev, num_maskmem - t_pos - 1))
 
     ptrs = ptr_pos = None
-    if model.use_obj_ptrs_in_encoder:
-        max_ptrs = model.max_obj_ptrs_in_encoder
+    if facts.use_obj_ptrs_in_encoder:
+        max_ptrs = facts.max_obj_ptrs_in_encoder
         ptr_cond = selected
-        if model.only_obj_ptrs_in_the_past_for_eval:
+        if facts.only_obj_ptrs_in_the_past_for_eval:
             ptr_cond = {t: o for t, o in selected.items() if t <= frame_index}
-        signed = model.use_signed_tpos_enc_to_obj_ptrs
+        signed = facts.use_signed_tpos_enc_to_obj_ptrs
         pos_and_ptrs = [
             ((frame_index - t) if signed else abs(frame_index - t), o.obj_ptr)
             for t, o in ptr_cond.items()
@@ -201,14 +210,15 @@ def assemble_memory(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
             out = obj.non_cond.get(t, unselected.get(t))
             if out is not None:
                 pos_and_ptrs.append((t_diff, out.obj_ptr))
-        ptrs, ptr_pos = _pointer_tokens(model, pos_and_ptrs, device)
+        ptrs, ptr_pos = _pointer_tokens(facts, pos_and_ptrs, device, project)
     return Memory(spatial, ptrs, ptr_pos)
 
 
-def _assemble_selective(model: torch.nn.Module, obj: ObjectMemory, frame_index: int,
-                        device: torch.device, selected: dict, unselected: dict) -> Memory:
+def _assemble_selective(facts: ModelFacts, obj: ObjectMemory, frame_index: int,
+                        device: torch.device, selected: dict, unselected: dict,
+                        project: PointerPosProjection | None) -> Memory:
     """``assemble_memory`` from the newest admitted frames (see there)."""
-    num_maskmem = model.num_maskmem
+    num_maskmem = facts.num_maskmem
     spatial = [(o, num_maskmem - 1) for o in selected.values()]
     pool = {**unselected, **obj.non_cond}
     admitted = sorted((i for i, o in pool.items()
@@ -217,11 +227,11 @@ def _assemble_selective(model: torch.nn.Module, obj: ObjectMemory, frame_index: 
     for rank, index in enumerate(admitted[: num_maskmem - 1]):
         spatial.append((pool[index], rank))  # slot 0: the nearest, as t_rel 1 in SAM 2
     ptrs = ptr_pos = None
-    if model.use_obj_ptrs_in_encoder:
-        max_ptrs = model.max_obj_ptrs_in_encoder
-        signed = model.use_signed_tpos_enc_to_obj_ptrs
+    if facts.use_obj_ptrs_in_encoder:
+        max_ptrs = facts.max_obj_ptrs_in_encoder
+        signed = facts.use_signed_tpos_enc_to_obj_ptrs
         ptr_cond = selected
-        if model.only_obj_ptrs_in_the_past_for_eval:
+        if facts.only_obj_ptrs_in_the_past_for_eval:
             ptr_cond = {t: o for t, o in selected.items() if t <= frame_index}
         pos_and_ptrs = [
             ((frame_index - t) if signed else abs(frame_index - t), o.obj_ptr)
@@ -230,26 +240,29 @@ def _assemble_selective(model: torch.nn.Module, obj: ObjectMemory, frame_index: 
         recent = [i for i, o in sorted(pool.items(), reverse=True)
                   if i < frame_index and o.admitted][: max_ptrs - 1]
         pos_and_ptrs += [(min(frame_index - i, max_ptrs - 1), pool[i].obj_ptr) for i in recent]
-        ptrs, ptr_pos = _pointer_tokens(model, pos_and_ptrs, device)
+        ptrs, ptr_pos = _pointer_tokens(facts, pos_and_ptrs, device, project)
     return Memory(spatial, ptrs, ptr_pos)
 
 
-def _pointer_tokens(model: torch.nn.Module, pos_and_ptrs: list, device: torch.device):
+def _pointer_tokens(facts: ModelFacts, pos_and_ptrs: list, device: torch.device,
+                    project: PointerPosProjection | None):
     """Object-pointer tokens and their temporal encodings, as SAM 2 builds them."""
     ptrs = ptr_pos = None
-    if model.use_obj_ptrs_in_encoder:
-        max_ptrs = model.max_obj_ptrs_in_encoder
+    if facts.use_obj_ptrs_in_encoder:
+        max_ptrs = facts.max_obj_ptrs_in_encoder
         if pos_and_ptrs:
             pos_list, ptrs_list = zip(*pos_and_ptrs, strict=True)
             ptrs = torch.stack(ptrs_list, dim=0)
-            hidden, mem_dim = model.hidden_dim, model.mem_dim
-            if model.add_tpos_enc_to_obj_ptrs:
-                tpos_dim = hidden if model.proj_tpos_enc_in_obj_ptrs else mem_dim
+            hidden, mem_dim = facts.hidden_dim, facts.mem_dim
+            if facts.add_tpos_enc_to_obj_ptrs:
+                if project is None:
+                    raise ValueError("the model encodes pointer distances: pass ``project``")
+                tpos_dim = hidden if facts.proj_tpos_enc_in_obj_ptrs else mem_dim
                 # Non-blocking: a blocking copy to a GPU waits for its queue, per object
                 # and frame (the positions are a few small integers).
                 ptr_pos = host_sync.upload(torch.tensor(pos_list), device)
                 ptr_pos = get_1d_sine_pe(ptr_pos / (max_ptrs - 1), dim=tpos_dim)
-                ptr_pos = model.obj_ptr_tpos_proj(ptr_pos).unsqueeze(1).expand(-1, 1, mem_dim)
+                ptr_pos = project(ptr_pos).unsqueeze(1).expand(-1, 1, mem_dim)
             else:
                 ptr_pos = ptrs.new_zeros(len(pos_list), 1, mem_dim)
             if mem_dim < hidden:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sam2_ros.engine.hardware.device_rules import auto_dtype, place_caches
+from sam2_ros.engine.steps.model_facts import ModelFacts
 from sam2_ros.engine.steps.preprocessing import frame_to_tensor
 from sam2_ros.errors import CheckpointError, ModelConfigError
 from sam2_ros.settings import PARAMETERS, PRECISIONS, default
@@ -96,6 +97,12 @@ class LoadedModel:
     # it (position encodings, RoPE tables, the decoder-token hook): made on first use by
     # ``steps.sam2_steps.model_caches``; a copy (dataclasses.replace) starts without.
     caches: object = field(default=None, init=False, repr=False, compare=False)
+    # The model's settings the engine reads (``steps.model_facts``), read once here.
+    facts: ModelFacts = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Read the model's facts once, for every session of it."""
+        self.facts = ModelFacts.from_model(self.model)
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -96,7 +96,6 @@ class StreamingTracker:
             if reason:
                 raise ValueError(reason)
         self.loaded = loaded
-        self.model = loaded.model
         self.device = loaded.device
         self.image_size = loaded.image_size
         self.max_objects = max_objects
@@ -111,7 +110,7 @@ class StreamingTracker:
         self._steps = Sam2Steps(loaded, profile_stages, preprocessing)
         # How identities are kept (``identity.policy``): "sam2" is Meta's behaviour.
         self.tracking_mode = tracking_mode
-        self._policy = make_policy(tracking_mode, self.model, motion)
+        self._policy = make_policy(tracking_mode, self._steps, motion)
         self._next_id = 1
         self._next_index = 0
         # The last tracked stamp and what an earlier one means (shared with the node).
@@ -597,12 +596,14 @@ class StreamingTracker:
         return count
 
     def _prune(self) -> None:
+        """Release what SAM 2 can no longer attend to from the oldest ring frame on."""
         if not self._ring:
             return
-        model = self.model
+        facts = self.loaded.facts
         oldest = self._ring.oldest.index
-        keep_ptr_from = oldest - (model.max_obj_ptrs_in_encoder - 1)
-        keep_mem_from = oldest - (model.num_maskmem - 1) * model.memory_temporal_stride_for_eval - 1
+        keep_ptr_from = oldest - (facts.max_obj_ptrs_in_encoder - 1)
+        keep_mem_from = (oldest - (facts.num_maskmem - 1) * facts.memory_temporal_stride_for_eval
+                         - 1)
         for obj in self._objects.values():
             obj.prune(keep_ptr_from, keep_mem_from, oldest, self._policy.keep_admitted,
                       self._policy.keep_admitted_memory)

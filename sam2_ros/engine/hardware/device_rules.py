@@ -7,10 +7,10 @@
 - ``place_caches``: Meta's modules cache tensors on plain "cuda" (the current device, 0)
   at construction (sine position encodings, RoPE frequencies); moved to the configured
   device, so ``cuda:1`` does not copy them across devices every frame.
-- ``eager_forward_image``: with ``compile: true`` on CUDA (Meta's max-autotune, CUDA
-  graphs) the compiled encoder's outputs are overwritten by its next call and a graph is
-  recorded per thread; the tracker clones what it keeps and encodes on other threads
-  (a prompt on a dropped frame) through this eager path.
+- With ``compile: true`` on CUDA (Meta's max-autotune, CUDA graphs) the compiled
+  encoder's outputs are overwritten by its next call and a graph is recorded per thread;
+  the tracker clones what it keeps and encodes on other threads (a prompt on a dropped
+  frame) eagerly: ``steps.sam2_steps.eager_forward_image`` (it calls into the model).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def auto_dtype(device: torch.device, cpu_native_bf16: bool) -> torch.dtype | Non
     return None
 
 
-def place_caches(model: torch.nn.Module, device: torch.device) -> int:
-    """Move Meta's cached position encodings and RoPE frequencies to ``device``; returns
-    how many tensors moved."""
+def place_caches(root: torch.nn.Module, device: torch.device) -> int:
+    """Move the cached position encodings and RoPE frequencies of every module under
+    ``root`` (Meta's, at build time) to ``device``; returns how many tensors moved."""
     moved = 0
-    for module in model.modules():
+    for module in root.modules():
         cache = getattr(module, "cache", None)
         if isinstance(cache, dict):
             for key, value in list(cache.items()):
@@ -50,12 +50,3 @@ def place_caches(model: torch.nn.Module, device: torch.device) -> int:
             moved += 1
     return moved
 
-
-def eager_forward_image(model: torch.nn.Module, image: torch.Tensor) -> dict:
-    """SAM2Base.forward_image with the image encoder's own (not compiled) forward."""
-    encoder = model.image_encoder
-    out = type(encoder).forward(encoder, image)
-    if model.use_high_res_features_in_sam:
-        out["backbone_fpn"][0] = model.sam_mask_decoder.conv_s0(out["backbone_fpn"][0])
-        out["backbone_fpn"][1] = model.sam_mask_decoder.conv_s1(out["backbone_fpn"][1])
-    return out

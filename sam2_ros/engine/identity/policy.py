@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from sam2_ros.engine.identity.overlap import (
 from sam2_ros.engine.identity.reacquire import MIN_INSIDE, accept, box_prompt_heads, inside_share
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.settings import default
+
+if TYPE_CHECKING:
+    from sam2_ros.engine.steps.sam2_steps import Sam2Steps
 
 TRACKING_MODES = ("sam2", "motion")
 #: SAM 2's logit for "no object here" (sam2.modeling.sam2_base.NO_OBJ_SCORE).
@@ -121,13 +125,16 @@ class MotionPolicy(Sam2Policy):
     wants_candidates = True
     selective_memory = True
 
-    def __init__(self, model: torch.nn.Module, settings: MotionSettings | None = None) -> None:
-        self.model = model
+    def __init__(self, steps: Sam2Steps, settings: MotionSettings | None = None) -> None:
+        """``steps``: the session's door into SAM 2 (its facts, object pointers, and the
+        heads again for a box prompt)."""
+        self.steps = steps
+        self.facts = steps.facts
         self.settings = settings or MotionSettings()
         # Admitted frames kept beyond SAM 2's window: pointers for as many as it attends,
         # memory features for as many memory frames (``ObjectMemory.prune``).
-        self.keep_admitted = model.max_obj_ptrs_in_encoder - 1
-        self.keep_admitted_memory = model.num_maskmem - 1
+        self.keep_admitted = self.facts.max_obj_ptrs_in_encoder - 1
+        self.keep_admitted_memory = self.facts.num_maskmem - 1
         self._pending: dict[int, _Pending] = {}
         self._fine: torch.Tensor | None = None  # the frame's finest features (looks)
         self._frame_index = 0  # the frame being tracked
@@ -194,21 +201,10 @@ class MotionPolicy(Sam2Policy):
         decoded.high_res_masks = torch.where(keep, high, decoded.high_res_masks)
         decoded.ious = torch.where(changed, decoded.multi_ious[rows, pick].float(),
                                    decoded.ious)
-        pointer = self._pointer(decoded.tokens[rows, pick], decoded.object_score_logits)
+        pointer = self.steps.object_pointer(decoded.tokens[rows, pick],
+                                            decoded.object_score_logits)
         decoded.obj_ptr = torch.where(changed[:, None], pointer.to(decoded.obj_ptr.dtype),
                                       decoded.obj_ptr)
-
-    def _pointer(self, token: torch.Tensor, score_logits: torch.Tensor) -> torch.Tensor:
-        """The object pointer SAM 2 builds from a candidate's output token."""
-        model = self.model
-        ptr = model.obj_ptr_proj(token)
-        if model.pred_obj_scores:
-            appearing = (score_logits.sigmoid() if model.soft_no_obj_ptr
-                         else (score_logits > 0).float())
-            if model.fixed_no_obj_ptr:
-                ptr = appearing * ptr
-            ptr = ptr + (1 - appearing) * model.no_obj_ptr
-        return ptr
 
     def resolve(self, groups: Sequence[tuple[Sequence[ObjectMemory], object]]) -> None:
         """Objects claiming one region: the weaker is hidden (or found again where its
@@ -246,8 +242,8 @@ class MotionPolicy(Sam2Policy):
             decoded.high_res_masks[b] = NO_OBJ_SCORE
             decoded.object_score_logits[b] = torch.clamp(
                 decoded.object_score_logits[b], max=-1.0)
-            if self.model.pred_obj_scores:
-                decoded.obj_ptr[b] = self.model.no_obj_ptr[0].to(decoded.obj_ptr.dtype)
+            if self.facts.pred_obj_scores:
+                decoded.obj_ptr[b] = self.steps.no_object_pointer().to(decoded.obj_ptr.dtype)
             if pendings[k] is not None:
                 pendings[k].occluded = True
         if losers or found:  # masks changed: the constraint again
@@ -286,7 +282,7 @@ class MotionPolicy(Sam2Policy):
             lost = k in losers or not visible[k] or pending.motion < s.admit_motion
             box = pending.predicted.box
             if lost and inside_share(box, masks[k].shape[-1]) >= MIN_INSIDE:
-                out = box_prompt_heads(self.model, decoded, box, self.model.image_size)
+                out = box_prompt_heads(self.steps, decoded, box)
                 tries[k] = (out, self._look_on_device(obj, out.low_res))
         if not tries:
             return found
@@ -494,11 +490,11 @@ def _one_batch(entries: Sequence[tuple]) -> bool:
             and len(entries) == decoded.pred_masks.size(0))
 
 
-def make_policy(mode: str, model: torch.nn.Module,
+def make_policy(mode: str, steps: Sam2Steps | None,
                 settings: MotionSettings | None = None) -> Sam2Policy:
-    """The policy of a ``tracking_mode``."""
+    """The policy of a ``tracking_mode`` (``steps``: the session's ``Sam2Steps``)."""
     if mode == "sam2":
         return Sam2Policy()
     if mode == "motion":
-        return MotionPolicy(model, settings)
+        return MotionPolicy(steps, settings)
     raise ValueError(f"tracking_mode must be one of {', '.join(TRACKING_MODES)}, got {mode!r}")

@@ -4,23 +4,27 @@ When an object's memory no longer finds it (the decoder draws whatever now stand
 the object was, or nothing), SAM 2 has no way back: its memory only holds what it was
 shown. The motion filter, fed only by frames that looked like the object, still knows
 where the object should be. ``box_prompt_heads`` runs SAM 2's prompt encoder and mask
-decoder once more for that one object, on the frame's features without memory (as on a
-first prompted frame), with the predicted box as a box prompt (corner labels 2 and 3, as
-``SAM2VideoPredictor.add_new_points_or_box`` encodes a box). ``accept`` says whether what
-it drew is the object: a confident mask, in front (object score), agreeing with the
-predicted box and not lying on the other objects of the frame (the policy checks its
-look too, ``appearance``).
+decoder once more (through ``Sam2Steps``) for that one object, on the frame's features
+without memory (as on a first prompted frame), with the predicted box as a box prompt
+(corner labels 2 and 3, as ``SAM2VideoPredictor.add_new_points_or_box`` encodes a box).
+``accept`` says whether what it drew is the object: a confident mask, in front (object
+score), agreeing with the predicted box and not lying on the other objects of the frame
+(the policy checks its look too, ``appearance``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.identity.candidates import box_iou, mask_box
+
+if TYPE_CHECKING:
+    from sam2_ros.engine.steps.sam2_steps import Sam2Steps
 
 #: Share of a re-acquired mask that may lie on the other objects' masks of the frame.
 MAX_ON_OTHERS = 0.3
@@ -66,13 +70,12 @@ def inside_share(box: np.ndarray, size: int) -> float:
     return float(inside / area)
 
 
-def box_prompt_heads(model: torch.nn.Module, decoded, box: np.ndarray,
-                     image_size: int) -> BoxPromptOutput:
+def box_prompt_heads(steps: Sam2Steps, decoded, box: np.ndarray) -> BoxPromptOutput:
     """SAM 2's heads on the frame of ``decoded`` (which must carry its features) without
     memory, as on a first prompted frame, with ``box`` (x0, y0, x1, y1 in the low-res grid)
     as a box prompt. Nothing is read here (``take`` gets the values)."""
     low_size = decoded.pred_masks.size(-1)
-    scale = image_size / low_size
+    scale = steps.facts.image_size / low_size
     corners = np.clip(np.asarray(box, float), 0, low_size) * scale
     features = decoded.plain_feat()
     device = features.device
@@ -82,13 +85,8 @@ def box_prompt_heads(model: torch.nn.Module, decoded, box: np.ndarray,
     }
     high_res = (None if decoded.high_res_feats is None
                 else [f[:1] for f in decoded.high_res_feats])
-    _, _, ious, low_res, high_res_masks, obj_ptr, score_logits = model._forward_sam_heads(
-        backbone_features=features,
-        point_inputs=points,
-        mask_inputs=None,
-        high_res_features=high_res,
-        multimask_output=False,
-    )
+    _, _, ious, low_res, high_res_masks, obj_ptr, score_logits = steps.box_prompt_heads(
+        features, points, high_res)
     return BoxPromptOutput(low_res, high_res_masks, ious[:, 0].float(), obj_ptr, score_logits)
 
 

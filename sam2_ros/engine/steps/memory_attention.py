@@ -8,6 +8,8 @@ on a CPU with bf16 but no AMX is slower than two matrix products and a softmax
 network, final norm) and only the attention kernel chosen here. In fp32, and on GPUs,
 ``attend`` is PyTorch's fused kernel, so the result is Meta's to rounding (the parity tests
 run this path). Models whose layers are not RoPE attention run Meta's module unchanged.
+It never sees SAM2Base: ``Sam2Steps`` hands it the memory-attention module and the memory
+frames' temporal encodings (the boundary: docs/architecture.md).
 The measurements behind each choice, and what was tried and not kept: docs/benchmarks.md.
 """
 
@@ -90,10 +92,13 @@ def attention_chunk(memory_tokens: int, budget: int) -> int:
 class MemoryAttentionRunner:
     """Runs a model's memory attention for batches of objects (see the module docstring)."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
-        self.model = model
+    def __init__(self, attention: torch.nn.Module, maskmem_tpos_enc: torch.Tensor,
+                 device: torch.device) -> None:
+        """``attention``: SAM2Base's ``memory_attention``; ``maskmem_tpos_enc``: its
+        temporal encodings of the memory slots (both handed over by ``Sam2Steps``)."""
         self.device = device
-        self.attention = model.memory_attention
+        self.attention = attention
+        self.maskmem_tpos_enc = maskmem_tpos_enc
         self.attention_tokens = attention_budget(device)
         self.own_kernel = all(
             isinstance(layer.self_attn, RoPEAttention)
@@ -146,7 +151,7 @@ class MemoryAttentionRunner:
         tokens, pos = [], []
         for out, slot in memory.spatial:
             tokens.append(self._spatial_tokens(out))
-            pos.append(spatial_pos + self.model.maskmem_tpos_enc[slot])
+            pos.append(spatial_pos + self.maskmem_tpos_enc[slot])
         if memory.ptrs is not None:
             tokens.append(memory.ptrs)
             pos.append(memory.ptr_pos)

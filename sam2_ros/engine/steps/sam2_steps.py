@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from sam2_ros.engine.frame_ring import RingFrame
-from sam2_ros.engine.hardware.device_rules import eager_forward_image
 from sam2_ros.engine.memory_bank import Memory, ObjectMemory, assemble_memory
 from sam2_ros.engine.model_loading import LoadedModel
 from sam2_ros.engine.results import StageTiming
@@ -61,7 +60,9 @@ class ModelCaches:
     def __init__(self, loaded: LoadedModel) -> None:
         self.vision_pos_enc: list[torch.Tensor] | None = None
         self.maskmem_pos_enc: torch.Tensor | None = None
-        self.attention = MemoryAttentionRunner(loaded.model, loaded.device)
+        model = loaded.model
+        self.attention = MemoryAttentionRunner(model.memory_attention, model.maskmem_tpos_enc,
+                                               loaded.device)
         self._sinks = threading.local()
         loaded.model.sam_mask_decoder.register_forward_hook(self._on_decoder)
 
@@ -82,6 +83,17 @@ class ModelCaches:
 
 
 _CACHES_LOCK = threading.Lock()
+
+
+def eager_forward_image(model: torch.nn.Module, image: torch.Tensor) -> dict:
+    """SAM2Base.forward_image with the image encoder's own (not compiled) forward: on a
+    thread other than the one the CUDA graphs were recorded on (``hardware.device_rules``)."""
+    encoder = model.image_encoder
+    out = type(encoder).forward(encoder, image)
+    if model.use_high_res_features_in_sam:
+        out["backbone_fpn"][0] = model.sam_mask_decoder.conv_s0(out["backbone_fpn"][0])
+        out["backbone_fpn"][1] = model.sam_mask_decoder.conv_s1(out["backbone_fpn"][1])
+    return out
 
 
 def compute_mode(loaded: LoadedModel) -> contextlib.AbstractContextManager:
@@ -107,6 +119,7 @@ class Sam2Steps:
     def __init__(self, loaded: LoadedModel, profile_stages: bool = False,
                  preprocessing: str = "auto") -> None:
         self.model = loaded.model
+        self.facts = loaded.facts
         self.profile_stages = profile_stages
         self.device = loaded.device
         self.cuda_graphs = loaded.cuda_graphs
@@ -174,7 +187,8 @@ class Sam2Steps:
     def memory(self, obj: ObjectMemory, frame_index: int, selective: bool = False) -> Memory:
         """The memory tokens SAM 2 would attend to for this object on this frame (the newest
         admitted frames instead of fixed distances when ``selective``)."""
-        return assemble_memory(self.model, obj, frame_index, self.device, selective)
+        return assemble_memory(self.facts, obj, frame_index, self.device, selective,
+                               self.project_pointer_pos)
 
     def decode(
         self,
@@ -195,31 +209,16 @@ class Sam2Steps:
         SAM 2's best predicted IoU and build the object pointer from that candidate."""
         model = self.model
         is_init = memories is None
-        batch = 1 if is_init else len(memories)
-        vision_feats, vision_pos, feat_sizes, high_res = self.features(ring_frame, batch)
-        hidden = model.hidden_dim
-        h, w = feat_sizes[-1]
+        feats = self.features(ring_frame, 1 if is_init else len(memories))
+        vision_feats, _, feat_sizes, high_res = feats
         t0 = self.sync(timing)
         captured: list[torch.Tensor] = []
-        if mask_in is not None and model.use_mask_input_as_output_without_sam:
-            pix_feat = vision_feats[-1].permute(1, 2, 0).view(-1, hidden, h, w)
+        if mask_in is not None and self.facts.use_mask_input_as_output_without_sam:
+            h, w = feat_sizes[-1]
+            pix_feat = vision_feats[-1].permute(1, 2, 0).view(-1, self.facts.hidden_dim, h, w)
             outs = model._use_mask_as_output(pix_feat, high_res, mask_in)
         else:
-            if is_init:
-                pix_feat = model._prepare_memory_conditioned_features(
-                    frame_idx=ring_frame.index,
-                    is_init_cond_frame=True,
-                    current_vision_feats=vision_feats[-1:],
-                    current_vision_pos_embeds=vision_pos[-1:],
-                    feat_sizes=feat_sizes[-1:],
-                    output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
-                    num_frames=None,
-                )
-            else:
-                spatial_pos = self.caches.maskmem_pos_enc.flatten(2).permute(2, 0, 1)
-                pix_feat = self.attention(memories, vision_feats[-1], vision_pos[-1],
-                                          spatial_pos)
-                pix_feat = pix_feat.permute(1, 2, 0).view(batch, hidden, h, w)
+            pix_feat = self._conditioned_features(ring_frame, memories, feats)
             t1 = self.sync(timing)
             timing.memory_attention += t1 - t0
             t0 = t1
@@ -238,18 +237,79 @@ class Sam2Steps:
         best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
         decoded = Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
         if candidates and captured and captured[0].size(1) == multi_low.size(1):
-            decoded.multi_low_res, decoded.multi_ious, decoded.tokens = (
-                multi_low, ious, captured[0])
-            decoded.high_res_feats = high_res
-            decoded.fine_feat = ring_frame.backbone_fpn[0]
-            decoded.plain_feat = lambda: model._prepare_memory_conditioned_features(
-                frame_idx=ring_frame.index, is_init_cond_frame=True,
-                current_vision_feats=[vision_feats[-1][:, :1]],
-                current_vision_pos_embeds=[vision_pos[-1][:, :1]],
-                feat_sizes=feat_sizes[-1:],
-                output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
-                num_frames=None)
+            self._add_candidates(decoded, ring_frame, feats, multi_low, ious, captured[0])
         return decoded
+
+    def _conditioned_features(self, ring_frame: RingFrame, memories: list[Memory] | None,
+                              feats: tuple) -> torch.Tensor:
+        """The frame's features conditioned on each object's memory [B, C, H/16, W/16]
+        (memories None: without memory, as on a first prompted frame)."""
+        vision_feats, vision_pos, feat_sizes, _ = feats
+        if memories is None:
+            return self._plain_features(ring_frame.index, vision_feats[-1:], vision_pos[-1:],
+                                        feat_sizes)
+        h, w = feat_sizes[-1]
+        spatial_pos = self.caches.maskmem_pos_enc.flatten(2).permute(2, 0, 1)
+        pix_feat = self.attention(memories, vision_feats[-1], vision_pos[-1], spatial_pos)
+        return pix_feat.permute(1, 2, 0).view(len(memories), self.facts.hidden_dim, h, w)
+
+    def _plain_features(self, frame_index: int, feats: list[torch.Tensor],
+                        pos: list[torch.Tensor], feat_sizes: list) -> torch.Tensor:
+        """SAM2Base's features of a frame without memory (the no-memory embedding added)."""
+        return self.model._prepare_memory_conditioned_features(
+            frame_idx=frame_index,
+            is_init_cond_frame=True,
+            current_vision_feats=feats,
+            current_vision_pos_embeds=pos,
+            feat_sizes=feat_sizes[-1:],
+            output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+            num_frames=None,
+        )
+
+    def _add_candidates(self, decoded: Decoded, ring_frame: RingFrame, feats: tuple,
+                        multi_low: torch.Tensor, ious: torch.Tensor,
+                        tokens: torch.Tensor) -> None:
+        """Every multimask candidate into ``decoded``, with what running the heads again
+        for one object needs (its features without memory, made when called)."""
+        vision_feats, vision_pos, feat_sizes, high_res = feats
+        decoded.multi_low_res, decoded.multi_ious, decoded.tokens = multi_low, ious, tokens
+        decoded.high_res_feats = high_res
+        decoded.fine_feat = ring_frame.backbone_fpn[0]
+        decoded.plain_feat = lambda: self._plain_features(
+            ring_frame.index, [vision_feats[-1][:, :1]], [vision_pos[-1][:, :1]], feat_sizes)
+
+    def box_prompt_heads(self, features: torch.Tensor, points: dict[str, torch.Tensor],
+                         high_res: list[torch.Tensor] | None) -> tuple:
+        """SAM2Base's heads for one object with a box prompt and no mask, one mask out
+        (``identity.reacquire``): ``_forward_sam_heads``'s outputs."""
+        return self.model._forward_sam_heads(
+            backbone_features=features,
+            point_inputs=points,
+            mask_inputs=None,
+            high_res_features=high_res,
+            multimask_output=False,
+        )
+
+    def object_pointer(self, token: torch.Tensor, score_logits: torch.Tensor) -> torch.Tensor:
+        """The object pointer SAM 2 builds from a decoder output token (as
+        ``_forward_sam_heads`` does), for a candidate a tracking policy chose."""
+        model, facts = self.model, self.facts
+        ptr = model.obj_ptr_proj(token)
+        if facts.pred_obj_scores:
+            appearing = (score_logits.sigmoid() if facts.soft_no_obj_ptr
+                         else (score_logits > 0).float())
+            if facts.fixed_no_obj_ptr:
+                ptr = appearing * ptr
+            ptr = ptr + (1 - appearing) * model.no_obj_ptr
+        return ptr
+
+    def no_object_pointer(self) -> torch.Tensor:
+        """SAM 2's pointer of a hidden object [C] (only with ``facts.pred_obj_scores``)."""
+        return self.model.no_obj_ptr[0]
+
+    def project_pointer_pos(self, pos_enc: torch.Tensor) -> torch.Tensor:
+        """SAM2Base's projection of object-pointer temporal encodings (memory_bank)."""
+        return self.model.obj_ptr_tpos_proj(pos_enc)
 
     def encode_memory(
         self,
