@@ -7,11 +7,16 @@ deterministic, which is all the engine tests need: they compare trackers with ea
 Torch runs on one intra-op thread: on a small shared machine (2 cores, other jobs running)
 two OpenMP threads spin against each other and a frame can take 10x longer, while one
 thread costs only a little when the machine is idle. TEST_TORCH_THREADS overrides it.
+
+Tests stop the processes they start with SIGINT, as Ctrl-C would. A shell starts a
+background job (``make test &``) with SIGINT ignored, which every child would inherit;
+Python's own handler is put back here, so children start with the default again.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -19,6 +24,9 @@ import torch
 
 from sam2_ros.engine.model_loading import LoadedModel, build_model
 from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TINY_MODEL = "sam2.1_hiera_t"
 TINY_IMAGE_SIZE = 64
