@@ -28,6 +28,7 @@ from ros_processes import (
 )
 from sam2_ros.srv import AddPrompt, ResetTracks
 from sensor_msgs.msg import Image
+from test_node import mono8
 
 from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 from sam2_ros.imaging.codec import image_msg_to_array
@@ -210,10 +211,11 @@ def test_a_negative_click_on_a_dropped_frame_shrinks_the_mask(node) -> None:
     """A planner corrects an object on the camera frame it saw, which the node most likely
     dropped (it keeps only the newest frame while busy). The correction must refine the
     object's tracked mask on that frame, as SAM 2 refines: a negative click on one half of
-    a mask over two objects leaves the other half. Applied as a fresh start from the click
-    alone (the old behaviour) a negative click makes an empty mask and the object is lost.
-    Measured offline with the bundled model (2026-12-02) for each frame of the burst that
-    may be the dropped one: the box shrinks from 191x65 px to 60-142 px wide, never empty."""
+    a mask over two objects (prompted as their union's mask: two clicks give the bundled
+    model's mask of one) leaves the other half. Applied as a fresh start from the click
+    alone a negative click makes an empty mask and the object is lost. Offline, for each
+    frame of the burst that may be the dropped one, the box shrinks from 191 px wide to
+    59-123 px, never empty."""
     _process, client, ns = node
     base = f"{ns}/sam2_tracker"
     deep = QoSProfile(depth=60, reliability=ReliabilityPolicy.RELIABLE,
@@ -230,8 +232,7 @@ def test_a_negative_click_on_a_dropped_frame_shrinks_the_mask(node) -> None:
     for frame in frames[:4]:
         publisher.publish(image_msg(frame.rgb, frame.stamp_ns, "camera"))
         masks.with_stamp(frame.stamp_ns, WAIT)
-    both = AddPrompt.Request(label="pair", point_labels=[1, 1], points=[
-        Point(x=x, y=y) for x, y in (interior_point(frames[3].labels == g) for g in (1, 2))])
+    both = AddPrompt.Request(label="pair", mask=mono8(np.isin(frames[3].labels, (1, 2))))
     created = RosClient.call(add_prompt, both, WAIT)
     assert created.success, created.message
     before = created.bbox
