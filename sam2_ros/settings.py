@@ -498,11 +498,17 @@ class TrackerSettings:
 
     def build(self, loaded: LoadedModel | None = None,
               motion: MotionSettings | None = None) -> StreamingTracker:
-        """A ready StreamingTracker on ``loaded``, or on the model loaded now when None.
+        """A ready StreamingTracker with these settings.
 
-        Passing a loaded model lets an evaluation start a fresh tracker per scene without
-        reading the checkpoint again; ``motion`` replaces the ``motion_*`` parameters
-        (ablations of the motion policy, benchmarks/identity/unseen_ablation.py)."""
+        Args:
+            loaded: the model to share (a fresh tracker per scene without reading the
+                checkpoint again); None: the model is loaded now (``load``).
+            motion: replaces the ``motion_*`` parameters (ablations of the motion policy).
+        Returns:
+            A new session (StreamingTracker) with no objects.
+        Raises:
+            ModelConfigError, CheckpointError: as ``build_model``, when loading here.
+        """
         from sam2_ros.engine.identity.policy import MotionSettings
         from sam2_ros.engine.stamp_policy import StampPolicy
         from sam2_ros.engine.streaming_tracker import StreamingTracker

@@ -129,7 +129,22 @@ def replay_bag(
     options: ReplayOptions | None = None,
     tracker_factory: Callable[[], StreamingTracker] | None = None,
 ) -> ReplayReport:
-    """Track every frame of a bag; write DIR/output_bag, DIR/overlay.mp4, DIR/metrics.*"""
+    """Track every frame of a bag as the node would, and write what it would publish.
+
+    Args:
+        bag: a rosbag2 folder (sqlite3 or MCAP).
+        prompts_path: a prompts YAML file; None: only the bag's detections topic prompts.
+        out_dir: gets output_bag/, overlay.mp4, metrics.json|md and visibility.png.
+        settings: the tracker's parameters.
+        options: topics, video and limits of this replay; None: the defaults.
+        tracker_factory: builds the tracker instead of ``settings.build()`` (a shared model).
+    Returns:
+        The ReplayReport: output folder, frames tracked, whether interrupted, metrics.
+    Raises:
+        ReplayError: no usable image topic, nothing to prompt from, an ambiguous
+            detections topic, or ``out_dir`` holds an output bag already.
+        PromptFileError: a malformed prompts file.
+    """
     run = _open_run(bag, prompts_path, Path(out_dir), options or ReplayOptions())
     tracker = tracker_factory() if tracker_factory else settings.build()
     codec = _track_every_frame(run, tracker)

@@ -413,10 +413,20 @@ class DetectionPrompter:
 
     def apply(self, tracker: StreamingTracker, stamp: int, detections: Sequence[Detection],
               frame: np.ndarray | None = None) -> Applied:
-        """Match the detections of the frame ``stamp`` (a kept frame, or ``frame``, the
-        image of a received one the tracker did not track) and prompt, re-prompt and remove
-        as they ask. A re-prompt starts the object afresh from the detection's box: the
-        drifted (or lost) track's memory would pull the mask back where it went wrong."""
+        """Match a frame's detections to the tracks and prompt, re-prompt and remove.
+
+        A re-prompt starts the object afresh from the detection's box: the drifted (or
+        lost) track's memory would pull the mask back where it went wrong.
+
+        Args:
+            tracker: the session the detections are for.
+            stamp: the detections' frame: a kept frame, or ``frame``'s.
+            detections: boxes in that frame's pixels, with class and score.
+            frame: (H, W, 3) uint8 RGB of ``stamp`` when the tracker did not track it.
+        Returns:
+            Applied: the match plan, the objects created, re-prompted and removed, and the
+            tracker's refusals (max_objects reached, a frame no longer kept), never raised.
+        """
         ids = tracker.object_ids
         with self._lock:
             # The tracker's ids, not a frame's results, say who exists: a frame tracked just

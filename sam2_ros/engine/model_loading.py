@@ -199,11 +199,23 @@ def build_model(
     compile_image_encoder: bool = False,
     seed: int = 0,
 ) -> LoadedModel:
-    """Build SAM2Base from a config and a checkpoint: the one given, else the model's
-    bundled one (the default model, as everywhere: the parameter table's ``model``).
-
-    Without either the weights are random (drawn from ``seed``): only good for tests
+    """SAM2Base from a config and a checkpoint: the one given, else the model's bundled
+    one. Without either the weights are random (drawn from ``seed``): only good for tests
     and demos, which is why a loud warning is logged.
+
+    Args:
+        model: a model name (``sam2_ros_demo``, ``sam2.1_hiera_t`` ...) or a config .yaml.
+        checkpoint: Meta's format (``{"model": state_dict}``), loaded strictly.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (autocast of the steps).
+        image_size: the model's input side in pixels; None or 0: the config's.
+        compile_image_encoder: torch.compile the image encoder (Meta's settings).
+        seed: the random weights' seed when there is no checkpoint.
+    Returns:
+        The LoadedModel every tracking session of this model shares.
+    Raises:
+        ModelConfigError: an unknown model, config, device or precision.
+        CheckpointError: a missing, unreadable or mismatched checkpoint.
     """
     config_path = resolve_config(model)
     torch_device = resolve_device(device)

@@ -8,6 +8,7 @@ resized with antialiasing and re-binarised at 0.5.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,12 @@ import torch.nn.functional as F
 
 from sam2_ros.engine.hardware import host_sync
 from sam2_ros.errors import PromptError
+
+#: What callers may give for a prompt's parts (checked and converted by ``check_prompt``).
+PointsLike = Sequence[Sequence[float]] | np.ndarray  # (N, 2) pixels, x y
+LabelsLike = Sequence[int] | np.ndarray  # (N,) 1 positive, 0 negative
+BoxLike = Sequence[float] | np.ndarray  # (4,) pixels, x0 y0 x1 y1
+MaskLike = np.ndarray  # (H, W) at the frame's size, nonzero = object
 
 
 @dataclass(frozen=True)
@@ -34,15 +41,15 @@ class Prompt:
 
 def check_prompt(
     image_hw: tuple[int, int],
-    points: object = None,
-    labels: object = None,
-    box: object = None,
-    mask: object = None,
+    points: PointsLike | None = None,
+    labels: LabelsLike | None = None,
+    box: BoxLike | None = None,
+    mask: MaskLike | None = None,
 ) -> Prompt:
     """Validate a prompt against the size of the frame it applies to."""
     height, width = image_hw
-    has_points = points is not None and len(points) > 0  # type: ignore[arg-type]
-    has_labels = labels is not None and len(labels) > 0  # type: ignore[arg-type]
+    has_points = points is not None and len(points) > 0
+    has_labels = labels is not None and len(labels) > 0
     if mask is not None and (has_points or box is not None):
         raise PromptError("give either a mask or points/box in one prompt, not both")
     if mask is not None:

@@ -35,6 +35,10 @@ from sam2_ros.engine.identity.policy import MotionSettings, make_policy
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
 from sam2_ros.engine.model_loading import VIDEO_FILL_HOLE_AREA, LoadedModel
 from sam2_ros.engine.prompts import (
+    BoxLike,
+    LabelsLike,
+    MaskLike,
+    PointsLike,
     Prompt,
     check_prompt,
     concat_point_inputs,
@@ -163,7 +167,17 @@ class StreamingTracker:
             return list(self._ring)
 
     def track(self, frame: np.ndarray, stamp: int | None = None) -> FrameResult:
-        """Track every prompted object on a new frame (HxWx3 uint8 RGB)."""
+        """Track every prompted object on a new frame.
+
+        Args:
+            frame: (H, W, 3) uint8 RGB at the camera's size (any size; resized inside).
+            stamp: nanoseconds, after the previous frame's; None: the previous one + 1.
+        Returns:
+            The frame's FrameResult: per object its (H, W) bool mask, visibility, scores,
+            box; the stage timings and host waits.
+        Raises:
+            FrameError: not an (H, W, 3) uint8 image. StampError: a stamp not after the last.
+        """
         rgb, stamp = self.check_frame(frame, stamp)
         timing = StageTiming()
         with host_sync.counting(timing.transfer):
@@ -225,24 +239,37 @@ class StreamingTracker:
     def add_prompt(
         self,
         object_id: int | None = None,
-        points: object = None,
-        labels: object = None,
-        box: object = None,
-        mask: object = None,
+        points: PointsLike | None = None,
+        labels: LabelsLike | None = None,
+        box: BoxLike | None = None,
+        mask: MaskLike | None = None,
         stamp: int | None = None,
         clear_previous: bool = False,
         label: str = "",
         frame: np.ndarray | None = None,
     ) -> PromptResult:
-        """Prompt a new (object_id None or 0) or an existing object on a ring frame.
+        """Prompt a new or an existing object on a kept frame, then re-track to the newest.
 
-        stamp None (or 0) is the newest frame. ``frame`` is the image of ``stamp`` when that
-        frame was not tracked (a camera frame dropped because the model was busy): it joins
-        the ring in stamp order and every object tracked by then is tracked on it with its
-        memory, as if it had not been dropped; the prompt is then applied as on any tracked
-        frame (a correction of an existing object refines its tracked mask, as SAM 2 does;
-        a new object starts from the prompt alone). Raises a TrackerError subclass, with the
-        state unchanged, for anything that cannot be applied.
+        A correction of an existing object refines its tracked mask on that frame, as SAM 2
+        does; a new object starts from the prompt alone. A dropped frame given as ``frame``
+        joins the ring in stamp order and every object is tracked on it with its memory, as
+        if it had not been dropped. Nothing changes when a TrackerError is raised.
+
+        Args:
+            object_id: an existing object's id, or None/0 for a new object.
+            points: (N, 2) pixels x y of the frame, with ``labels`` (N,) 1 / 0 (negative).
+            labels: one per point.
+            box: (4,) pixels x0 y0 x1 y1.
+            mask: (H, W) at the frame's size, nonzero = object; not with points or a box.
+            stamp: the frame's stamp (a kept frame, or ``frame``'s); None or 0: the newest.
+            clear_previous: drop the object's earlier prompts on that frame first.
+            label: a name kept with a new object (its class, for example).
+            frame: (H, W, 3) uint8 RGB of ``stamp`` when the tracker did not track it.
+        Returns:
+            The PromptResult: the object's id and its result on the prompted frame.
+        Raises:
+            PromptError: a malformed prompt. UnknownObjectError: no such object.
+            NoFrameError / StampError: no such frame kept. TooManyObjectsError: at max_objects.
         """
         timing = StageTiming()
         with host_sync.counting(timing.transfer):
@@ -390,10 +417,16 @@ class StreamingTracker:
         return next(i for i in range(1, MAX_OBJECT_ID + 1) if i not in self._objects)
 
     def remove(self, object_ids: list[int], wait: bool = True) -> list[int]:
-        """Forget objects entirely; returns the remaining ids.
+        """Forget objects entirely (id, label, memory, prompts).
 
-        ``wait=False`` never waits for a frame in progress: the ids are checked now and the
-        removal is applied when that frame ends (before its results are made).
+        Args:
+            object_ids: the ids to remove, all known.
+            wait: False never waits for a frame in progress: the ids are checked now and
+                the removal is applied when that frame ends (before its results are made).
+        Returns:
+            The remaining ids, sorted.
+        Raises:
+            UnknownObjectError: an id that is not tracked (nothing is removed then).
         """
         if not self._lock.acquire(blocking=wait):
             known = self._ids_after_pending()
@@ -410,11 +443,16 @@ class StreamingTracker:
             self._lock.release()
 
     def reset(self, object_ids: list[int] | None = None, wait: bool = True) -> bool:
-        """None or []: forget everything (objects, memory, frames). Else clear those
-        objects' memory and prompts; they keep id and label until prompted again.
+        """Forget everything, or clear some objects' memory and prompts.
 
-        ``wait=False`` never waits for a frame in progress (see ``remove``). Returns whether
-        the reset is already applied (False: it will be when the current frame ends).
+        Args:
+            object_ids: None or []: every object, its memory and the kept frames. Else
+                those objects, which keep id and label until prompted again.
+            wait: False never waits for a frame in progress (see ``remove``).
+        Returns:
+            Whether the reset is applied already (False: when the current frame ends).
+        Raises:
+            UnknownObjectError: an id that is not tracked (nothing is reset then).
         """
         if not self._lock.acquire(blocking=wait):
             self._check_queued(object_ids or [], self._ids_after_pending())

@@ -109,6 +109,13 @@ def label_bags(jobs: list[BagJob], out_root: Path, settings: TrackerSettings,
                on_event: EventCallback | None = None) -> FleetResult:
     """Label every bag not finished before; Ctrl-C stops with what is done.
 
+    Args:
+        jobs: the bags, each with its prompts file (if any).
+        out_root: each bag's outputs go to ``out_root/<bag name>/``.
+        settings: the tracker's parameters, the same for every worker.
+        options: the replay options of every bag.
+        pool: Ray's address (None: embedded), workers and their CPUs and GPUs.
+        on_event: called with each bag's record and each worker's progress.
     Returns:
         One record per bag: done, skipped (finished earlier), failed (with its reason) or
         interrupted.
