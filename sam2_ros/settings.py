@@ -289,8 +289,8 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         (),
         "Cameras served by this one model, e.g. [front, wrist]: each has its topics under its "
         "name (front/image, ~/front/masks, ~/front/add_prompt ...), its own objects and "
-        "diagnostics; frames of all cameras are encoded together; empty = one camera with "
-        "the unprefixed names",
+        "diagnostics; frames of all cameras are tracked together (one batch per SAM 2 step); "
+        "empty = one camera with the unprefixed names",
         rule=_cameras_rule,
     ),
     ParameterSpec(

@@ -144,3 +144,41 @@ def test_a_refused_frame_leaves_the_other_sessions_alone(
     assert b.latest_stamp == 1 and c.latest_stamp == 1 and a.latest_stamp == 5
     with pytest.raises(ValueError, match="twice"):
         track_newest([SessionFrame(a, frames[2], 6), SessionFrame(a, frames[3], 7)])
+
+
+def test_all_sessions_objects_go_through_one_decode_step(
+    tiny_model: LoadedModel, frames: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions in different modes (Meta's and the motion policy) with different memory
+    layouts (a second prompt on a later frame gives one session two conditioning frames):
+    one call of SAM 2's heads and one of its memory encoder per step for all their objects,
+    each session's masks as tracked alone, and each frame within 3 host waits."""
+
+    def prompted(mode: str, clicks, extra: bool) -> StreamingTracker:
+        tracker = _prompted(tiny_model, frames[0], clicks, mode)
+        tracker.track(frames[1], 2)
+        if extra:
+            tracker.add_prompt(points=[[40, 40]], labels=[1], object_id=tracker.object_ids[0])
+        return tracker
+
+    setups = [("sam2", CLICKS_A, True), ("motion", CLICKS_B, False), ("sam2", CLICKS_B, False)]
+    alone = [prompted(*s) for s in setups]
+    together = [prompted(*s) for s in setups]
+    model = tiny_model.model
+    calls: dict[str, list[int]] = {"heads": [], "memory": []}
+    heads, memory = model._forward_sam_heads, model._encode_new_memory
+    monkeypatch.setattr(model, "_forward_sam_heads", lambda **kw: (
+        calls["heads"].append(kw["backbone_features"].shape[0]), heads(**kw))[1])
+    monkeypatch.setattr(model, "_encode_new_memory", lambda **kw: (
+        calls["memory"].append(kw["pred_masks_high_res"].shape[0]), memory(**kw))[1])
+    for i in range(2, len(frames)):
+        want = [s.track(frames[i], 1 + i) for s in alone]
+        objects = sum(len(w.objects) for w in want)
+        calls["heads"].clear()
+        calls["memory"].clear()
+        got = track_newest([SessionFrame(s, frames[i], 1 + i) for s in together])
+        assert calls["heads"][0] == objects and calls["memory"] == [objects]
+        assert all(c == 1 for c in calls["heads"][1:])  # the motion policy re-finding one
+        for g, w in zip(got, want, strict=True):
+            _same_masks([g], [w])
+            assert g.transfer.syncs <= 3, g.transfer

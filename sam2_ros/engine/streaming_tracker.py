@@ -56,12 +56,27 @@ from sam2_ros.engine.stamp_policy import StampPolicy, Verdict
 from sam2_ros.engine.steps.batching import split_outputs
 from sam2_ros.engine.steps.postprocessing import ObjectOnFrame, fill_holes, frame_results
 from sam2_ros.engine.steps.preprocessing import validate_frame
-from sam2_ros.engine.steps.sam2_steps import Sam2Steps, compute_mode
+from sam2_ros.engine.steps.sam2_steps import Decoded, Sam2Steps, TrackPart, compute_mode
 from sam2_ros.errors import PromptError, StampError, TooManyObjectsError, UnknownObjectError
 from sam2_ros.settings import PARAMETERS, default
 
 #: Largest object id: the published label image is 16UC1 with 0 = no object.
 MAX_OBJECT_ID = 65535
+
+
+@dataclass
+class FrameWork:
+    """A frame between ``begin_frame`` and ``finish_frame``: its tracked objects, their
+    part of the decode step (None: no object is tracked), then its decoded masks and their
+    memory features (filled by whoever runs those steps, alone or batched)."""
+
+    ring_frame: RingFrame
+    stamp: int
+    image_hw: tuple[int, int]
+    tracked: list[ObjectMemory]
+    part: TrackPart | None
+    decoded: Decoded | None = None
+    maskmem: torch.Tensor | None = None
 
 
 @dataclass
@@ -122,6 +137,8 @@ class StreamingTracker:
         self._generation = 0  # full resets so far: ids after one are new objects
         self._latest: dict[int, ObjectResult] = {}
         self._pending: deque[tuple[str, list[int]]] = deque()
+        # Which ids exist: taken by queued requests, which do not wait for ``_lock``.
+        self._membership = threading.RLock()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -200,6 +217,34 @@ class StreamingTracker:
         with self._lock:
             return rgb, self._check_new_stamp(stamp)
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while a frame or a prompt changes this session (``begin_frame`` callers
+        hold it until ``finish_frame``)."""
+        return self._lock
+
+    @property
+    def prefetches(self) -> bool:
+        """Whether ``prefetch`` starts a frame's upload (``preprocessing: device``)."""
+        return self._steps.frames.prefetches
+
+    @property
+    def uploaded_ahead(self) -> int:
+        """Frames tracked from a copy ``prefetch`` started (diagnostics)."""
+        return self._steps.frames.prefetched_used
+
+    def prefetch(self, frame: np.ndarray) -> np.ndarray:
+        """Start a frame's copy to the device ahead of ``track`` (a camera's thread, while
+        an earlier frame is being tracked). Returns the frame as ``track`` should be given
+        it to find the copy (the same array when already contiguous uint8 RGB).
+
+        Raises:
+            FrameError: not an (H, W, 3) uint8 image.
+        """
+        rgb = validate_frame(frame)
+        self._steps.frames.prefetch(rgb)
+        return rgb
+
     def track_features(
         self, rgb: np.ndarray, stamp: int, fpn: list[torch.Tensor], timing: StageTiming,
         started: float,
@@ -211,30 +256,61 @@ class StreamingTracker:
             StampError: a newer frame was tracked meanwhile.
         """
         with self._lock, self._compute():
-            # A reset while the encoder ran may have made this stamp acceptable again.
-            stamp = self._check_new_stamp(stamp)
-            index = self._next_index
-            self._next_index += 1
-            self.stamps.accept(stamp)
-            self._ring.append(RingFrame(index, stamp, rgb.shape[:2], fpn))
-            tracked = [o for o in self._objects.values() if o.is_tracked]
-            # The policy's reads wait for the results' copy (one host wait for both).
-            outputs = self._track_objects(self._ring.newest, tracked, timing, defer=True)
-            for obj, out in zip(tracked, outputs, strict=True):
+            work = self.begin_frame(rgb, stamp, fpn)
+            if work.part is not None:
+                self.choose(work, self._steps.decode_sessions([work.part], timing)[0])
+                work.maskmem = self._steps.encode_memories(
+                    [(work.ring_frame, work.decoded)], timing)[0]
+            return self.finish_frame(work, timing, started)
+
+    def begin_frame(self, rgb: np.ndarray, stamp: int, fpn: list[torch.Tensor]) -> FrameWork:
+        """A frame's encoder features into the ring and its objects' memories, ready for
+        the decode step (this session's alone or batched with others, ``multi_session``).
+        The caller holds ``lock`` (and the compute mode) until ``finish_frame``.
+
+        Raises:
+            StampError: a newer frame was tracked meanwhile.
+        """
+        # A reset while the encoder ran may have made this stamp acceptable again.
+        stamp = self._check_new_stamp(stamp)
+        index = self._next_index
+        self._next_index += 1
+        self.stamps.accept(stamp)
+        self._ring.append(RingFrame(index, stamp, rgb.shape[:2], fpn))
+        ring_frame = self._ring.newest
+        tracked = [o for o in self._objects.values() if o.is_tracked]
+        part = self._track_part(ring_frame, tracked) if tracked else None
+        return FrameWork(ring_frame, stamp, rgb.shape[:2], tracked, part)
+
+    def choose(self, work: FrameWork, decoded: Decoded) -> None:
+        """The tracking policy's choice among the frame's decoded masks (its reads queued
+        for the frame's one host wait), before the memory encoder."""
+        work.decoded = decoded
+        self._choose(work.ring_frame, work.tracked, decoded)
+
+    def finish_frame(self, work: FrameWork, timing: StageTiming,
+                     started: float) -> FrameResult:
+        """``begin_frame``'s frame after the decode step, the policy's choice and the
+        memory encoder: outputs committed, results at the camera's size (one host wait for
+        them and the policy's reads)."""
+        index = work.ring_frame.index
+        if work.tracked:
+            outputs = self._commit(work.ring_frame, work.tracked, work.decoded, work.maskmem,
+                                   timing)
+            for obj, out in zip(work.tracked, outputs, strict=True):
                 obj.non_cond[index] = out
-            self._apply_pending()
-            if not self._ring:  # reset while this frame ran
-                host_sync.current().flush()  # under the lock: the reads change objects
-                return FrameResult(index, stamp, rgb.shape[:2], [], timing, timing.transfer,
-                                   self._generation)
-            results, _ = self._results_of_all_objects(self._ring.newest, timing)
-            host_sync.current().flush()
-            self._prune()  # after the policy's reads: which frames it admitted
-            self._latest = {r.object_id: r for r in results}
-            timing.total = time.perf_counter() - started
-            return FrameResult(
-                index, stamp, rgb.shape[:2], results, timing, timing.transfer, self._generation
-            )
+        self._apply_pending()
+        if not self._ring:  # reset while this frame ran
+            host_sync.current().flush()  # under the lock: the reads change objects
+            return FrameResult(index, work.stamp, work.image_hw, [], timing, timing.transfer,
+                               self._generation)
+        results, _ = self._results_of_all_objects(self._ring.newest, timing)
+        host_sync.current().flush()
+        self._prune()  # after the policy's reads: which frames it admitted
+        self._latest = {r.object_id: r for r in results}
+        timing.total = time.perf_counter() - started
+        return FrameResult(index, work.stamp, work.image_hw, results, timing, timing.transfer,
+                           self._generation)
 
     def add_prompt(
         self,
@@ -429,16 +505,14 @@ class StreamingTracker:
             UnknownObjectError: an id that is not tracked (nothing is removed then).
         """
         if not self._lock.acquire(blocking=wait):
-            known = self._ids_after_pending()
-            self._check_queued(object_ids, known)
-            self._pending.append(("remove", list(object_ids)))
-            return sorted(known - set(object_ids))
+            return sorted(self._queue("remove", object_ids))
         try:
-            self._check_known(object_ids)
-            for object_id in object_ids:
-                self._objects.pop(object_id, None)
-                self._latest.pop(object_id, None)
-            return sorted(self._objects)
+            with self._membership:
+                self._check_known(object_ids)
+                for object_id in object_ids:
+                    self._objects.pop(object_id, None)
+                    self._latest.pop(object_id, None)
+                return sorted(self._objects)
         finally:
             self._lock.release()
 
@@ -455,15 +529,15 @@ class StreamingTracker:
             UnknownObjectError: an id that is not tracked (nothing is reset then).
         """
         if not self._lock.acquire(blocking=wait):
-            self._check_queued(object_ids or [], self._ids_after_pending())
-            self._pending.append(("reset", list(object_ids or [])))
+            self._queue("reset", object_ids or [])
             if not object_ids:
                 # The next frame starts a new stream at once (a stamp before the frame in
                 # progress is not a jump back); the end of that frame forgets it again.
                 self.stamps.forget()
             return False
         try:
-            self._reset(object_ids)
+            with self._membership:
+                self._reset(object_ids)
             return True
         finally:
             self._lock.release()
@@ -486,9 +560,18 @@ class StreamingTracker:
         for object_id in object_ids:
             self._object(object_id)
 
+    def _queue(self, kind: str, object_ids: list[int]) -> set[int]:
+        """Queue a removal or reset behind the frame in progress, checked against the ids
+        it will meet, atomically with other queued and applied changes (an id removed twice
+        at once is refused the second time). Returns the ids once it is applied."""
+        with self._membership:
+            known = self._ids_after_pending()
+            self._check_queued(object_ids, known)
+            self._pending.append((kind, list(object_ids)))
+            return known - set(object_ids) if kind == "remove" else known
+
     def _ids_after_pending(self) -> set[int]:
-        """The object ids once the queued removals and resets are applied (read without
-        the lock: each copy is taken whole, under the interpreter lock)."""
+        """The object ids once the queued removals and resets are applied."""
         ids = set(self._objects)
         for kind, queued in list(self._pending):
             if kind == "remove":
@@ -508,15 +591,16 @@ class StreamingTracker:
 
     def _apply_pending(self) -> None:
         """Removals and resets asked for while a frame ran (called with the lock held)."""
-        while self._pending:
-            kind, ids = self._pending.popleft()
-            if kind == "remove":
-                for object_id in ids:
-                    self._objects.pop(object_id, None)
-                    self._latest.pop(object_id, None)
-            else:
-                with contextlib.suppress(UnknownObjectError):  # removed meanwhile
-                    self._reset(ids)
+        with self._membership:
+            while self._pending:
+                kind, ids = self._pending.popleft()
+                if kind == "remove":
+                    for object_id in ids:
+                        self._objects.pop(object_id, None)
+                        self._latest.pop(object_id, None)
+                else:
+                    with contextlib.suppress(UnknownObjectError):  # removed meanwhile
+                        self._reset(ids)
 
     def latest_results(self) -> list[ObjectResult]:
         """The newest frame's result per object, prompts applied since included."""
@@ -548,28 +632,48 @@ class StreamingTracker:
         return fill_holes(logits, self.fill_hole_area)
 
     def _track_objects(
-        self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming,
-        defer: bool = False,
+        self, ring_frame: RingFrame, objects: list[ObjectMemory], timing: StageTiming
     ) -> list[FrameOutput]:
-        """Track objects on a frame in one batch (memory attention grouped by memory
-        layout inside it). ``defer``: the policy's reads of the outputs may wait for the
-        caller's next host read (else they are made before returning)."""
+        """Track objects on a past frame in one batch (memory attention grouped by memory
+        layout inside it), the policy's reads made before returning (re-tracking)."""
         if not objects:
             return []
-        steps, policy, index = self._steps, self._policy, ring_frame.index
-        memories = [steps.memory(obj, index, policy.selective_memory) for obj in objects]
-        decoded = steps.decode(ring_frame, memories, timing, candidates=policy.wants_candidates)
-        policy.select(objects, index, decoded)
-        policy.resolve([(objects, decoded)])
-        maskmem = steps.encode_memory(
+        decoded = self._steps.decode_sessions([self._track_part(ring_frame, objects)], timing)[0]
+        outputs = self._commit_decoded(ring_frame, objects, decoded, timing)
+        host_sync.current().flush()
+        return outputs
+
+    def _track_part(self, ring_frame: RingFrame, objects: list[ObjectMemory]) -> TrackPart:
+        """The objects' memories on a frame, as the decode step takes them."""
+        policy = self._policy
+        memories = [self._steps.memory(o, ring_frame.index, policy.selective_memory)
+                    for o in objects]
+        return TrackPart(ring_frame, memories, policy.wants_candidates)
+
+    def _commit_decoded(self, ring_frame: RingFrame, objects: list[ObjectMemory],
+                        decoded: Decoded, timing: StageTiming) -> list[FrameOutput]:
+        """The policy's choice, the memory encoder and the outputs committed, for one
+        session's objects on a frame (re-tracking)."""
+        self._choose(ring_frame, objects, decoded)
+        maskmem = self._steps.encode_memory(
             ring_frame, decoded.high_res_masks, decoded.object_score_logits, False, timing
         )
+        return self._commit(ring_frame, objects, decoded, maskmem, timing)
+
+    def _choose(self, ring_frame: RingFrame, objects: list[ObjectMemory],
+                decoded: Decoded) -> None:
+        """The tracking policy's choice among the decoded masks (in place)."""
+        self._policy.select(objects, ring_frame.index, decoded)
+        self._policy.resolve([(objects, decoded)])
+
+    def _commit(self, ring_frame: RingFrame, objects: list[ObjectMemory], decoded: Decoded,
+                maskmem: torch.Tensor, timing: StageTiming) -> list[FrameOutput]:
+        """Each object's output (hole-filled masks, its memory) committed by the policy
+        (its reads queued for the next host wait)."""
         pred_masks = self._fill_holes(decoded.pred_masks.float(), timing)
         outputs = split_outputs(decoded, pred_masks, maskmem)
         for obj, out in zip(objects, outputs, strict=True):
-            policy.commit(obj, index, out)
-        if not defer:
-            host_sync.current().flush()
+            self._policy.commit(obj, ring_frame.index, out)
         return outputs
 
     def _prompt_output(

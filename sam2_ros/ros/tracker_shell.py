@@ -261,7 +261,7 @@ class TrackerShell:
     # ------------------------------------------------------------------ the worker
     def _process(self, batch) -> None:
         """The newest waiting frame of each camera that has one: each decoded and judged
-        by its camera, then all tracked with one image-encoder batch (``multi_session``),
+        by its camera, then all tracked together, one batch per SAM 2 step (``multi_session``),
         then each published by its camera. One camera's failure is its own."""
         ready = []
         for name, item in batch:

@@ -121,11 +121,18 @@ def current() -> HostSync:
 def counting(transfer: HostTransfer) -> Iterator[HostSync]:
     """Count this thread's host waits and copies into ``transfer`` until the block ends
     (queued reads are brought at the end unless the block raised)."""
-    sync = HostSync(transfer)
+    with using(HostSync(transfer)) as sync:
+        yield sync
+        sync.flush()
+
+
+@contextlib.contextmanager
+def using(sync: HostSync) -> Iterator[HostSync]:
+    """Make ``sync`` this thread's current one for a block, its queued reads left queued
+    (a frame's steps interleaved with other frames' steps, ``multi_session``)."""
     token = _CURRENT.set(sync)
     try:
         yield sync
-        sync.flush()
     finally:
         _CURRENT.reset(token)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,22 @@ class Decoded:
     plain_feat: Callable[[], torch.Tensor] | None = None
     high_res_feats: list[torch.Tensor] | None = None
     fine_feat: torch.Tensor | None = None
+
+
+@dataclass
+class TrackPart:
+    """One session's objects to track on its newest frame (``Sam2Steps.decode_sessions``)."""
+
+    ring_frame: RingFrame
+    memories: list[Memory]
+    candidates: bool = False  # the session's tracking policy chooses among candidates
+
+
+def _rows_of(feats: tuple, rows: slice) -> tuple:
+    """``features_of``'s output for a slice of its objects (views)."""
+    vision_feats, vision_pos, feat_sizes, high_res = feats
+    return ([x[:, rows] for x in vision_feats], [x[:, rows] for x in vision_pos], feat_sizes,
+            None if high_res is None else [x[rows] for x in high_res])
 
 
 class ModelCaches:
@@ -171,9 +187,21 @@ class Sam2Steps:
 
     def features(self, ring_frame: RingFrame, batch: int):
         """SAM 2's flattened features of a ring frame, expanded to a batch of objects."""
+        return self.features_of([(ring_frame, batch)])
+
+    def features_of(self, parts: Sequence[tuple[RingFrame, int]]):
+        """SAM 2's flattened features of ring frames (several sessions' newest), each
+        expanded to its number of objects, in one batch in the parts' order."""
+        total = sum(n for _, n in parts)
+        if len(parts) == 1:
+            fpn = [f.expand(total, -1, -1, -1) for f in parts[0][0].backbone_fpn]
+        else:
+            fpn = [torch.cat([frame.backbone_fpn[level].expand(n, -1, -1, -1)
+                              for frame, n in parts])
+                   for level in range(len(parts[0][0].backbone_fpn))]
         expanded = {
-            "backbone_fpn": [f.expand(batch, -1, -1, -1) for f in ring_frame.backbone_fpn],
-            "vision_pos_enc": [p.expand(batch, -1, -1, -1) for p in self.caches.vision_pos_enc],
+            "backbone_fpn": fpn,
+            "vision_pos_enc": [p.expand(total, -1, -1, -1) for p in self.caches.vision_pos_enc],
         }
         _, vision_feats, vision_pos, feat_sizes = self.model._prepare_backbone_features(expanded)
         high_res = None
@@ -200,54 +228,94 @@ class Sam2Steps:
         prev_logits: torch.Tensor | None = None,
         candidates: bool = False,
     ) -> Decoded:
-        """SAM 2's track step on one frame for B objects (memory attention batched per
-        memory layout, the heads once for all), or
-        (memories None) for one object on its initial prompted frame.
+        """SAM 2's step on one frame for B objects with prompts or memories (memory
+        attention batched per memory layout, the heads once for all), or (memories None)
+        for one object on its initial prompted frame.
 
         ``candidates``: also return every multimask candidate with its predicted IoU and
         the decoder's output token, so a tracking policy can choose another candidate than
         SAM 2's best predicted IoU and build the object pointer from that candidate."""
-        model = self.model
         is_init = memories is None
-        feats = self.features(ring_frame, 1 if is_init else len(memories))
-        vision_feats, _, feat_sizes, high_res = feats
-        t0 = self.sync(timing)
-        captured: list[torch.Tensor] = []
+        batch = 1 if is_init else len(memories)
+        feats = self.features(ring_frame, batch)
         if mask_in is not None and self.facts.use_mask_input_as_output_without_sam:
+            t0 = self.sync(timing)
+            vision_feats, _, feat_sizes, high_res = feats
             h, w = feat_sizes[-1]
             pix_feat = vision_feats[-1].permute(1, 2, 0).view(-1, self.facts.hidden_dim, h, w)
-            outs = model._use_mask_as_output(pix_feat, high_res, mask_in)
+            outs = self.model._use_mask_as_output(pix_feat, high_res, mask_in)
+            timing.decoder += self.sync(timing) - t0
+            return self._split(outs, [], feats, [(ring_frame, batch, False)])[0]
+        if is_init:
+            def condition() -> torch.Tensor:
+                return self._plain_features(ring_frame.index, feats[0][-1:], feats[1][-1:],
+                                            feats[2])
         else:
-            pix_feat = self._conditioned_features(ring_frame, memories, feats)
-            t1 = self.sync(timing)
-            timing.memory_attention += t1 - t0
-            t0 = t1
-            # The decoder's output tokens (which _forward_sam_heads drops), for candidates.
-            tokens = self.caches.decoder_tokens() if candidates else contextlib.nullcontext([])
-            with tokens as captured:
-                outs = model._forward_sam_heads(
-                    backbone_features=pix_feat,
-                    point_inputs=points,
-                    mask_inputs=prev_logits if prev_logits is not None else mask_in,
-                    high_res_features=high_res,
-                    multimask_output=model._use_multimask(is_init, points),
-                )
+            def condition() -> torch.Tensor:
+                return self._conditioned_features(memories, feats)
+        mask_inputs = prev_logits if prev_logits is not None else mask_in
+        multimask = self.model._use_multimask(is_init, points)
+        outs, tokens = self._heads(condition, feats, points, mask_inputs, multimask, candidates,
+                                   timing)
+        return self._split(outs, tokens, feats, [(ring_frame, batch, candidates)])[0]
+
+    def decode_sessions(self, parts: Sequence[TrackPart], timing: StageTiming) -> list[Decoded]:
+        """SAM 2's track step for the objects of one or several sessions, each part on
+        its own frame, in one batch: memory attention grouped by memory layout across all
+        the parts, the heads once. Per part its Decoded, as tracking it alone gives it up
+        to the batched kernels (bitwise for one part)."""
+        feats = self.features_of([(p.ring_frame, len(p.memories)) for p in parts])
+        memories = [m for p in parts for m in p.memories]
+        multimask = self.model._use_multimask(False, None)
+        candidates = any(p.candidates for p in parts)
+        outs, tokens = self._heads(lambda: self._conditioned_features(memories, feats), feats,
+                                   None, None, multimask, candidates, timing)
+        return self._split(outs, tokens, feats,
+                           [(p.ring_frame, len(p.memories), p.candidates) for p in parts])
+
+    def _heads(self, condition: Callable[[], torch.Tensor], feats: tuple, points: dict | None,
+               mask_inputs: torch.Tensor | None, multimask: bool, candidates: bool,
+               timing: StageTiming) -> tuple[tuple, list[torch.Tensor]]:
+        """The conditioned features (``condition``, timed as memory attention), then
+        SAM2Base's prompt encoder and mask decoder on them: its outputs and
+        (``candidates``) the decoder's output tokens, which it drops."""
+        t0 = self.sync(timing)
+        pix_feat = condition()
+        t1 = self.sync(timing)
+        timing.memory_attention += t1 - t0
+        tokens = self.caches.decoder_tokens() if candidates else contextlib.nullcontext([])
+        with tokens as captured:
+            outs = self.model._forward_sam_heads(
+                backbone_features=pix_feat,
+                point_inputs=points,
+                mask_inputs=mask_inputs,
+                high_res_features=feats[3],
+                multimask_output=multimask,
+            )
+        timing.decoder += self.sync(timing) - t1
+        return outs, captured
+
+    def _split(self, outs: tuple, captured: list[torch.Tensor], feats: tuple,
+               parts: list[tuple[RingFrame, int, bool]]) -> list[Decoded]:
+        """The heads' outputs as one Decoded per part (ring frame, objects, candidates)."""
         multi_low, _, ious, low_res, high_res_masks, obj_ptr, score_logits = outs
-        timing.decoder += self.sync(timing) - t0
-        best_iou = ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]
-        decoded = Decoded(low_res, high_res_masks, best_iou.float(), obj_ptr, score_logits)
-        if candidates and captured and captured[0].size(1) == multi_low.size(1):
-            self._add_candidates(decoded, ring_frame, feats, multi_low, ious, captured[0])
+        best_iou = (ious.max(dim=-1).values if ious.size(-1) > 1 else ious[:, 0]).float()
+        with_tokens = bool(captured) and captured[0].size(1) == multi_low.size(1)
+        decoded, start = [], 0
+        for ring_frame, n, candidates in parts:
+            rows = slice(start, start + n)
+            start += n
+            part = Decoded(low_res[rows], high_res_masks[rows], best_iou[rows], obj_ptr[rows],
+                           score_logits[rows])
+            if candidates and with_tokens:
+                self._add_candidates(part, ring_frame, _rows_of(feats, rows), multi_low[rows],
+                                     ious[rows], captured[0][rows])
+            decoded.append(part)
         return decoded
 
-    def _conditioned_features(self, ring_frame: RingFrame, memories: list[Memory] | None,
-                              feats: tuple) -> torch.Tensor:
-        """The frame's features conditioned on each object's memory [B, C, H/16, W/16]
-        (memories None: without memory, as on a first prompted frame)."""
+    def _conditioned_features(self, memories: list[Memory], feats: tuple) -> torch.Tensor:
+        """The frames' features conditioned on each object's memory [B, C, H/16, W/16]."""
         vision_feats, vision_pos, feat_sizes, _ = feats
-        if memories is None:
-            return self._plain_features(ring_frame.index, vision_feats[-1:], vision_pos[-1:],
-                                        feat_sizes)
         h, w = feat_sizes[-1]
         spatial_pos = self.caches.maskmem_pos_enc.flatten(2).permute(2, 0, 1)
         pix_feat = self.attention(memories, vision_feats[-1], vision_pos[-1], spatial_pos)
@@ -321,8 +389,31 @@ class Sam2Steps:
     ) -> torch.Tensor:
         """The memory encoder on the frame's features and the objects' masks (kept in bf16,
         as SAM 2 stores them)."""
+        feats = self.features(ring_frame, high_res_masks.size(0))
+        return self._encode_memory(feats, high_res_masks, score_logits, from_prompt, timing)
+
+    def encode_memories(self, parts: Sequence[tuple[RingFrame, Decoded]],
+                        timing: StageTiming) -> list[torch.Tensor]:
+        """The memory encoder for the tracked objects of one or several sessions, each part
+        on its own frame with the masks its policy chose, in one batch: per part its memory
+        features (as ``encode_memory`` gives them alone, up to the batched kernels)."""
+        if len(parts) == 1:
+            ring_frame, decoded = parts[0]
+            return [self.encode_memory(ring_frame, decoded.high_res_masks,
+                                       decoded.object_score_logits, False, timing)]
+        counts = [d.high_res_masks.size(0) for _, d in parts]
+        feats = self.features_of([(frame, n) for (frame, _), n in zip(parts, counts, strict=True)])
+        features = self._encode_memory(
+            feats, torch.cat([d.high_res_masks for _, d in parts]),
+            torch.cat([d.object_score_logits for _, d in parts]), False, timing)
+        return list(torch.split(features, counts))
+
+    def _encode_memory(self, feats: tuple, high_res_masks: torch.Tensor,
+                       score_logits: torch.Tensor, from_prompt: bool,
+                       timing: StageTiming) -> torch.Tensor:
+        """SAM2Base's memory encoder on ``features_of``'s features (bf16 out)."""
         t0 = self.sync(timing)
-        vision_feats, _, feat_sizes, _ = self.features(ring_frame, high_res_masks.size(0))
+        vision_feats, _, feat_sizes, _ = feats
         features, pos_enc = self.model._encode_new_memory(
             current_vision_feats=vision_feats,
             feat_sizes=feat_sizes,
@@ -334,4 +425,3 @@ class Sam2Steps:
             self.caches.maskmem_pos_enc = pos_enc[-1][0:1].clone()
         timing.memory_encoder += self.sync(timing) - t0
         return features.to(torch.bfloat16)
-
