@@ -3,6 +3,8 @@ path and the device path, which sends uint8 and resizes where the model runs."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,47 @@ def test_a_tracker_on_the_device_path_tracks(
     result = tracker.track(frames[1], 101)
     assert result.objects[0].mask.shape == frames[1].shape[:2]
     assert result.transfer.upload_bytes >= frames[1].nbytes
+
+
+def test_a_prefetched_frame_is_the_one_tracked_and_counted_as_its_upload(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """The camera's thread starts frame 2's upload while frame 1 is tracked on the worker;
+    tracking frame 2 then uses that copy (no second upload) and counts it as the frame's
+    upload, and the masks equal a tracker that uploads every frame itself. A prefetched
+    frame replaced by a newer one (dropped) is never used; an array never prefetched is
+    uploaded as before."""
+    ahead = StreamingTracker(tiny_model, preprocessing="device")
+    plain = StreamingTracker(tiny_model, preprocessing="device")
+    assert ahead.prefetches and not StreamingTracker(tiny_model, preprocessing="meta").prefetches
+    for tracker in (ahead, plain):
+        tracker.track(frames[0], 100)
+        tracker.add_prompt(points=[[20.0, 24.0]], labels=[1])
+    rgb = [f.copy() for f in frames[1:5]]
+    worker = threading.Thread(target=ahead.track, args=(rgb[0], 101))
+    worker.start()
+    given = ahead.prefetch(rgb[1])  # while frame 1 is being tracked
+    worker.join()
+    assert given is rgb[1]
+    plain.track(rgb[0], 101)
+    upload = ahead._steps.frames
+    for stamp, frame in ((102, given), (103, rgb[2])):
+        result = ahead.track(frame, stamp)
+        expected = plain.track(frame.copy(), stamp)
+        assert result.transfer.uploads == expected.transfer.uploads
+        assert result.transfer.upload_bytes == expected.transfer.upload_bytes
+        assert np.array_equal(result.objects[0].mask, expected.objects[0].mask)
+    assert upload.prefetched_used == 1  # frame 2 only: frame 3 was never prefetched
+    ahead.prefetch(rgb[3].copy())  # dropped: a newer frame replaces it before the worker
+    ahead.prefetch(rgb[3])
+    ahead.track(rgb[3], 104)
+    assert upload.prefetched_used == 2
+
+
+def test_meta_preprocessing_prefetches_nothing(frames: list[np.ndarray]) -> None:
+    """Meta's host path would resize every received frame, tracked or dropped."""
+    upload = FrameUpload(32, CPU, "meta")
+    upload.prefetch(frames[0])
+    assert upload._ahead is None
+    assert torch.equal(upload(frames[0]), frame_to_tensor(frames[0], 32, CPU))
+    assert upload.prefetched_used == 0

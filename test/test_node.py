@@ -231,7 +231,8 @@ def ros_compressed(tmp_path_factory):
     harness = _start(
         tmp_path_factory,
         "sam2_node_cd",
-        {"image_transport": "compressed", "use_depth": True, "frame_id_override": "override_frame"},
+        {"image_transport": "compressed", "use_depth": True, "frame_id_override": "override_frame",
+         "preprocessing": "device", "diagnostics_period": 0.5},
         compressed=True,
     )
     yield harness
@@ -659,6 +660,23 @@ def test_depth_gives_positions_and_never_holds_a_frame_back(ros_compressed):
                       for s in m.status), WAIT, "a stale or unregistered depth warning"
     ).status[0]
     assert "depth" in status.message and status.level == status.WARN
+
+
+def test_frames_are_uploaded_ahead_on_the_device_path(ros_compressed):
+    """``preprocessing: device``: a frame is decoded and its upload started on the camera's
+    thread (``FrameUpload.prefetch``), overlapping the frame in progress; the worker tracks
+    that copy, and diagnostics count the frames that found it."""
+    h = ros_compressed
+    before = h.node.mark()
+    for i in range(3):
+        h.process(i)
+    msg = h.diagnostics.wait_for(
+        lambda m: any(int(_kv(s).get("frames_uploaded_ahead", 0)) >= 3 for s in m.status),
+        WAIT, "diagnostics counting frames uploaded ahead",
+    )
+    values = _kv(msg.status[0])
+    assert int(values["frames_uploaded_ahead"]) <= int(values["frames_processed"])
+    assert "bad image" not in h.node.log(before)
 
 
 # ---------------------------------------------------------------------- start-up failures

@@ -1,17 +1,16 @@
-#!/usr/bin/env python3
 """The first lent GPU's checks (issue 39 point 6), one run under 8 minutes; ``gpu.sh``
 sets it up and runs ``python -m benchmarks.gpu.checks``. Random weights (no checkpoint
-travels); every section writes what it measured to OUT/gpu.json and OUT/gpu.md, and a
+travels); each section writes what it measured to OUT/gpu.json and OUT/gpu.md, and a
 section that fails records why and the rest go on.
 
 (a) where a frame's time goes at 1024 px: tiny and large, 1/4/16 objects, both tracking
     modes: wall time, device time between CUDA events; (p) preprocessing alone;
 (b) host waits per frame: torch's sync debug mode ("warn") against the engine's count;
-(c) device memory every 100 frames over 1,500 frames with 8 objects, a prompt on a past
-    frame every 50 frames and a full reset midway;
-(d) ours (tracking_mode sam2, Meta's preprocessing) against Meta's predictor, bf16: mask
-    IoU and logit difference; fp16: are the logits finite;
-(e) compile: true: load time, encoder speed-up, a dropped-frame prompt from a 2nd thread.
+(c) device memory every 100 frames over 1,500 frames, 8 objects, a prompt on a past frame
+    every 50 frames and a full reset midway; (d) ours (sam2 mode) against Meta's predictor,
+    bf16: mask IoU, logit difference; fp16: finite logits; (e) compile: true: load time,
+    encoder speed-up, a dropped-frame prompt from a 2nd thread; (u) frames uploaded ahead
+    from a camera thread (``prefetch``) against the worker uploading them.
 ``--tiny`` shrinks every size so the whole script runs on a CPU (the test of this file).
 """
 
@@ -47,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default="out/gpu")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a CPU test run)")
-    p.add_argument("--sections", default="apbcde")
+    p.add_argument("--sections", default="apbcdeu")
     return p.parse_args(argv)
 
 
@@ -296,10 +295,42 @@ def preprocessing(cfg, args, scene, device) -> list[dict]:
     return rows
 
 
+def upload_ahead(cfg, args, scene, device) -> list[dict]:
+    """(u): the first model, 4 objects, motion mode: frame wall time (median) when each
+    frame's upload was started by ``prefetch`` on a camera thread during the frame before,
+    against the worker uploading every frame itself."""
+    from sam2_ros.engine.model_loading import build_model
+
+    loaded = build_model(cfg["models"][0], device=args.device, precision="auto",
+                         image_size=cfg["size"])
+    frames = [np.array(f) for f in scene.frames]  # writable: prefetch keys on the array
+    rows = []
+    for ahead in (False, True):
+        tracker = tracker_for(loaded, 4, "motion", preprocessing="device")
+        prompt_all(tracker, scene, 4)
+        walls = []
+        for i in range(1, cfg["frames"]):
+            camera = None
+            if ahead and i + 1 < cfg["frames"]:
+                camera = threading.Thread(target=tracker.prefetch, args=(frames[i + 1],))
+            t0 = time.perf_counter()
+            if camera is not None:
+                camera.start()
+            tracker.track(frames[i], scene.stamps[i])
+            sync(device)
+            walls.append(time.perf_counter() - t0)
+            if camera is not None:
+                camera.join()
+        rows.append({"upload": "ahead, camera thread" if ahead else "by the worker",
+                     "wall_ms": _median_ms(walls), "frames_uploaded_ahead": tracker.uploaded_ahead})
+        print("(u)", rows[-1], flush=True)
+    return rows
+
+
 SECTIONS = {"a": ("frame time", frame_times), "p": ("preprocessing alone", preprocessing),
             "b": ("host waits", host_waits),
             "c": ("memory over a long stream", long_run), "d": ("parity with Meta", parity),
-            "e": ("compile", compiled)}
+            "e": ("compile", compiled), "u": ("upload ahead", upload_ahead)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,7 +174,19 @@ class CameraChannel:
         self._last_frame = time.monotonic()
         put = getattr(self, "_put", None)
         if put is not None:
-            put(self.camera, (msg, stamp, time.monotonic()))
+            put(self.camera, (msg, stamp, time.monotonic(), self._upload_ahead(msg)))
+
+    def _upload_ahead(self, msg):
+        """Camera thread, ``preprocessing: device`` only: the frame decoded and its upload
+        started now, overlapping the frame in progress (``FrameUpload.prefetch``); None
+        otherwise, or when it does not decode (the worker decodes it and says why)."""
+        tracker = self.tracker
+        if tracker is None or not tracker.prefetches:
+            return None
+        try:
+            return tracker.prefetch(self.decode(msg))
+        except (ImageDecodeError, FrameError):
+            return None
 
     def _receive_stamp(self, header) -> int:
         """The header's stamp; for a zero stamp, the receive time (strictly increasing, so
@@ -283,12 +295,12 @@ class CameraChannel:
     def prepare(self, item):
         """A taken frame decoded and judged: (rgb, stamp), or None when it is not tracked
         (bad image, late stamp: answered as for one camera)."""
-        image_msg, stamp, _received = item
+        image_msg, stamp, _received, rgb = item
         tracker = self.tracker
         if tracker is None or not self.shell.active:
             return None
         try:
-            rgb = self.decode(image_msg)
+            rgb = rgb if rgb is not None else self.decode(image_msg)
         except (ImageDecodeError, FrameError) as exc:
             self._bad_message("image", stamp, exc)
             return None
@@ -299,7 +311,7 @@ class CameraChannel:
     def finish(self, item, rgb, result) -> None:
         """A tracked frame's result (or the StampError/FrameError that refused it, a newer
         frame or a reset having raced with it): publish and count."""
-        image_msg, stamp, received = item
+        image_msg, stamp, received, _ = item
         if isinstance(result, (StampError, FrameError)):
             self._bad_message("image", stamp, result)
             return
@@ -395,6 +407,7 @@ class CameraChannel:
             "image_size": tracker.loaded.image_size if tracker is not None else 0,
             "depth": "off" if self._depth is None else self._depth.state,
             "state": "active" if self.shell.active else "inactive",
+            "frames_uploaded_ahead": tracker.uploaded_ahead if tracker is not None else 0,
         }
         if self.camera:
             extra["camera"] = self.camera
