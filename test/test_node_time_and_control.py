@@ -321,7 +321,7 @@ def test_reset_answers_while_a_frame_is_being_tracked():
         assert RosClient.call(prompt, request, WAIT).success
 
         steps = node.shell.tracker._steps
-        decode = steps.decode
+        decode = steps.decode_sessions  # the decode step of every tracked frame
         in_decoder = threading.Event()
 
         def held_decode(*args, **kwargs):
@@ -329,7 +329,7 @@ def test_reset_answers_while_a_frame_is_being_tracked():
             assert release.wait(WAIT)
             return decode(*args, **kwargs)
 
-        steps.decode = held_decode
+        steps.decode_sessions = held_decode
         images.publish(image_msg(scene[1].rgb, 6 * S, FRAME_ID))
         assert in_decoder.wait(WAIT), "the frame did not reach the decoder"
         response, seconds = _timed_call(reset, ResetTracks.Request(object_ids=[]))
@@ -338,7 +338,7 @@ def test_reset_answers_while_a_frame_is_being_tracked():
         assert "applied when the frame in progress ends" in response.message
         assert seconds < RESET_WITHIN_S, f"reset took {seconds:.3f} s"
         release.set()
-        steps.decode = decode
+        steps.decode_sessions = decode
         assert stamp_to_ns(objects.with_stamp(6 * S, WAIT).header.stamp) == 6 * S
         assert objects.with_stamp(6 * S, WAIT).objects == []  # the reset, at the frame's end
     finally:
