@@ -5,8 +5,9 @@ model: object ids, prompts, resets, stamps, track states), its subscriptions (``
 ``camera_info``, ``depth``, ``detections``, ``click``), outputs and services, all under
 its prefix (``front/image``, ``~/front/masks``, ``~/front/add_prompt``; no prefix for a
 node without ``cameras``), its received frames, depth pairing, statistics and warnings.
-The shell's worker hands it frames: ``prepare`` (decode, judge the stamp) before the
-cameras' frames are encoded together, ``finish`` (publish, count) after.
+The shell's worker hands it frames: ``prepare`` (decode, unless the camera's thread did
+for ``preprocessing: device``; judge the stamp) before the cameras' frames are tracked
+together, ``finish`` (publish, count) after.
 """
 
 from __future__ import annotations
