@@ -96,7 +96,16 @@ class Camera:
                                  history=HistoryPolicy.KEEP_LAST)
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                               history=HistoryPolicy.KEEP_LAST)
-        self.pub = client.create_publisher(Image, image_topic, best_effort)
+        # Each camera publishes from a participant of its own, as camera drivers do: from
+        # one, a round's three 230 kB images overran its shared-memory segment and the
+        # first camera's image was often lost before the node took it.
+        import rclpy
+
+        self._driver_context = rclpy.Context()
+        rclpy.init(context=self._driver_context, domain_id=client.context.get_domain_id())
+        self._driver = rclpy.create_node(f"sam2_bench_{self.name}_driver",
+                                         context=self._driver_context)
+        self.pub = self._driver.create_publisher(Image, image_topic, best_effort)
         self.sub = client.create_subscription(TrackedObjectArray, f"{base}/objects",
                                               self._on_objects, reliable)
         self.prompt = client.create_client(AddPrompt, f"{base}/add_prompt")
@@ -104,6 +113,13 @@ class Camera:
         self.published: dict[int, float] = {}
         self.received: dict[int, float] = {}
         self.lock = threading.Lock()
+
+    def close(self) -> None:
+        """The camera's own participant."""
+        import rclpy
+
+        self._driver.destroy_node()
+        rclpy.try_shutdown(context=self._driver_context)
 
     def _on_objects(self, msg) -> None:
         now = time.monotonic()
@@ -216,11 +232,12 @@ def run_config(args, count: int, one_node: bool) -> dict:
     threading.Thread(target=executor.spin, daemon=True).start()
     workdir = tempfile.mkdtemp(prefix="sam2_cameras_bench_")
     nodes: list[NodeProcess] = []
+    cameras: list[Camera] = []
     stop = threading.Event()
     out: dict = {"cameras": count, "processes": 1 if one_node else count, "one_node": one_node}
     try:
         pairs = start_nodes(args, client, domain, workdir, count, one_node, nodes)
-        cameras = [c for c, _ in pairs]
+        cameras.extend(c for c, _ in pairs)
         t0 = time.monotonic()
         for camera, node in pairs:
             wait_until(camera.prompt.service_is_ready, args.startup_timeout,
@@ -237,6 +254,8 @@ def run_config(args, count: int, one_node: bool) -> dict:
             stop_all(nodes)  # first: an interrupted cleanup must not leave a node running
         finally:
             executor.shutdown(timeout_sec=2)
+            for camera in cameras:
+                camera.close()
             client.destroy_node()
             rclpy.try_shutdown(context=context)
             shutil.rmtree(workdir, ignore_errors=True)
