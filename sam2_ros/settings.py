@@ -188,6 +188,14 @@ PARAMETERS: dict[str, ParameterSpec] = {p.name: p for p in (
         bounds=(-1, 1024),
     ),
     ParameterSpec(
+        "workers",
+        0,
+        "Threads tracking several cameras' frames at once, each its cameras in one batch and "
+        "cpu_threads shared out among them; 0 = on a CPU one per torch thread up to the "
+        "number of cameras (a core each), on a GPU one (every camera in one batch)",
+        bounds=(0, 64),
+    ),
+    ParameterSpec(
         "max_objects",
         16,
         "Most objects tracked at once; AddPrompt for a new object fails beyond. Each object "
@@ -550,6 +558,30 @@ def apply_cpu_threads(requested: int) -> int:
     elif requested == 0:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     return torch.get_num_threads()
+
+
+def worker_threads(workers: int, cameras: int, device: str) -> tuple[int, int]:
+    """How many threads track frames and how many torch CPU threads each uses.
+
+    On a CPU torch's parallel regions leave a core idle between them (the Python around
+    each op runs on one); workers of one thread each keep every core busy and do not
+    pay the threads' hand-overs (docs/multi_camera.md). A session is tracked by one
+    worker at a time, so more workers than cameras would idle.
+
+    Args:
+        workers: the ``workers`` parameter (0: chosen here).
+        cameras: cameras the node serves.
+        device: the model's device ("cpu", "cuda", ...).
+    Returns:
+        (worker threads, torch threads for each; 0 keeps the count in force).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    if workers == 0:
+        workers = min(threads, cameras) if device == "cpu" else 1
+    workers = max(1, min(workers, cameras))
+    return workers, (max(1, threads // workers) if workers > 1 else 0)
 
 
 def parameters_yaml() -> str:

@@ -161,8 +161,10 @@ def test_sigterm_during_a_frame_exits_cleanly(tmp_path: Path, script: str) -> No
 
 def test_lifecycle_with_two_cameras(tmp_path: Path) -> None:
     """Both cameras' sessions follow the transitions: frames of each tracked when active,
-    both unsubscribed when inactive, both tracked again after cleanup and configure."""
-    node, client, base, ns = _start(tmp_path, "-p", "cameras:=[front, wrist]")
+    both unsubscribed when inactive, both tracked again after cleanup and configure. One
+    worker (``workers: 1``): the cameras' frames are tracked in one batch."""
+    node, client, base, ns = _start(tmp_path, "-p", "cameras:=[front, wrist]",
+                                    "-p", "workers:=1")
     try:
         publishers = {c: client.publisher(Image, f"{ns}/{c}/image") for c in ("front", "wrist")}
         masks = {c: client.subscribe(Image, f"{base}/{c}/masks") for c in ("front", "wrist")}

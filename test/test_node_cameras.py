@@ -49,7 +49,7 @@ def test_prompts_land_on_their_own_camera(cameras):
     c = wrist.call_prompt(points=[(30, 30)], labels=[1], label="gripper")
     assert a.success and b.success and c.success, (a.message, b.message, c.message)
     assert (a.object_id, b.object_id, c.object_id) == (1, 2, 1)  # ids are per camera
-    for index in (1, 2):  # both cameras' frames at once: encoded in one batch
+    for index in (1, 2):  # both cameras' frames at once: each on its own worker
         sf, sw = front.publish(index, with_depth=False), wrist.publish(index, with_depth=False)
         fo, wo = front.objects.with_stamp(sf, WAIT), wrist.objects.with_stamp(sw, WAIT)
         fm, wm = front.masks.with_stamp(sf, WAIT), wrist.masks.with_stamp(sw, WAIT)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import rclpy
+import torch
 import yaml
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import ParameterDescriptor
@@ -131,6 +133,84 @@ def test_frame_slots_take_the_newest_of_every_camera_each_cycle():
         assert slots.counts("rear") == (0, 0, 0) and slots.counts() == (12, 3, 9)
     finally:
         slots.stop()
+
+
+def test_frame_slots_workers_share_the_cameras_fairly_one_worker_per_camera():
+    """Two workers: both track at once, a camera is never on two workers at a time, each
+    worker runs its start hook, and under overload (every camera always has a frame
+    waiting) the three cameras get equal shares, taken one per cycle."""
+    lock, running, started_on = threading.Lock(), set(), set()
+    both = threading.Barrier(2, timeout=10)
+    overlapped, batches, done = [], [], threading.Event()
+
+    def process(batch):
+        keys = {k for k, _ in batch}
+        with lock:
+            assert not keys & running, f"{keys & running} on two workers at once"
+            running.update(keys)
+            batches.append(sorted(keys))
+            first = len(batches) <= 2
+        if first:  # the first two batches wait for each other: two workers at once
+            both.wait()
+            overlapped.append(True)
+        time.sleep(0.002)  # some work, so that the workers' batches interleave
+        for key in ("a", "b", "c"):
+            slots.put(key, 0)  # overload: every camera has a new frame again
+        with lock:
+            running.difference_update(keys)
+            if len(batches) >= 60:
+                done.set()
+
+    slots = FrameSlots(process, name="test-worker", workers=2,
+                       on_start=lambda: started_on.add(threading.current_thread().name))
+    try:
+        for key in ("a", "b", "c"):
+            slots.put(key, 0)
+        assert done.wait(30)
+    finally:
+        slots.stop()
+    assert overlapped == [True, True] and started_on == {"test-worker", "test-worker-1"}
+    assert all(len(b) == 1 for b in batches)  # a share of 3 cameras // 2 workers
+    processed = [slots.counts(k)[1] for k in ("a", "b", "c")]
+    assert max(processed) - min(processed) <= 2, processed
+
+
+def test_frame_slots_one_worker_takes_every_waiting_camera():
+    """With one worker the share is every camera: a batch holds all that wait."""
+    seen, release, first = [], threading.Event(), threading.Event()
+
+    def process(batch):
+        seen.append([k for k, _ in batch])
+        first.set()
+        assert release.wait(10)
+
+    slots = FrameSlots(process, workers=1)
+    try:
+        slots.put("a", 0)
+        assert first.wait(10)
+        slots.put("b", 0)
+        slots.put("c", 0)
+        slots.put("a", 1)
+        release.set()
+        assert slots.wait_idle(10)
+    finally:
+        slots.stop()
+    assert seen == [["a"], ["b", "c", "a"]]
+
+
+def test_worker_threads_on_a_cpu_fill_the_cores_and_on_a_gpu_batch_all():
+    from sam2_ros.settings import worker_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert worker_threads(0, 3, "cpu") == (2, 1)  # a core each
+        assert worker_threads(0, 1, "cpu") == (1, 0)  # one camera: today's single worker
+        assert worker_threads(0, 3, "cuda") == (1, 0)  # every camera in one batch
+        assert worker_threads(1, 3, "cpu") == (1, 0)
+        assert worker_threads(5, 2, "cpu") == (2, 1)  # never more workers than cameras
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------- parameters

@@ -39,6 +39,7 @@ class NodeParameters:
     compile: bool
     preprocessing: str
     cpu_threads: int
+    workers: int
     max_objects: int
     prompt_history: int
     received_frames_mb: int

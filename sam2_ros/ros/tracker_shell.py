@@ -4,8 +4,9 @@ The shell loads the model once and holds one ``cameras.channel.CameraChannel`` p
 (its session, topics, services, statistics; one with unprefixed names when ``cameras`` is
 empty). Camera and depth subscriptions live on a companion node with its own executor
 (``camera_input``); their callbacks only put an image into its camera's newest-frame-wins
-slot (``frame_slot.FrameSlots``). One worker thread takes the newest waiting frame of every
-camera, encodes them in one batch (``engine.multi_session``) and lets each camera publish.
+slot (``frame_slot.FrameSlots``). A worker thread takes the newest waiting frame of each
+camera it serves, encodes them in one batch (``engine.multi_session``) and lets each camera
+publish; on a CPU one worker per core shares the cameras out (``settings.worker_threads``).
 Services run on the node's executor, in callback groups of each camera; prompts are served
 while frames are encoded. Life cycle (the lifecycle node maps its transitions onto it; the
 plain node runs all at start): ``load`` builds the model and sessions, ``open`` creates
@@ -37,7 +38,7 @@ from sam2_ros.ros.camera_input import CameraInput
 from sam2_ros.ros.cameras.channel import CameraChannel
 from sam2_ros.ros.frame_slot import FrameSlots
 from sam2_ros.ros.parameters import NodeParameters, RuntimeSettings
-from sam2_ros.settings import TrackerSettings
+from sam2_ros.settings import TrackerSettings, worker_threads
 
 SERVICE_QOS = QoSProfile(
     depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
@@ -170,7 +171,10 @@ class TrackerShell:
 
     def start(self) -> None:
         """Subscribe the cameras (and depth) and process frames."""
-        self._slot = FrameSlots(self._process, self._on_worker_error, "sam2-worker")
+        workers, threads = worker_threads(self.params.workers, len(self.cameras),
+                                          self.loaded.device.type)
+        self._slot = FrameSlots(self._process, self._on_worker_error, "sam2-worker", workers,
+                                (lambda: torch.set_num_threads(threads)) if threads else None)
         qos = self._image_qos()
         self._input = CameraInput(self.node)
         ready = [c.start(self._input, self._slot.put, qos) for c in self.cameras]
@@ -178,6 +182,8 @@ class TrackerShell:
         for channel, line in zip(self.cameras, ready, strict=True):
             on = f" (camera {channel.camera})" if channel.camera else ""
             self.log.info(f"ready: tracking {line}{on}")
+        if workers > 1:
+            self.log.info(f"{workers} workers track the cameras, {threads} torch threads each")
 
     def stop(self) -> bool:
         """Unsubscribe; the frames in progress finish within shutdown_timeout. Returns
