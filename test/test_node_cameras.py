@@ -10,6 +10,7 @@ node and disturbs nothing of the other. The cameras differ in scene and frame si
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 import pytest
@@ -112,6 +113,9 @@ def test_a_silent_camera_leaves_the_other_tracked(cameras):
             f"camera received frames ({len(front.diagnostics.messages)} messages)")
     node_status = silent.status[0]
     assert "silent: front" in node_status.message and "2 cameras" in node_status.message
+    # cpu_threads 0: a torch thread per core; workers 0: one per core up to the 2 cameras
+    workers = {v.key: v.value for v in node_status.values}["workers"]
+    assert workers == str(min(2, len(os.sched_getaffinity(0)))), workers
     assert "silent" not in _camera_status(silent, "wrist").message
 
 

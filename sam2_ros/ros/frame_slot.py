@@ -80,6 +80,11 @@ class FrameSlots(Generic[T]):
             return replaced
 
     @property
+    def workers(self) -> int:
+        """How many worker threads take frames."""
+        return self._workers
+
+    @property
     def busy(self) -> bool:
         with self._cond:
             return bool(self._running)

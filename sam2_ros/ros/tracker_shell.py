@@ -319,14 +319,15 @@ class TrackerShell:
         arrays = [c.diagnostics(header, names.camera_status_name(fqn, c.camera),
                                 slot.counts(c.camera) if slot is not None else (0, 0, 0))
                   for c in self.cameras]
-        message = merge_camera_statuses(arrays, node_status, self.cameras)
+        message = merge_camera_statuses(arrays, node_status, self.cameras,
+                                        slot.workers if slot is not None else 0)
         pub.publish(message)
 
 
-def merge_camera_statuses(arrays, node_status: str, cameras):
+def merge_camera_statuses(arrays, node_status: str, cameras, workers: int):
     """One DiagnosticArray: the node's status (the worst of its cameras', naming the silent
-    ones) followed by one status per camera."""
-    from diagnostic_msgs.msg import DiagnosticStatus
+    ones; the number of worker threads) followed by one status per camera."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     statuses = [a.status[0] for a in arrays]
     level = max(s.level for s in statuses)
@@ -336,7 +337,8 @@ def merge_camera_statuses(arrays, node_status: str, cameras):
     if silent:
         parts.append(f"silent: {', '.join(silent)}")
     node = DiagnosticStatus(level=level, name=node_status, message="; ".join(parts),
-                            hardware_id=statuses[0].hardware_id)
+                            hardware_id=statuses[0].hardware_id,
+                            values=[KeyValue(key="workers", value=str(workers))])
     message = arrays[0]
     message.status = [node, *statuses]
     return message
