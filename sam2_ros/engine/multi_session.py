@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sam2_ros.engine.frame_work import FrameWork, run_steps
 from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.results import FrameResult, StageTiming
 from sam2_ros.engine.steps.frame_upload import FrameUpload
 from sam2_ros.engine.steps.sam2_steps import Sam2Steps, compute_mode
-from sam2_ros.engine.streaming_tracker import FrameWork, StreamingTracker
+from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.errors import FrameError, StampError
 
 
@@ -124,19 +125,9 @@ def _track_together(steps: Sam2Steps, sessions: list[StreamingTracker], checked:
         except StampError as exc:  # a newer frame of that session was tracked meanwhile
             works.append(exc)
     tracking = [(s, w, sync) for s, w, sync in zip(sessions, works, syncs, strict=True)
-                if isinstance(w, FrameWork) and w.part is not None]
+                if isinstance(w, FrameWork)]
     shared = StageTiming()
-    if tracking:
-        with host_sync.using(syncs[0]):
-            decoded = steps.decode_sessions([w.part for _, w, _ in tracking], shared)
-        for (session, work, sync), ours in zip(tracking, decoded, strict=True):
-            with host_sync.using(sync):
-                session.choose(work, ours)
-        with host_sync.using(syncs[0]):
-            maskmems = steps.encode_memories([(w.ring_frame, w.decoded) for _, w, _ in tracking],
-                                             shared)
-        for (_, work, _), maskmem in zip(tracking, maskmems, strict=True):
-            work.maskmem = maskmem
+    run_steps(steps, tracking, shared, syncs[0])
     objects = sum(len(w.tracked) for _, w, _ in tracking)
     outcomes: list = []
     for session, work, timing, sync in zip(sessions, works, timings, syncs, strict=True):

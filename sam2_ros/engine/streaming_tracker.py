@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from sam2_ros.engine.frame_ring import FrameRing, RingFrame
+from sam2_ros.engine.frame_work import FrameWork, run_steps
 from sam2_ros.engine.hardware import host_sync
 from sam2_ros.engine.identity.policy import MotionSettings, make_policy
 from sam2_ros.engine.memory_bank import FrameOutput, ObjectMemory
@@ -62,21 +63,6 @@ from sam2_ros.settings import PARAMETERS, default
 
 #: Largest object id: the published label image is 16UC1 with 0 = no object.
 MAX_OBJECT_ID = 65535
-
-
-@dataclass
-class FrameWork:
-    """A frame between ``begin_frame`` and ``finish_frame``: its tracked objects, their
-    part of the decode step (None: no object is tracked), then its decoded masks and their
-    memory features (filled by whoever runs those steps, alone or batched)."""
-
-    ring_frame: RingFrame
-    stamp: int
-    image_hw: tuple[int, int]
-    tracked: list[ObjectMemory]
-    part: TrackPart | None
-    decoded: Decoded | None = None
-    maskmem: torch.Tensor | None = None
 
 
 @dataclass
@@ -257,10 +243,7 @@ class StreamingTracker:
         """
         with self._lock, self._compute():
             work = self.begin_frame(rgb, stamp, fpn)
-            if work.part is not None:
-                self.choose(work, self._steps.decode_sessions([work.part], timing)[0])
-                work.maskmem = self._steps.encode_memories(
-                    [(work.ring_frame, work.decoded)], timing)[0]
+            run_steps(self._steps, [(self, work, None)], timing)
             return self.finish_frame(work, timing, started)
 
     def begin_frame(self, rgb: np.ndarray, stamp: int, fpn: list[torch.Tensor]) -> FrameWork:
