@@ -183,7 +183,8 @@ class TrackerShell:
             on = f" (camera {channel.camera})" if channel.camera else ""
             self.log.info(f"ready: tracking {line}{on}")
         if workers > 1:
-            self.log.info(f"{workers} workers track the cameras, {threads} torch threads each")
+            each = f"{threads} torch thread{'s' if threads > 1 else ''} each"
+            self.log.info(f"{workers} workers track the cameras, {each}")
 
     def stop(self) -> bool:
         """Unsubscribe; the frames in progress finish within shutdown_timeout. Returns
