@@ -118,6 +118,39 @@ def test_reset_and_remove_do_not_wait_for_a_frame_in_progress(
     assert not result.objects[0].tracked  # its memory was cleared at the end of the frame
 
 
+def test_a_removal_queued_behind_a_frame_counts_for_the_next_caller(
+    tiny_model: LoadedModel, frames: list[np.ndarray]
+) -> None:
+    """A removal queued while a frame ran, and not yet applied when it ended, is applied
+    before the next remove or reset: an id is never removed twice."""
+    import threading
+
+    tracker = StreamingTracker(tiny_model)
+    tracker.track(frames[0], _stamp(0))
+    one = tracker.add_prompt(points=CLICK, labels=[1]).object_id
+    two = tracker.add_prompt(points=[[10.0, 10.0]], labels=[1]).object_id
+    held, release = threading.Event(), threading.Event()
+
+    def frame_in_progress() -> None:
+        with tracker.lock:
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=frame_in_progress)
+    worker.start()
+    assert held.wait(10)
+    try:
+        assert tracker.remove([one], wait=False) == [two]
+    finally:
+        release.set()
+        worker.join(10)
+    with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
+        tracker.remove([one])
+    with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
+        tracker.reset([one])
+    assert tracker.remove([two]) == []
+
+
 def test_track_states() -> None:
     from sam2_ros.track_state import LOST, OCCLUDED, TRACKING, TrackStates
 

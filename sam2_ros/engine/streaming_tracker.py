@@ -491,6 +491,7 @@ class StreamingTracker:
             return sorted(self._queue("remove", object_ids))
         try:
             with self._membership:
+                self._apply_pending()  # a removal queued before: not removed twice
                 self._check_known(object_ids)
                 for object_id in object_ids:
                     self._objects.pop(object_id, None)
@@ -520,6 +521,7 @@ class StreamingTracker:
             return False
         try:
             with self._membership:
+                self._apply_pending()  # queued requests first, in the order they came
                 self._reset(object_ids)
             return True
         finally:
