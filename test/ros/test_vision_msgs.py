@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not importable: source tools/env.sh")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: vision_msgs 4.x, message -> (field, type) in order, as rosidl reports them.
 REAL_LAYOUT = {

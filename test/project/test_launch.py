@@ -16,7 +16,7 @@ import yaml
 
 from sam2_ros import names
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
 RVIZ_FILE = REPO / "config" / "tracker.rviz"
 EXPECTED_ARGUMENTS = {

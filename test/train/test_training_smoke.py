@@ -17,7 +17,7 @@ from sam2_ros.engine.model_loading import DEMO_MODEL, build_model
 from sam2_ros.engine.streaming_tracker import StreamingTracker
 from sam2_ros.evaluation.synthetic_scene import SceneConfig, first_frame_prompts, render_scene
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("SAM2_ROS_TRAIN_SITE") or REPO / ".train-site")
 TINY = ["--image-steps", "0", "--iou-head-steps", "0", "--clip-frames", "3", "--image-size", "128",
         "--eval-scenes", "1", "--eval-frames", "3"]

@@ -28,7 +28,7 @@ from sam2_ros.engine.model_loading import (
 )
 from sam2_ros.errors import CheckpointError, ModelConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

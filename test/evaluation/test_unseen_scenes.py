@@ -15,7 +15,7 @@ from sam2_ros.evaluation.unseen.clutter import ClutterScene
 from sam2_ros.evaluation.unseen.families import UNSEEN_FAMILIES, unseen_scene
 from sam2_ros.evaluation.unseen.textured import TexturedScene, bounce
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("family", sorted(UNSEEN_FAMILIES))

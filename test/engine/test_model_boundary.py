@@ -15,7 +15,7 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2_ros.engine.model_loading import LoadedModel, build_model
 from sam2_ros.engine.steps.model_facts import ModelFacts
 
-ENGINE = Path(__file__).resolve().parents[1] / "sam2_ros" / "engine"
+ENGINE = Path(__file__).resolve().parents[2] / "sam2_ros" / "engine"
 #: The modules that may touch the model: the one door into it, the module that builds it,
 #: and the module that reads its facts once.
 MAY_TOUCH_THE_MODEL = {"steps/sam2_steps.py", "model_loading.py", "steps/model_facts.py"}

@@ -58,7 +58,7 @@ from sam2_ros.ros.received_frames import ReceivedFrames
 from sam2_ros.ros.services import TrackerServices
 from sam2_ros.settings import PARAMETERS, RUNTIME_PARAMETERS, ParameterSpec, check_value
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------- frame slot

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ruff_check_passes() -> None:
@@ -65,6 +65,19 @@ def test_a_docstrings_contract_sections_are_not_counted_as_prose(tmp_path: Path)
     source.write_text(f'def f():\n    """{doc}"""\n\n\ndef g():\n    """{long_doc}"""\n')
     keys = {breach.key for breach in shape.breaches(tmp_path)}
     assert keys == {"sam2_ros/m.py::g docstring"}
+
+
+def test_code_shape_counts_the_modules_of_source_and_test_folders(tmp_path: Path) -> None:
+    shape = _code_shape()
+    for folder in ("sam2_ros/engine", "test/engine", "test/ros"):
+        (tmp_path / folder).mkdir(parents=True)
+    count = shape.MAX_MODULES_PER_FOLDER + 1
+    for i in range(count):
+        (tmp_path / "sam2_ros" / "engine" / f"m{i}.py").write_text("")
+        (tmp_path / "test" / "engine" / f"test_{i}.py").write_text("")
+    (tmp_path / "test" / "ros" / "test_node.py").write_text("")
+    keys = {breach.key for breach in shape.breaches(tmp_path)}
+    assert keys == {"sam2_ros/engine modules", "test/engine modules"}
 
 
 #: The public entry points (issue 37): typed, with their contract in Args/Returns sections.

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRUBBED = ("PYTHONPATH", "AMENT_PREFIX_PATH", "LD_LIBRARY_PATH", "CMAKE_PREFIX_PATH",
             "COLCON_PREFIX_PATH", "VIRTUAL_ENV", "PYTHONHOME", "SAM2_ROS_TRAIN_SITE")
 INSTALL_TIMEOUT_S = 900

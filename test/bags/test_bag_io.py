@@ -32,7 +32,7 @@ from sam2_ros.evaluation.synthetic_scene import SceneConfig, render_scene
 from sam2_ros.imaging.codec import camera_msg_to_rgb, image_msg_to_array
 from sam2_ros.messages import stamp_to_ns
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CFG = SceneConfig(width=64, height=48, fps=10.0, duration_s=0.5)  # 5 frames
 
 
