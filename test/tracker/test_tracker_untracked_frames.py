@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -77,28 +81,41 @@ def test_object_ids_stay_within_the_label_image(
     assert tracker.add_prompt(points=CLICK, labels=[1]).object_id == 1  # reused after reset
 
 
+@contextlib.contextmanager
+def _frame_in_progress(tracker: StreamingTracker) -> Iterator[None]:
+    """Another thread holds the tracker, as a frame in progress does, until the block ends
+    (without the frame's end, which applies what was queued)."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with tracker.lock:
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    assert held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        worker.join(10)
+
+
+def _two_objects(tracker: StreamingTracker, frame: np.ndarray) -> tuple[int, int]:
+    tracker.track(frame, _stamp(0))
+    one = tracker.add_prompt(points=CLICK, labels=[1]).object_id
+    return one, tracker.add_prompt(points=[[10.0, 10.0]], labels=[1]).object_id
+
+
 def test_reset_and_remove_do_not_wait_for_a_frame_in_progress(
     tiny_model: LoadedModel, frames: list[np.ndarray]
 ) -> None:
     """While another thread holds the tracker (a frame in progress), reset and remove answer
     at once; they take effect when that frame ends."""
-    import threading
-
     tracker = StreamingTracker(tiny_model)
-    tracker.track(frames[0], _stamp(0))
-    one = tracker.add_prompt(points=CLICK, labels=[1]).object_id
-    two = tracker.add_prompt(points=[[10.0, 10.0]], labels=[1]).object_id
-    held, release = threading.Event(), threading.Event()
-
-    def frame_in_progress() -> None:
-        with tracker._lock:
-            held.set()
-            release.wait(10)
-
-    worker = threading.Thread(target=frame_in_progress)
-    worker.start()
-    assert held.wait(10)
-    try:
+    one, two = _two_objects(tracker, frames[0])
+    with _frame_in_progress(tracker):
         assert tracker.remove([one], wait=False) == [two]
         assert tracker.reset([two], wait=False) is False  # queued, not applied yet
         with pytest.raises(Exception, match="unknown object id 99"):
@@ -108,9 +125,6 @@ def test_reset_and_remove_do_not_wait_for_a_frame_in_progress(
             tracker.reset([one], wait=False)
         with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
             tracker.remove([one], wait=False)  # its removal is queued: not twice
-    finally:
-        release.set()
-        worker.join(10)
     # What was queued holds for every later read, even before the next frame.
     assert tracker.object_ids == [two] and tracker.labels() == {two: ""}
     result = tracker.track(frames[1], _stamp(1))
@@ -123,27 +137,10 @@ def test_a_removal_queued_behind_a_frame_counts_for_the_next_caller(
 ) -> None:
     """A removal queued while a frame ran, and not yet applied when it ended, is applied
     before the next remove or reset: an id is never removed twice."""
-    import threading
-
     tracker = StreamingTracker(tiny_model)
-    tracker.track(frames[0], _stamp(0))
-    one = tracker.add_prompt(points=CLICK, labels=[1]).object_id
-    two = tracker.add_prompt(points=[[10.0, 10.0]], labels=[1]).object_id
-    held, release = threading.Event(), threading.Event()
-
-    def frame_in_progress() -> None:
-        with tracker.lock:
-            held.set()
-            release.wait(10)
-
-    worker = threading.Thread(target=frame_in_progress)
-    worker.start()
-    assert held.wait(10)
-    try:
+    one, two = _two_objects(tracker, frames[0])
+    with _frame_in_progress(tracker):
         assert tracker.remove([one], wait=False) == [two]
-    finally:
-        release.set()
-        worker.join(10)
     with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
         tracker.remove([one])
     with pytest.raises(UnknownObjectError, match=f"unknown object id {one}"):
