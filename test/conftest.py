@@ -34,10 +34,19 @@ FRAME_H = 48
 FRAME_W = 64
 
 
+TEST_TORCH_THREADS = int(os.environ.get("TEST_TORCH_THREADS", "1"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _torch_threads() -> None:
+    """Each test module starts with TEST_TORCH_THREADS torch threads: a module that asks
+    for more sets them itself, and its count does not leak into the modules after it."""
+    torch.set_num_threads(TEST_TORCH_THREADS)
+
+
 @pytest.fixture(scope="session")
 def tiny_model() -> LoadedModel:
     """SAM 2.1 tiny, random weights (torch seed 0), image_size 64, on the CPU."""
-    torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))
     torch.manual_seed(0)
     return build_model(TINY_MODEL, image_size=TINY_IMAGE_SIZE, device="cpu", precision="fp32")
 

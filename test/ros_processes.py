@@ -248,9 +248,17 @@ class RosClient:
     def publisher(self, msg_type, topic: str, qos: QoSProfile = RELIABLE):
         return self.node.create_publisher(msg_type, topic, qos)
 
-    def client(self, srv_type, name: str, timeout: float = 60.0):
-        # The default service QoS, as `ros2 service call` and most clients use.
-        client = self.node.create_client(srv_type, name)
+    def client(self, srv_type, name: str, timeout: float = 60.0, depth: int | None = None):
+        """A service client; the default service QoS (as `ros2 service call` and most
+        clients use) unless ``depth``: a client keeping more requests in flight than the
+        default history (10) holds needs a deeper one, or DDS may drop its requests or
+        their answers."""
+        if depth is None:
+            client = self.node.create_client(srv_type, name)
+        else:
+            qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                             history=HistoryPolicy.KEEP_LAST)
+            client = self.node.create_client(srv_type, name, qos_profile=qos)
         if not client.wait_for_service(timeout_sec=timeout):
             raise AssertionError(f"service {name} not available within {timeout:.0f} s")
         return client

@@ -43,6 +43,7 @@ from sam2_ros.messages import stamp_to_ns
 SCENE = SceneConfig(width=64, height=48, fps=10.0, duration_s=2.0, num_objects=2)
 FRAME_ID = "camera_color_optical_frame"
 WAIT = 60.0  # generous: other jobs may share the CPU
+IN_FLIGHT = 100  # service requests a test may keep in flight (the default history holds 10)
 
 
 class Harness:
@@ -71,9 +72,10 @@ class Harness:
         self.overlay = client.subscribe(Image, f"{base}/overlay")
         self.diagnostics = client.subscribe(DiagnosticArray, names.DIAGNOSTICS_TOPIC)
         node.wait_ready()
-        self.add_prompt = client.client(AddPrompt, f"{base}/add_prompt")
-        self.remove = client.client(RemoveObjects, f"{base}/remove_objects")
-        self.reset_srv = client.client(ResetTracks, f"{base}/reset")
+        # Tests keep up to 50 requests in flight: clients whose history holds them all.
+        self.add_prompt = client.client(AddPrompt, f"{base}/add_prompt", depth=IN_FLIGHT)
+        self.remove = client.client(RemoveObjects, f"{base}/remove_objects", depth=IN_FLIGHT)
+        self.reset_srv = client.client(ResetTracks, f"{base}/reset", depth=IN_FLIGHT)
         client.wait_for_matches(
             [self.image_pub], [self.masks, self.objects, self.overlay, self.diagnostics], WAIT
         )

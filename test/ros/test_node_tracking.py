@@ -155,7 +155,7 @@ def test_prompts_on_any_recent_camera_stamp_at_30_hz(node) -> None:
     deep = QoSProfile(depth=60, reliability=ReliabilityPolicy.RELIABLE,
                       history=HistoryPolicy.KEEP_LAST)
     publisher = client.publisher(Image, f"{ns}/image", deep)
-    add_prompt = client.client(AddPrompt, f"{base}/add_prompt", timeout=WAIT)
+    add_prompt = client.client(AddPrompt, f"{base}/add_prompt", timeout=WAIT, depth=60)
     reset = client.client(ResetTracks, f"{base}/reset", timeout=WAIT)
     assert RosClient.call(reset, ResetTracks.Request(), WAIT).success
     wait_until(lambda: publisher.get_subscription_count() > 0, WAIT, "the node's subscription")
